@@ -1,0 +1,542 @@
+"""The decision engine: host facts + profile -> verdict. Pure: no I/O, no clock, no randomness.
+
+The engine models what Windows does (``shared/knowledge/windows-tls.md`` section 9): the SCHANNEL state of each
+protocol, the protocols each client asks for, and what Entra's endpoint answers (it completes a TLS 1.0-1.3
+handshake and then refuses anything below TLS 1.2 or on 3DES with AADSTS1002016). Remediation is expressed as a
+desired end state per profile, so applying a plan and assessing again yields no further change.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable
+
+from . import knowledge as k
+from .facts import HostFacts
+from .registry import RegistryValue, is_policy_path
+from .verdict import PROFILES, Change, Finding, Verdict
+
+DEFAULT_PROFILE = "recommended"
+TLS10, TLS11, TLS12, TLS13 = k.TLS_PROTOCOLS
+_SP_PROTOCOLS = {k.SP_TLS: TLS10, k.SP_TLS11: TLS11, k.SP_TLS12: TLS12, k.SP_TLS13: TLS13}
+_WINHTTP_PROTOCOLS = {k.WINHTTP_TLS10: TLS10, k.WINHTTP_TLS11: TLS11, k.WINHTTP_TLS12: TLS12,
+                      k.WINHTTP_TLS13: TLS13}
+
+# SCHANNEL protocol states ([S1], [S2]): usable by every caller / only by callers that ask for it explicitly /
+# never / not implemented on this OS.
+ON, OPT_IN, OFF, UNSUPPORTED = "on", "opt_in", "off", "unsupported"
+
+
+@dataclass(frozen=True)
+class Negotiation:
+    """What a handshake with Entra's endpoint would give: the protocol, the kind of suite, and the answer."""
+
+    protocol: str | None
+    suite: str | None  # "modern", "3des" or "legacy"
+    outcome: str  # "ok", "aadsts1002016" or "handshake_failure"
+
+    def describe(self) -> str:
+        if self.outcome == "handshake_failure":
+            return "no common protocol or cipher suite: the TLS handshake fails"
+        what = f"{self.protocol}" + (" with 3DES" if self.suite == "3des" else "")
+        if self.outcome == "ok":
+            return f"{what} is negotiated and Entra accepts it"
+        return f"{what} is negotiated and Entra answers AADSTS1002016"
+
+
+@dataclass(frozen=True)
+class ClientPrediction:
+    state: str  # fails, ok, absent, unknown
+    security_protocol: int | None = None  # Windows PowerShell only
+    negotiation: Negotiation | None = None
+
+
+class HostModel:
+    """Derived view of the facts: the OS row, .NET release, SCHANNEL states and cipher policy."""
+
+    def __init__(self, facts: HostFacts):
+        self.facts = facts
+        self.reg = facts.registry
+        self.row = k.os_row(facts.os.version_tuple, facts.os.service_pack, facts.os.product_type)
+        self.release = self.reg.dword(k.NDP_V4_FULL, "Release")
+        self.has_wow64 = facts.os.architecture in ("x64", "arm64")
+        self.policy_suites = self._policy_suites()
+
+    # --- OS capability -------------------------------------------------------------------------------------
+    @property
+    def tls12_possible(self) -> bool:
+        if self.row.tls12 == "yes":
+            return True
+        return self.row.tls12 == "update" and self.facts.has_hotfix(self.row.required_update or "")
+
+    def supports(self, protocol: str) -> bool:
+        if protocol == TLS10:
+            return True
+        if protocol == TLS13:
+            return self.row.tls13
+        return self.tls12_possible
+
+    def protocol_state(self, protocol: str, role: str = "Client") -> str:
+        if not self.supports(protocol):
+            return UNSUPPORTED
+        key = k.schannel_key(protocol, role)
+        if self.reg.dword(key, "Enabled") == 0:
+            return OFF
+        default_on = protocol in (TLS10, TLS13) or self.row.tls12_default_on
+        disabled_by_default = self.reg.dword(key, "DisabledByDefault")
+        if disabled_by_default is not None:
+            return ON if disabled_by_default == 0 else OPT_IN
+        return ON if default_on else OPT_IN
+
+    # --- cipher policy ([X4]) -----------------------------------------------------------------------------
+    def _policy_suites(self) -> tuple[str, ...] | None:
+        value = self.reg.get(k.CIPHER_POLICY, "Functions")
+        if value is None:
+            return None
+        if value.type in ("REG_SZ", "REG_EXPAND_SZ"):
+            items = str(value.data).split(",")
+        elif value.type == "REG_MULTI_SZ":
+            items = list(value.data)  # type: ignore[arg-type]
+        else:
+            return None
+        return tuple(item.strip().upper() for item in items if item.strip())
+
+    def suite_for(self, protocol: str) -> str | None:
+        suites = self.policy_suites
+        if protocol == TLS13:
+            return "modern" if suites is None or set(suites) & set(k.TLS13_SUITES) else None
+        if protocol == TLS12:
+            if suites is None or set(suites) & set(k.ENTRA_TLS12_SUITES):
+                return "modern"
+            return "3des" if k.TRIPLE_DES_SUITE in suites else None
+        if suites is None:
+            return "legacy"
+        legacy = [s for s in suites if k.suite_works_before_tls12(s)]
+        if not legacy:
+            return None
+        return "3des" if legacy == [k.TRIPLE_DES_SUITE] else "legacy"
+
+    # --- negotiation ---------------------------------------------------------------------------------------
+    def negotiate(self, offer: frozenset[str] | None) -> Negotiation:
+        """``offer`` None means "system default": only protocols on by default; else what the caller asks for."""
+        usable = []
+        for protocol in k.TLS_PROTOCOLS:
+            state = self.protocol_state(protocol)
+            if offer is None and state != ON or offer is not None and (protocol not in offer or
+                                                                        state not in (ON, OPT_IN)):
+                continue
+            if protocol == TLS13 and self.suite_for(TLS13) is None:
+                continue  # Schannel does not offer TLS 1.3 without a TLS 1.3 suite
+            usable.append(protocol)
+        if not usable:
+            return Negotiation(None, None, "handshake_failure")
+        protocol = usable[-1]
+        suite = self.suite_for(protocol)
+        if suite is None:
+            return Negotiation(protocol, None, "handshake_failure")
+        legacy = protocol in (TLS10, TLS11) or suite == "3des"
+        return Negotiation(protocol, suite, "aadsts1002016" if legacy else "ok")
+
+    # --- clients -------------------------------------------------------------------------------------------
+    @property
+    def dotnet4_usable(self) -> bool:
+        return self.release is not None and self.release >= k.RELEASE_4_5
+
+    def security_protocol(self, wow64: bool) -> int:
+        """Default ServicePointManager.SecurityProtocol of a fresh Windows PowerShell (CLR 4) process ([N4]).
+
+        powershell.exe behaves as an app targeting a pre-4.6 framework, so each switch is on only when its value
+        is exactly DWORD 1, and SystemDefaultTlsVersions needs the 4.7+ runtime.
+        """
+        key = k.netfx_key(k.CLR4, wow64 and self.has_wow64)
+        if self.reg.dword(key, "SystemDefaultTlsVersions") == 1 and (self.release or 0) >= k.RELEASE_4_7:
+            return k.SP_SYSTEM_DEFAULT
+        if self.reg.dword(key, "SchUseStrongCrypto") == 1 and self.dotnet4_usable:
+            return k.SP_STRONG_DEFAULT
+        return k.SP_LEGACY_DEFAULT
+
+    def negotiate_security_protocol(self, value: int) -> Negotiation:
+        if value == k.SP_SYSTEM_DEFAULT:
+            return self.negotiate(None)
+        return self.negotiate(frozenset(name for bit, name in _SP_PROTOCOLS.items() if value & bit))
+
+    def windows_powershell(self, wow64: bool = False) -> ClientPrediction:
+        major = self.facts.powershell.windows_powershell_major
+        if major is None:
+            return ClientPrediction("absent")
+        if major < 3 or not self.dotnet4_usable:
+            # CLR 2 (PowerShell 2.0) or .NET 4.0: no TLS 1.2 for the Entra modules whatever the registry says.
+            return ClientPrediction("fails", k.SP_LEGACY_DEFAULT, self.negotiate_security_protocol(k.SP_LEGACY_DEFAULT))
+        value = self.security_protocol(wow64)
+        negotiation = self.negotiate_security_protocol(value)
+        return ClientPrediction("ok" if negotiation.outcome == "ok" else "fails", value, negotiation)
+
+    def pwsh(self) -> ClientPrediction:
+        if not self.facts.powershell.pwsh:
+            return ClientPrediction("absent")
+        negotiation = self.negotiate(None)  # .NET (Core) leaves the choice to Schannel ([P4])
+        return ClientPrediction("ok" if negotiation.outcome == "ok" else "fails", None, negotiation)
+
+    def winhttp_mask(self, wow64: bool = False) -> int | None:
+        return self.reg.dword(k.WINHTTP_WOW64 if wow64 else k.WINHTTP_NATIVE, "DefaultSecureProtocols")
+
+    def winhttp(self) -> ClientPrediction:
+        if not self.tls12_possible:
+            return ClientPrediction("fails", None, self.negotiate(None))
+        if self.row.winhttp_default_mask is None:
+            return ClientPrediction("unknown")  # 2008 SP2's WinHTTP update is unverified ([W8])
+        if self.row.winhttp_update and not self.facts.has_hotfix(self.row.winhttp_update):
+            mask = self.row.winhttp_default_mask  # without the update the value is ignored ([W2])
+        else:
+            mask = self.winhttp_mask()
+            if mask is None:
+                mask = self.row.winhttp_default_mask | (k.WINHTTP_TLS13 if self.row.tls13 else 0)
+        negotiation = self.negotiate(frozenset(name for bit, name in _WINHTTP_PROTOCOLS.items() if mask & bit))
+        return ClientPrediction("ok" if negotiation.outcome == "ok" else "fails", None, negotiation)
+
+
+# --- assessing ------------------------------------------------------------------------------------------------
+class _Assessment:
+    def __init__(self, facts: HostFacts, profile: str):
+        self.facts, self.profile = facts, profile
+        self.model = HostModel(facts)
+        self.findings: list[Finding] = []
+        self.blockers: list[str] = []
+        self.changes: list[Change] = []
+        self.wanted: set[tuple[str, str]] = set()
+
+    def add(self, finding_id: str, severity: str, message: str, source: str) -> None:
+        self.findings.append(Finding(finding_id, severity, message, k.SOURCES[source]))
+        if severity == "blocker" and finding_id not in self.blockers:
+            self.blockers.append(finding_id)
+
+    # -- want: the desired state of one value -----------------------------------------------------------------
+    def want(self, path: str, name: str, data: int, reason: str, right: Callable[[RegistryValue | None], bool],
+             reg_type: str = "REG_DWORD") -> None:
+        current = self.model.reg.get(path, name)
+        if right(current):
+            return
+        target = (path.casefold(), name.casefold())
+        if target in self.wanted:
+            return
+        self.wanted.add(target)
+        if (current is not None and current.from_policy) or is_policy_path(path):
+            self.add("gpo.managed", "blocker",
+                     f"{path}\\{name} must become {data} but is delivered by Group Policy (now "
+                     f"{_fmt(current)}): a local write would be reverted, change the GPO", "S1")
+            return
+        change = Change(path, name, reg_type, data, current.data if current else None, reason)
+        _refuse_weakening(change)
+        self.changes.append(change)
+
+
+def assess(facts: HostFacts, profile: str = DEFAULT_PROFILE) -> Verdict:
+    """Predict whether each client on the host signs in to Entra, explain why, and plan the profile's fix."""
+    if profile not in PROFILES:
+        raise ValueError(f"unknown profile {profile!r}")
+    a = _Assessment(facts, profile)
+    m = a.model
+    _os_findings(a)
+    winps, pwsh, winhttp = m.windows_powershell(), m.pwsh(), m.winhttp()
+    _schannel_findings(a)
+    _dotnet_findings(a, winps)
+    _cipher_findings(a)
+    _client_findings(a, winps, pwsh, winhttp)
+    if m.tls12_possible:
+        (_plan_minimal if profile == "minimal" else _plan_recommended)(a, winps)
+    _winhttp_findings(a, winhttp)
+    _observed_findings(a, winps)
+
+    failing = [c for c in (winps, pwsh) if c.state == "fails"]
+    affected = bool(failing)
+    symptom = failing[0].negotiation.outcome if failing and failing[0].negotiation else None
+    if symptom == "ok":
+        symptom = None
+    return Verdict(
+        host=facts.host, profile=profile, affected=affected, symptom=symptom,
+        clients={"windows_powershell": winps.state, "pwsh": pwsh.state, "winhttp": winhttp.state},
+        findings=tuple(a.findings), blockers=tuple(a.blockers), changes=tuple(a.changes),
+        restart=_restart(a.changes), simulated=facts.simulated,
+    )
+
+
+def _fmt(value: RegistryValue | None) -> str:
+    if value is None:
+        return "absent"
+    return f"{value.type} {value.data!r}"
+
+
+def _restart(changes: list[Change]) -> str:
+    if not changes:
+        return "none"
+    reboot_roots = (k.SCHANNEL_PROTOCOLS, k.WINHTTP_NATIVE, k.WINHTTP_WOW64, k.CIPHER_POLICY)
+    if any(c.path.casefold().startswith(root.casefold()) for c in changes for root in reboot_roots):
+        return "reboot"  # SCHANNEL, WinHTTP and cipher order are read at boot ([S1], [W1], [X4])
+    return "new_process"  # .NET reads its values once per process ([N4])
+
+
+# --- findings ---------------------------------------------------------------------------------------------------
+def _os_findings(a: _Assessment) -> None:
+    m, os = a.model, a.facts.os
+    label = f"{m.row.name} ({os.version}, SP{os.service_pack}, {os.architecture})"
+    if m.row.tls12 == "no":
+        a.add("os.no_tls12", "blocker", f"{label} cannot use TLS 1.2 at all: upgrade the OS", "S2")
+        return
+    if m.row.tls12 == "update" and not m.tls12_possible:
+        a.add(f"update.{m.row.required_update}", "blocker",
+              f"{label} needs {m.row.required_update} before TLS 1.2 exists in SCHANNEL", "S2")
+        return
+    default = "on by default" if m.row.tls12_default_on else "supported but off by default for clients and servers"
+    a.add("os.tls12_support", "info", f"{label}: TLS 1.2 {default}"
+          + ("; TLS 1.3 on by default" if m.row.tls13 else ""), "S2")
+    if m.row.tls12 == "update":
+        a.add("cipher.overlap_unverified", "warning",
+              "Which suites Server 2008 SP2 offers after KB4019276 is not documented; verify with a probe", "S2")
+
+
+def _schannel_findings(a: _Assessment) -> None:
+    m = a.model
+    if not m.tls12_possible:
+        return
+    for path_protocol in k.TLS_PROTOCOLS + ("SSL 2.0", "SSL 3.0"):
+        for role in ("Client", "Server"):
+            for name in ("Enabled", "DisabledByDefault"):
+                value = m.reg.get(k.schannel_key(path_protocol, role), name)
+                if value is not None and value.type != "REG_DWORD":
+                    a.add("schannel.value_not_dword", "warning",
+                          f"{value.path}\\{name} is {value.type} {value.data!r}: Schannel reads DWORD values, so "
+                          "the OS default applies", "S1")
+    state = m.protocol_state(TLS12)
+    if state == OFF:
+        a.add("schannel.tls12_client_disabled", "error",
+              "TLS 1.2 is disabled for clients (TLS 1.2\\Client Enabled=0): nothing on this host can use it, "
+              "not even an explicit Tls12", "S1")
+    elif state == OPT_IN:
+        a.add("schannel.tls12_client_off_by_default", "warning",
+              "TLS 1.2 is off by default for clients: only apps that ask for it explicitly use it; "
+              "system-default callers (PowerShell 7, SystemDefaultTlsVersions, WinHTTP) stay on TLS 1.0", "S1")
+
+
+def _dotnet_findings(a: _Assessment, winps: ClientPrediction) -> None:
+    m = a.model
+    version = k.dotnet_version(m.release)
+    if a.facts.powershell.windows_powershell is None:
+        return
+    if version:
+        a.add("dotnet.release", "info", f".NET Framework {version} (Release {m.release})", "N2")
+        if m.release < k.RELEASE_4_7:
+            a.add("dotnet.old_release", "warning",
+                  f".NET Framework {version} ignores SystemDefaultTlsVersions (4.7+); Microsoft recommends "
+                  f"4.7 or later (up to {m.row.dotnet_max} on this OS)", "N1")
+    if (a.facts.powershell.windows_powershell_major or 0) < 3:
+        wmf = "WMF 5.1" if m.row.wmf51 else "WMF 3.0 (the newest this OS can run)"
+        a.add("powershell.v2", "blocker",
+              f"Windows PowerShell {a.facts.powershell.windows_powershell} runs on CLR 2 and cannot run the "
+              f"Entra modules over TLS 1.2: install .NET Framework 4.5 or later and {wmf}", "P7")
+    if not m.dotnet4_usable:
+        a.add("dotnet.missing", "blocker",
+              "No .NET Framework 4.5 or later: Windows PowerShell cannot use TLS 1.2; install .NET Framework "
+              f"{m.row.dotnet_max}", "N3")
+    for clr in (k.CLR4, k.CLR2):
+        for wow in (False, True) if m.has_wow64 else (False,):
+            for name in k.DOTNET_VALUES:
+                value = m.reg.get(k.netfx_key(clr, wow), name)
+                if value is not None and value.type != "REG_DWORD":
+                    a.add("dotnet.value_not_dword", "error",
+                          f"{value.path}\\{name} is {value.type} {value.data!r}: .NET ignores values that are not "
+                          "REG_DWORD", "N5")
+    if winps.state == "absent" or not m.dotnet4_usable:
+        return
+    native = winps.security_protocol
+    if native == k.SP_LEGACY_DEFAULT:
+        a.add("dotnet.strong_crypto_off", "error",
+              f"{k.netfx_key(k.CLR4, False)}\\SchUseStrongCrypto is not DWORD 1: Windows PowerShell requests "
+              "Ssl3, Tls (240)", "N4")
+    elif native == k.SP_SYSTEM_DEFAULT and m.protocol_state(TLS12) != ON:
+        a.add("dotnet.system_default_os_off", "error",
+              "SystemDefaultTlsVersions=1 hands the choice to the OS, whose defaults do not include TLS 1.2", "N1")
+    if m.has_wow64:
+        x86 = m.security_protocol(wow64=True)
+        if x86 != native:
+            only_wow = native == k.SP_LEGACY_DEFAULT
+            a.add("dotnet.wow64_only" if only_wow else "dotnet.views_differ", "warning",
+                  f"32-bit processes get {k.security_protocol_name(x86)} but 64-bit Windows PowerShell (the WinRM "
+                  f"default) gets {k.security_protocol_name(native)}: "
+                  + ("the values exist only under Wow6432Node" if only_wow else "the two registry views differ"),
+                  "N5")
+
+
+def _cipher_findings(a: _Assessment) -> None:
+    suites = a.model.policy_suites
+    if suites is None or set(suites) & set(k.ENTRA_TLS12_SUITES):
+        return
+    only_3des = k.TRIPLE_DES_SUITE in suites
+    a.add("cipher.only_3des" if only_3des else "cipher.no_entra_suite", "error",
+          "The SSL Cipher Suite Order policy leaves " + ("only 3DES" if only_3des else "no suite Entra accepts")
+          + " for TLS 1.2: Entra refuses the connection even with TLS 1.2", "X4")
+    proposed = list(k.ENTRA_SUITES_ON_OLD_WINDOWS)
+    if a.model.row.tls13:
+        proposed = list(k.TLS13_SUITES) + proposed
+    proposed += [s for s in suites if s not in proposed]
+    a.add("gpo.managed", "blocker",
+          "The cipher suite order is Group Policy (" + k.CIPHER_POLICY + "\\Functions): set the policy "
+          "'SSL Cipher Suite Order' to " + ",".join(proposed), "X4")
+
+
+def _client_findings(a: _Assessment, winps: ClientPrediction, pwsh: ClientPrediction,
+                     winhttp: ClientPrediction) -> None:
+    if winps.state != "absent" and winps.negotiation:
+        a.add("client.windows_powershell", "error" if winps.state == "fails" else "info",
+              f"Windows PowerShell {a.facts.powershell.windows_powershell} (64-bit) requests "
+              f"{k.security_protocol_name(winps.security_protocol)} ({winps.security_protocol}): "
+              f"{winps.negotiation.describe()}", "N4")
+    if pwsh.negotiation:
+        a.add("client.pwsh", "error" if pwsh.state == "fails" else "info",
+              f"PowerShell {a.facts.powershell.pwsh} follows the Schannel defaults: {pwsh.negotiation.describe()}",
+              "S2")
+    if winhttp.negotiation:
+        a.add("client.winhttp", "warning" if winhttp.state == "fails" else "info",
+              f"WinHTTP clients (agents, WinRM client): {winhttp.negotiation.describe()}", "W2")
+
+
+def _winhttp_findings(a: _Assessment, winhttp: ClientPrediction) -> None:
+    m = a.model
+    update = m.row.winhttp_update
+    if not (update and m.tls12_possible):
+        return
+    if not a.facts.has_hotfix(update):
+        severity = "blocker" if a.profile == "recommended" else "warning"
+        a.add(f"update.{update}", severity,
+              f"WinHTTP on this OS needs {update} before DefaultSecureProtocols can add TLS 1.2", "W2")
+    elif winhttp.state == "fails":
+        a.add("winhttp.tls12_missing", "warning",
+              "WinHTTP DefaultSecureProtocols does not include TLS 1.2 (0x800)", "W2")
+
+
+def _observed_findings(a: _Assessment, winps: ClientPrediction) -> None:
+    observed = a.facts.observed
+    if observed is None:
+        return
+    m = a.model
+    disagreements, agreements = [], 0
+    if winps.state not in ("absent",) and m.dotnet4_usable:
+        predicted = {"x64": winps.security_protocol, "x86": m.security_protocol(wow64=True)}
+        if not m.has_wow64:
+            predicted["x86"] = winps.security_protocol
+        for bitness, seen in observed.security_protocol.items():
+            if seen == predicted[bitness]:
+                agreements += 1
+            else:
+                disagreements.append(f"{bitness} SecurityProtocol is {k.security_protocol_name(seen)} ({seen}), "
+                                     f"predicted {k.security_protocol_name(predicted[bitness])}")
+    unreachable = {p.endpoint for p in observed.probes if p.mode == "tcp" and not p.ok}
+    for endpoint in sorted(unreachable):
+        a.add("observed.unreachable", "warning",
+              f"TCP to {endpoint} failed (firewall, proxy or DNS): its TLS probes say nothing about TLS", "V1")
+    expected = {"default": winps.state == "ok" if winps.state != "absent" else None,
+                "tls12": m.negotiate(frozenset({TLS12})).outcome == "ok"}
+    for probe in observed.probes:
+        if probe.endpoint in unreachable or expected.get(probe.mode) is None:
+            continue
+        if probe.ok == expected[probe.mode]:
+            agreements += 1
+        else:
+            seen = f"succeeded with {probe.protocol}" if probe.ok else f"failed ({probe.error or 'no error text'})"
+            disagreements.append(f"the {probe.mode} TLS probe to {probe.endpoint} {seen}, predicted "
+                                 f"{'success' if expected[probe.mode] else 'failure'}")
+    for text in disagreements:
+        a.add("observed.disagrees", "warning",
+              f"Observed on the host: {text} (a pending reboot, or a setting the runbook does not read)", "V1")
+    if agreements and not disagreements:
+        a.add("observed.agrees", "info", f"What the host showed agrees with the prediction ({agreements} checks)",
+              "V1")
+
+
+# --- remediation ----------------------------------------------------------------------------------------------
+def _enabled_right(explicit: bool) -> Callable[[RegistryValue | None], bool]:
+    def right(value: RegistryValue | None) -> bool:
+        if value is None:
+            return not explicit
+        return value.dword is not None and value.dword != 0  # 0xFFFFFFFF is enabled too ([S1-2019])
+    return right
+
+
+def _not_disabled(value: RegistryValue | None) -> bool:
+    return value is None or value.dword != 0
+
+
+def _default_on_right(model: HostModel, explicit: bool) -> Callable[[RegistryValue | None], bool]:
+    def right(value: RegistryValue | None) -> bool:
+        if value is None:
+            return model.row.tls12_default_on and not explicit
+        if value.dword is None:
+            return model.row.tls12_default_on and not explicit  # ignored by Schannel: the OS default applies
+        return value.dword == 0
+    return right
+
+
+def _is_dword_one(value: RegistryValue | None) -> bool:
+    return value is not None and value.dword == 1
+
+
+def _plan_minimal(a: _Assessment, winps: ClientPrediction) -> None:
+    """The smallest set that makes the PowerShell clients work, preferring .NET values (no reboot)."""
+    m = a.model
+    client = k.schannel_key(TLS12, "Client")
+    need_default_on = m.facts.powershell.pwsh is not None
+    if winps.state != "absent" and m.dotnet4_usable and (a.facts.powershell.windows_powershell_major or 0) >= 3:
+        if winps.security_protocol == k.SP_SYSTEM_DEFAULT:
+            need_default_on = True
+        else:
+            a.want(k.netfx_key(k.CLR4, False), "SchUseStrongCrypto", 1, "dotnet.strong_crypto_off", _is_dword_one)
+            a.want(client, "Enabled", 1, "schannel.tls12_client_disabled", _not_disabled)
+    if need_default_on:
+        a.want(client, "Enabled", 1, "schannel.tls12_client_disabled", _not_disabled)
+        a.want(client, "DisabledByDefault", 0, "schannel.tls12_client_off_by_default",
+               _default_on_right(m, explicit=False))
+
+
+def _plan_recommended(a: _Assessment, winps: ClientPrediction) -> None:
+    """Microsoft's documented set for Entra ([E1], [R1], [C1]) minus what is already right."""
+    m = a.model
+    explicit = m.row.explicit_schannel_values
+    for role in ("Client", "Server"):
+        key = k.schannel_key(TLS12, role)
+        a.want(key, "Enabled", 1, f"schannel.tls12_{role.lower()}", _enabled_right(explicit))
+        a.want(key, "DisabledByDefault", 0, f"schannel.tls12_{role.lower()}", _default_on_right(m, explicit))
+    for clr in (k.CLR4, k.CLR2):
+        for wow in (False, True) if m.has_wow64 else (False,):
+            for name in k.DOTNET_VALUES:
+                reason = "dotnet.strong_crypto_off" if name == "SchUseStrongCrypto" else "dotnet.system_default"
+                a.want(k.netfx_key(clr, wow), name, 1, reason, _is_dword_one)
+    update = m.row.winhttp_update
+    if update and a.facts.has_hotfix(update):
+        for wow in (False, True) if m.has_wow64 else (False,):
+            current = m.winhttp_mask(wow)
+            base = m.row.winhttp_default_mask if current is None else current
+            # Keep the TLS versions already in use, drop SSL, add TLS 1.2: never enables anything legacy.
+            new = (base & (k.WINHTTP_TLS10 | k.WINHTTP_TLS11 | k.WINHTTP_TLS13)) | k.WINHTTP_TLS12
+            a.want(k.WINHTTP_WOW64 if wow else k.WINHTTP_NATIVE, "DefaultSecureProtocols", new,
+                   "winhttp.tls12_missing",
+                   lambda v: v is not None and v.dword is not None and bool(v.dword & k.WINHTTP_TLS12))
+
+
+class WeakeningRefused(AssertionError):
+    """The engine produced a change that would weaken a host: a bug, never an operator error."""
+
+
+def _refuse_weakening(change: Change) -> None:
+    path = change.path.casefold()
+    if path.startswith(k.SCHANNEL_PROTOCOLS.casefold()):
+        protocol = change.path[len(k.SCHANNEL_PROTOCOLS) + 1:].split("\\")[0].upper()
+        legacy = protocol in (p.upper() for p in k.LEGACY_PROTOCOLS)
+        enabling = (change.name.casefold() == "enabled" and change.data != 0) or (
+            change.name.casefold() == "disabledbydefault" and change.data == 0)
+        if legacy and enabling or not legacy and not enabling:
+            raise WeakeningRefused(f"refusing {change.path}\\{change.name}={change.data}")
+    elif path.startswith(k.WINHTTP_NATIVE.casefold()) or path.startswith(k.WINHTTP_WOW64.casefold()):
+        added = change.data & ~(change.current if isinstance(change.current, int) else 0)
+        if added & (k.WINHTTP_SSL2 | k.WINHTTP_SSL3 | k.WINHTTP_TLS11) or not change.data & k.WINHTTP_TLS12:
+            raise WeakeningRefused(f"refusing DefaultSecureProtocols={change.data:#x}")
+    elif change.name in k.DOTNET_VALUES and change.data != 1:
+        raise WeakeningRefused(f"refusing {change.name}={change.data}")

@@ -1,0 +1,77 @@
+"""Exceptions grouped by cause.
+
+Every exception here is meant to be shown to an operator as one line, so ``str(exc)`` is always a single line
+that names what was wrong and never contains a credential. The CLI maps ``InputError`` to exit code 2 and every
+other ``RunbookError`` to exit code 1.
+"""
+
+from __future__ import annotations
+
+
+def one_line(text: str, limit: int = 300) -> str:
+    """Fold any text (remote error output, hostile input) into one printable line of bounded length."""
+    folded = " ".join(str(text).split())
+    printable = "".join(ch if ch.isprintable() else "?" for ch in folded)
+    return printable if len(printable) <= limit else printable[: limit - 3] + "..."
+
+
+class RunbookError(Exception):
+    """Base of every error the runbook reports."""
+
+    def __str__(self) -> str:
+        return one_line(super().__str__())
+
+
+# --- bad input: nothing has been done yet -------------------------------------------------------------------
+class InputError(RunbookError):
+    """Bad input from the operator: a file, a parameter, an argument. Exit code 2."""
+
+
+class FactsError(InputError):
+    """A host-facts document that does not follow tls-runbook/host-facts/v1."""
+
+    def __init__(self, field: str, problem: str):
+        self.field = field
+        self.problem = problem
+        super().__init__(f"facts: {field}: {problem}" if field else f"facts: {problem}")
+
+
+class RegFileError(InputError):
+    """A .reg file the runbook cannot read back (rollback from evidence)."""
+
+
+# --- reaching a host ------------------------------------------------------------------------------------------
+class RemoteError(RunbookError):
+    """Something went wrong between the runbook and a Windows host."""
+
+    def __init__(self, host: str, message: str):
+        self.host = host
+        super().__init__(f"{host}: {message}")
+
+
+class HostUnreachable(RemoteError):
+    """The host did not answer (DNS, TCP, WinRM listener down): safe to retry, nothing ran."""
+
+
+class AuthenticationFailed(RemoteError):
+    """The host refused the credentials or the authentication method."""
+
+
+class EncryptionRequired(RemoteError):
+    """The host refuses unencrypted WinRM (AllowUnencrypted=false): use NTLM/Kerberos or HTTPS."""
+
+
+class CertificateInvalid(RemoteError):
+    """The HTTPS listener's certificate did not validate against the trusted CAs."""
+
+
+class TimedOut(RemoteError):
+    """An operation exceeded its time limit; the remote state is unknown."""
+
+
+class RemoteScriptFailed(RemoteError):
+    """A runbook script ran on the host and reported an error (its own text, never the credentials)."""
+
+
+class CredentialError(RunbookError):
+    """A credential reference could not be resolved (missing environment variable, keyring entry)."""

@@ -1,0 +1,327 @@
+"""Host facts, schema ``tls-runbook/host-facts/v1``: what inspection collects from one Windows host.
+
+The JSON shape is a public contract: the remote ``inspect`` script, the simulator and other tools produce it, so
+loading is strict and every problem is reported as one line naming the field (``facts: os.version: ...``).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from .errors import FactsError
+from .registry import REG_TYPES, Registry, RegistryValue, data_problem, name_problem, path_problem
+
+SCHEMA = "tls-runbook/host-facts/v1"
+MAX_FACTS_BYTES = 10 * 1024 * 1024  # real facts are a few KB; a bigger file is a mistake or an attack
+PRODUCT_TYPES = ("workstation", "server", "domain_controller")
+ARCHITECTURES = ("x64", "x86", "arm64")
+PROBE_MODES = ("tcp", "default", "tls12", "session")
+_HOST_RE = re.compile(r"^(?=.{1,253}$)[A-Za-z0-9_](?:[A-Za-z0-9_.-]*[A-Za-z0-9_])?$")
+_VERSION_RE = re.compile(r"^\d{1,5}\.\d{1,5}\.\d{1,6}(\.\d{1,6})?$")
+_KB_RE = re.compile(r"^KB\d{4,8}$")
+_ENDPOINT_RE = re.compile(r"^[A-Za-z0-9_.-]{1,253}:\d{1,5}$")
+
+
+def host_problem(host: object) -> str | None:
+    """Why a host name cannot be used, or None: names end up in file names, URLs and evidence."""
+    if not isinstance(host, str):
+        return f"expected a string, got {type(host).__name__}"
+    if not _HOST_RE.match(host):
+        return "must be a DNS name or IPv4 address (letters, digits, '-', '_', '.'; at most 253 characters)"
+    return None
+
+
+@dataclass(frozen=True)
+class OsInfo:
+    caption: str
+    version: str
+    service_pack: int
+    product_type: str
+    architecture: str
+
+    @property
+    def version_tuple(self) -> tuple[int, int, int]:
+        major, minor, build = (int(part) for part in self.version.split(".")[:3])
+        return major, minor, build
+
+
+@dataclass(frozen=True)
+class PowerShellInfo:
+    windows_powershell: str | None
+    pwsh: str | None
+
+    @property
+    def windows_powershell_major(self) -> int | None:
+        return int(self.windows_powershell.split(".")[0]) if self.windows_powershell else None
+
+
+@dataclass(frozen=True)
+class Probe:
+    endpoint: str
+    mode: str
+    ok: bool
+    protocol: str | None = None
+    cipher: str | None = None
+    error: str | None = None
+
+    def to_dict(self) -> dict:
+        return {"endpoint": self.endpoint, "mode": self.mode, "ok": self.ok, "protocol": self.protocol,
+                "cipher": self.cipher, "error": self.error}
+
+
+@dataclass(frozen=True)
+class Observed:
+    security_protocol: dict[str, int] = field(default_factory=dict)
+    probes: tuple[Probe, ...] = ()
+
+    def to_dict(self) -> dict:
+        return {"security_protocol": dict(self.security_protocol), "probes": [p.to_dict() for p in self.probes]}
+
+
+@dataclass(frozen=True)
+class HostFacts:
+    host: str
+    simulated: bool
+    collected_at: str
+    os: OsInfo
+    hotfixes: tuple[str, ...]
+    powershell: PowerShellInfo
+    registry: Registry
+    observed: Observed | None = None
+
+    def has_hotfix(self, kb: str) -> bool:
+        return kb.upper() in (h.upper() for h in self.hotfixes)
+
+    def with_registry(self, registry: Registry) -> "HostFacts":
+        """The same host after registry writes; observations belong to the old state, so they are dropped."""
+        return HostFacts(self.host, self.simulated, self.collected_at, self.os, self.hotfixes, self.powershell,
+                         registry, None)
+
+    def to_dict(self) -> dict:
+        doc: dict[str, Any] = {
+            "schema": SCHEMA,
+            "host": self.host,
+            "simulated": self.simulated,
+            "collected_at": self.collected_at,
+            "os": {"caption": self.os.caption, "version": self.os.version, "service_pack": self.os.service_pack,
+                   "product_type": self.os.product_type, "architecture": self.os.architecture},
+            "hotfixes": list(self.hotfixes),
+            "powershell": {"windows_powershell": self.powershell.windows_powershell, "pwsh": self.powershell.pwsh},
+            "registry": [value.to_dict() for value in self.registry],
+        }
+        if self.observed is not None:
+            doc["observed"] = self.observed.to_dict()
+        return doc
+
+    def dumps(self) -> str:
+        return json.dumps(self.to_dict(), indent=2, ensure_ascii=False) + "\n"
+
+    def save(self, path: Path | str) -> None:
+        Path(path).write_text(self.dumps(), encoding="utf-8")
+
+
+# --- loading ------------------------------------------------------------------------------------------------
+def load(path: Path | str) -> HostFacts:
+    path = Path(path)
+    try:
+        with path.open("rb") as handle:
+            raw = handle.read(MAX_FACTS_BYTES + 1)
+    except OSError as exc:
+        raise FactsError("", f"cannot read {path.name}: {exc.strerror or exc}") from None
+    if len(raw) > MAX_FACTS_BYTES:
+        raise FactsError("", f"{path.name} is larger than {MAX_FACTS_BYTES // (1024 * 1024)} MiB")
+    try:
+        text = raw.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise FactsError("", f"not UTF-8 text (byte {exc.start})") from None
+    return loads(text)
+
+
+def loads(text: str) -> HostFacts:
+    if len(text) > MAX_FACTS_BYTES:
+        raise FactsError("", f"larger than {MAX_FACTS_BYTES // (1024 * 1024)} MiB")
+    try:
+        doc = json.loads(text, parse_constant=_reject_constant)
+    except json.JSONDecodeError as exc:
+        raise FactsError("", f"not valid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}") from None
+    except RecursionError:
+        raise FactsError("", "not valid JSON: nested too deeply") from None
+    except ValueError as exc:
+        raise FactsError("", f"not valid JSON: {exc}") from None
+    return from_dict(doc)
+
+
+def _reject_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not allowed")
+
+
+class _Reader:
+    """Reads one JSON object field by field, naming the full field path in every error."""
+
+    def __init__(self, doc: Any, where: str, allowed: tuple[str, ...], optional: tuple[str, ...] = ()):
+        if not isinstance(doc, dict):
+            raise FactsError(where, f"expected an object, got {_json_type(doc)}")
+        unknown = sorted(set(doc) - set(allowed) - set(optional))
+        if unknown:
+            raise FactsError(_join(where, str(unknown[0])[:60]), "unknown field")
+        self.doc, self.where = doc, where
+
+    def field(self, name: str) -> str:
+        return _join(self.where, name)
+
+    def get(self, name: str, kinds: tuple[type, ...], *, nullable: bool = False, optional: bool = False) -> Any:
+        if name not in self.doc:
+            if optional:
+                return None
+            raise FactsError(self.field(name), "missing field")
+        value = self.doc[name]
+        if value is None and (nullable or optional):
+            return None
+        if isinstance(value, bool) and bool not in kinds or not isinstance(value, kinds):
+            expected = " or ".join(_KIND_NAMES[k] for k in kinds) + (" or null" if nullable else "")
+            raise FactsError(self.field(name), f"expected {expected}, got {_json_type(value)}")
+        return value
+
+    def string(self, name: str, *, nullable: bool = False, max_len: int = 1000) -> str:
+        value = self.get(name, (str,), nullable=nullable)
+        if value is not None and (len(value) > max_len or any(not ch.isprintable() for ch in value)):
+            raise FactsError(self.field(name), f"must be printable text of at most {max_len} characters")
+        return value
+
+    def check(self, name: str, problem: str | None) -> None:
+        if problem:
+            raise FactsError(self.field(name), problem)
+
+
+_KIND_NAMES = {str: "a string", int: "an integer", bool: "a boolean", list: "a list", dict: "an object"}
+
+
+def _json_type(value: Any) -> str:
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "a boolean"
+    return _KIND_NAMES.get(type(value), type(value).__name__)
+
+
+def _join(where: str, name: str) -> str:
+    return f"{where}.{name}" if where else name
+
+
+def from_dict(doc: Any) -> HostFacts:
+    top = _Reader(doc, "", ("schema", "host", "simulated", "collected_at", "os", "hotfixes", "powershell",
+                            "registry"), optional=("observed",))
+    schema = top.get("schema", (str,))
+    if schema != SCHEMA:
+        raise FactsError("schema", f"unknown schema {schema[:80]!r} (expected {SCHEMA!r})")
+    host = top.get("host", (str,))
+    top.check("host", host_problem(host))
+    simulated = top.get("simulated", (bool,))
+    collected_at = top.string("collected_at", max_len=40)
+    top.check("collected_at", _timestamp_problem(collected_at))
+    return HostFacts(
+        host=host,
+        simulated=simulated,
+        collected_at=collected_at,
+        os=_os(top.get("os", (dict,))),
+        hotfixes=_hotfixes(top, top.get("hotfixes", (list,))),
+        powershell=_powershell(top.get("powershell", (dict,))),
+        registry=_registry(top.get("registry", (list,))),
+        observed=_observed(top.get("observed", (dict,), optional=True)),
+    )
+
+
+def _timestamp_problem(value: str) -> str | None:
+    try:
+        datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        return "expected an ISO 8601 timestamp such as 2026-11-25T10:00:00Z"
+    return None
+
+
+def _os(doc: Any) -> OsInfo:
+    r = _Reader(doc, "os", ("caption", "version", "service_pack", "product_type", "architecture"))
+    caption = r.string("caption", max_len=200)
+    version = r.get("version", (str,))
+    if not _VERSION_RE.match(version):
+        raise FactsError("os.version", f"expected a Windows version such as 6.1.7601, got {version[:40]!r}")
+    service_pack = r.get("service_pack", (int,))
+    if not 0 <= service_pack <= 9:
+        raise FactsError("os.service_pack", "expected 0 to 9")
+    product_type = r.get("product_type", (str,))
+    if product_type not in PRODUCT_TYPES:
+        raise FactsError("os.product_type", f"expected one of {', '.join(PRODUCT_TYPES)}")
+    architecture = r.get("architecture", (str,))
+    if architecture not in ARCHITECTURES:
+        raise FactsError("os.architecture", f"expected one of {', '.join(ARCHITECTURES)}")
+    return OsInfo(caption, version, service_pack, product_type, architecture)
+
+
+def _hotfixes(top: _Reader, items: list) -> tuple[str, ...]:
+    for index, item in enumerate(items):
+        if not isinstance(item, str) or not _KB_RE.match(item.upper()):
+            raise FactsError(f"hotfixes[{index}]", "expected a KB number such as KB3140245")
+    return tuple(item.upper() for item in items)
+
+
+def _powershell(doc: Any) -> PowerShellInfo:
+    r = _Reader(doc, "powershell", ("windows_powershell", "pwsh"))
+    versions = {}
+    for name in ("windows_powershell", "pwsh"):
+        value = r.get(name, (str,), nullable=True)
+        if value is not None and not re.fullmatch(r"\d{1,3}(\.\d{1,6}){1,3}", value):
+            raise FactsError(f"powershell.{name}", f"expected a version such as 5.1.14409.1005, got {value[:40]!r}")
+        versions[name] = value
+    return PowerShellInfo(**versions)
+
+
+def _registry(items: list) -> Registry:
+    values = []
+    for index, item in enumerate(items):
+        where = f"registry[{index}]"
+        r = _Reader(item, where, ("path", "name", "type", "data", "policy"))
+        path = r.get("path", (str,))
+        r.check("path", path_problem(path))
+        name = r.get("name", (str,))
+        r.check("name", name_problem(name))
+        reg_type = r.get("type", (str,))
+        if reg_type not in REG_TYPES:
+            raise FactsError(f"{where}.type", f"unknown registry type {reg_type[:40]!r} (expected one of "
+                                              f"{', '.join(REG_TYPES)})")
+        if "data" not in item:
+            raise FactsError(f"{where}.data", "missing field")
+        r.check("data", data_problem(reg_type, item["data"]))
+        policy = r.get("policy", (bool,))
+        values.append(RegistryValue(path, name, reg_type, item["data"], policy))
+    return Registry(values)
+
+
+def _observed(doc: Any) -> Observed | None:
+    if doc is None:
+        return None
+    r = _Reader(doc, "observed", (), optional=("security_protocol", "probes"))
+    security_protocol = r.get("security_protocol", (dict,), optional=True) or {}
+    for bitness, value in security_protocol.items():
+        if bitness not in ("x64", "x86"):
+            raise FactsError(f"observed.security_protocol.{bitness[:20]}", "unknown field (expected x64 or x86)")
+        if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= 0xFFFF:
+            raise FactsError(f"observed.security_protocol.{bitness}", "expected a SecurityProtocolType integer")
+    probes = []
+    for index, item in enumerate(r.get("probes", (list,), optional=True) or []):
+        p = _Reader(item, f"observed.probes[{index}]", ("endpoint", "mode", "ok"),
+                    optional=("protocol", "cipher", "error"))
+        endpoint = p.get("endpoint", (str,))
+        if not _ENDPOINT_RE.match(endpoint):
+            raise FactsError(p.field("endpoint"), "expected host:port")
+        mode = p.get("mode", (str,))
+        if mode not in PROBE_MODES:
+            raise FactsError(p.field("mode"), f"expected one of {', '.join(PROBE_MODES)}")
+        probes.append(Probe(endpoint, mode, p.get("ok", (bool,)),
+                            p.get("protocol", (str,), optional=True), p.get("cipher", (str,), optional=True),
+                            p.get("error", (str,), optional=True)))
+    return Observed(dict(security_protocol), tuple(probes))

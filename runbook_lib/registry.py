@@ -153,9 +153,10 @@ class Registry:
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, Registry):
             return NotImplemented
-        return {k: (v.type, v.data) for k, v in self._values.items()} == {
-            k: (v.type, v.data) for k, v in other._values.items()
-        }
+        return self._comparable() == other._comparable()
+
+    def _comparable(self) -> dict:
+        return {key: (v.type, v.data, v.from_policy) for key, v in self._values.items()}
 
     def __repr__(self) -> str:
         return f"Registry({len(self)} values)"

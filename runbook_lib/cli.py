@@ -1,0 +1,98 @@
+"""``tls-runbook``: the command line. Thin: every command calls the same functions a notebook calls.
+
+Exit codes: 0 success (whether or not a host is affected), 1 a host or run failed, 2 bad input. Errors are one
+line on stderr, never a traceback, never a credential.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+from typing import Callable, Sequence
+
+from . import __version__, facts as facts_module
+from .engine import DEFAULT_PROFILE, assess
+from .errors import InputError, RunbookError
+from .plan import RemediationPlan
+from .verdict import PROFILES
+
+EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT = 0, 1, 2
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse, but a usage mistake is one line and exit code 2, like every other bad input."""
+
+    def error(self, message: str):  # type: ignore[override]
+        raise InputError(message)
+
+
+def _cmd_assess(args: argparse.Namespace) -> int:
+    verdict = assess(facts_module.load(args.facts), args.profile)
+    if args.format == "json":
+        sys.stdout.write(verdict.dumps())
+    else:
+        print(verdict.render_text(colour=sys.stdout.isatty()))
+    return EXIT_OK
+
+
+def _cmd_plan(args: argparse.Namespace) -> int:
+    host_facts = facts_module.load(args.facts)
+    verdict = assess(host_facts, args.profile)
+    plan = RemediationPlan.from_verdict(verdict, host_facts)
+    try:
+        plan.write(args.reg_out, args.rollback_out)
+    except OSError as exc:
+        raise InputError(f"cannot write {exc.filename}: {exc.strerror}") from None
+    print(f"{len(plan.changes)} change(s), restart: {plan.restart}; wrote {args.reg_out} and {args.rollback_out}")
+    if verdict.blockers:
+        print("blocked by: " + ", ".join(verdict.blockers))
+    return EXIT_OK
+
+
+def _cmd_demo(args: argparse.Namespace) -> int:
+    print("demo not built yet")
+    return EXIT_OK
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="tls-runbook", description="Find, fix and prove the fix for AADSTS1002016 on Windows.")
+    parser.add_argument("--version", action="version", version=f"tls-runbook {__version__}")
+    commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+
+    p = commands.add_parser("assess", help="assess a host-facts file and print the verdict")
+    p.add_argument("facts", type=Path, help="host-facts v1 JSON file")
+    p.add_argument("--profile", choices=PROFILES, default=DEFAULT_PROFILE)
+    p.add_argument("--format", choices=("json", "table"), default="json")
+    p.set_defaults(run=_cmd_assess)
+
+    p = commands.add_parser("plan", help="write the fix and rollback .reg files for a host-facts file")
+    p.add_argument("facts", type=Path)
+    p.add_argument("--profile", choices=PROFILES, default=DEFAULT_PROFILE)
+    p.add_argument("--reg-out", type=Path, required=True)
+    p.add_argument("--rollback-out", type=Path, required=True)
+    p.set_defaults(run=_cmd_plan)
+
+    p = commands.add_parser("demo", help="run the runbook against a simulated fleet")
+    p.set_defaults(run=_cmd_demo)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    try:
+        args = build_parser().parse_args(argv)
+        run: Callable[[argparse.Namespace], int] = args.run
+        return run(args)
+    except InputError as exc:
+        print(f"tls-runbook: error: {exc}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    except RunbookError as exc:
+        print(f"tls-runbook: error: {exc}", file=sys.stderr)
+        return EXIT_FAILED
+    except KeyboardInterrupt:
+        print("tls-runbook: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,234 @@
+"""Authentication and message encryption of the simulated WinRM listener.
+
+Negotiate/NTLM is accepted with pyspnego, whose NTLM acceptor reads accounts only from the file named by the
+process-global ``NTLM_USER_FILE``. One such file per process serves every simulated host: it holds NT hashes (never
+a plain password) in the smbpasswd format, and before each acceptor step it is rewritten, under a lock, with the
+accounts of the host that is authenticating, so hosts of a fleet keep separate credentials even for equal user
+names.
+"""
+
+from __future__ import annotations
+
+import atexit
+import base64
+import binascii
+import hmac
+import os
+import re
+import shutil
+import struct
+import tempfile
+import threading
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import spnego
+from spnego.channel_bindings import GssChannelBindings
+
+ENCRYPTED_PROTOCOL = "application/HTTP-SPNEGO-session-encrypted"
+ENCRYPTED_CONTENT_TYPE = f'multipart/encrypted;protocol="{ENCRYPTED_PROTOCOL}";boundary="Encrypted Boundary"'
+_BOUNDARY = b"--Encrypted Boundary"
+
+
+# --- accounts ---------------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Account:
+    """A user of the simulated host: local (no domain) or of a domain, as ``DOMAIN\\user`` or ``user@domain``."""
+
+    domain: str | None
+    name: str
+    password: str = field(repr=False)
+
+    @classmethod
+    def parse(cls, user: str, password: str) -> Account:
+        if "\\" in user:
+            domain, name = user.split("\\", 1)
+            return cls(None if domain == "." else domain, name, password)
+        if "@" in user:
+            name, domain = user.rsplit("@", 1)
+            return cls(domain, name, password)
+        return cls(None, user, password)
+
+    def user_forms(self, computer_name: str) -> list[str]:
+        """The spellings a client may send for this account; a local account is also ``.\\``, ``HOST\\`` and UPN."""
+        domains = [self.domain] if self.domain else [".", computer_name]
+        forms = [] if self.domain else [self.name]
+        for domain in domains:
+            forms += [f"{domain}\\{self.name}", f"{self.name}@{domain}"]
+        return forms
+
+    def accepts(self, user: str, password: str, computer_name: str) -> bool:
+        known = {form.lower() for form in self.user_forms(computer_name)}
+        return user.lower() in known and hmac.compare_digest(password.encode(), self.password.encode())
+
+
+# --- the process-wide NTLM user file ----------------------------------------------------------------------------
+
+
+def md4(data: bytes) -> bytes:
+    """RFC 1320 MD4, for NT hashes: OpenSSL 3 builds of hashlib no longer offer it."""
+    mask = 0xFFFFFFFF
+
+    def rotl(value: int, shift: int) -> int:
+        value &= mask
+        return ((value << shift) | (value >> (32 - shift))) & mask
+
+    padded = bytearray(data) + b"\x80"
+    padded += b"\x00" * ((56 - len(padded)) % 64)
+    padded += struct.pack("<Q", (8 * len(data)) & 0xFFFFFFFFFFFFFFFF)
+    rounds = (
+        (lambda x, y, z: (x & y) | (~x & z), 0, range(16), (3, 7, 11, 19)),
+        (lambda x, y, z: (x & y) | (x & z) | (y & z), 0x5A827999, (0, 4, 8, 12, 1, 5, 9, 13, 2, 6, 10, 14, 3, 7, 11, 15), (3, 5, 9, 13)),
+        (lambda x, y, z: x ^ y ^ z, 0x6ED9EBA1, (0, 8, 4, 12, 2, 10, 6, 14, 1, 9, 5, 13, 3, 11, 7, 15), (3, 9, 11, 15)),
+    )
+    state = [0x67452301, 0xEFCDAB89, 0x98BADCFE, 0x10325476]
+    for offset in range(0, len(padded), 64):
+        words = struct.unpack("<16I", padded[offset : offset + 64])
+        a, b, c, d = state
+        for function, constant, order, shifts in rounds:
+            for step, index in enumerate(order):
+                a = rotl(a + function(b, c, d) + words[index] + constant, shifts[step % 4])
+                a, b, c, d = d, a, b, c
+        state = [(old + new) & mask for old, new in zip(state, (a, b, c, d))]
+    return struct.pack("<4I", *state)
+
+
+def nt_hash(password: str) -> bytes:
+    return md4(password.encode("utf-16-le"))
+
+
+def ntlm_user_lines(accounts: list[Account], computer_name: str) -> str:
+    """smbpasswd lines (USER:UID:LM:NT:FLAGS:LCT): hashes only, and no ':' trouble with passwords."""
+    lines = []
+    for account in accounts:
+        hash_hex = nt_hash(account.password).hex().upper()
+        for form in account.user_forms(computer_name):
+            lines.append(f"{form}:1000:{'0' * 32}:{hash_hex}:[U]:LCT-00000000\n")
+    return "".join(lines)
+
+
+class _NtlmUserFile:
+    """The one NTLM_USER_FILE of this process, in a private directory deleted at exit."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self._path: Path | None = None
+        self._active_owner: object | None = None
+
+    def _ensure(self) -> Path:
+        if self._path is None:
+            directory = Path(tempfile.mkdtemp(prefix="wsman-ntlm-"))
+            path = directory / "ntlm_users"
+            path.write_text("")
+            os.chmod(path, 0o600)
+            atexit.register(shutil.rmtree, directory, True)
+            self._path = path
+        # Set on every use: another library in the process may have pointed it elsewhere.
+        os.environ["NTLM_USER_FILE"] = str(self._path)
+        return self._path
+
+    def new_acceptor(self, channel_binding_hash: bytes | None) -> spnego.ContextProxy:
+        bindings = (
+            GssChannelBindings(application_data=b"tls-server-end-point:" + channel_binding_hash)
+            if channel_binding_hash
+            else None
+        )
+        with self.lock:
+            self._ensure()
+            # use_negotiate keeps an installed GSSAPI out; NegotiateProxy still accepts the raw NTLM requests_ntlm sends.
+            return spnego.server(
+                protocol="negotiate",
+                options=spnego.NegotiateOptions.use_negotiate,
+                channel_bindings=bindings,
+            )
+
+    def step(self, owner: object, user_lines: str, context: spnego.ContextProxy, token: bytes) -> bytes | None:
+        with self.lock:
+            path = self._ensure()
+            if self._active_owner is not owner:
+                path.write_text(user_lines)
+                self._active_owner = owner
+            return context.step(token)
+
+    def forget(self, owner: object) -> None:
+        """A stopped host's accounts must not stay on disk for the next host to inherit."""
+        with self.lock:
+            if self._active_owner is owner and self._path is not None:
+                self._path.write_text("")
+                self._active_owner = None
+
+
+NTLM_USER_FILE = _NtlmUserFile()
+
+
+# --- Authorization headers --------------------------------------------------------------------------------------
+
+
+class BadAuthorization(ValueError):
+    """An Authorization header this listener cannot read; answered with 401 like any failed logon."""
+
+
+def split_authorization(header: str) -> tuple[str, bytes]:
+    scheme, _, payload = header.strip().partition(" ")
+    try:
+        return scheme.lower(), base64.b64decode(payload.strip(), validate=True)
+    except binascii.Error:
+        raise BadAuthorization(f"{scheme} credentials are not base64") from None
+
+
+def basic_credentials(payload: bytes) -> tuple[str, str]:
+    user, separator, password = payload.decode("utf-8", errors="replace").partition(":")
+    if not separator:
+        raise BadAuthorization("Basic credentials lack the ':' separator")
+    return user, password
+
+
+# --- MS-WSMV message encryption ---------------------------------------------------------------------------------
+
+
+class EncryptedBodyInvalid(ValueError):
+    """An encrypted body that does not follow MS-WSMV 2.2.9.1.1 or does not decrypt to its announced length."""
+
+
+def is_encrypted(content_type: str) -> bool:
+    return content_type.lower().startswith("multipart/encrypted") and ENCRYPTED_PROTOCOL.lower() in content_type.lower()
+
+
+def decrypt_body(context: spnego.ContextProxy, body: bytes) -> bytes:
+    length_match = re.search(rb"Length=(\d+)", body)
+    start = body.find(b"application/octet-stream\r\n")
+    end = body.rfind(_BOUNDARY + b"--")
+    if length_match is None or start < 0 or end < start:
+        raise EncryptedBodyInvalid("the encrypted body is not a MS-WSMV multipart message")
+    payload = body[start + len(b"application/octet-stream\r\n") : end]
+    if len(payload) < 4:
+        raise EncryptedBodyInvalid("the encrypted payload is truncated")
+    signature_length = struct.unpack("<I", payload[:4])[0]
+    signature = payload[4 : 4 + signature_length]
+    sealed = payload[4 + signature_length :]
+    try:
+        plain = context.unwrap_winrm(signature, sealed)
+    except spnego.exceptions.SpnegoError as exc:
+        raise EncryptedBodyInvalid(f"the encrypted payload does not verify: {type(exc).__name__}") from None
+    if len(plain) != int(length_match.group(1)):
+        raise EncryptedBodyInvalid("the decrypted length differs from the announced Length")
+    return plain
+
+
+def encrypt_body(context: spnego.ContextProxy, plain: bytes) -> bytes:
+    wrapped = context.wrap_winrm(plain)
+    return b"".join(
+        (
+            _BOUNDARY + b"\r\n",
+            b"\tContent-Type: " + ENCRYPTED_PROTOCOL.encode() + b"\r\n",
+            b"\tOriginalContent: type=application/soap+xml;charset=UTF-8;Length=" + str(len(plain)).encode() + b"\r\n",
+            _BOUNDARY + b"\r\n",
+            b"\tContent-Type: application/octet-stream\r\n",
+            struct.pack("<I", len(wrapped.header)),
+            wrapped.header,
+            wrapped.data,
+            _BOUNDARY + b"--\r\n",
+        )
+    )

@@ -1,0 +1,188 @@
+"""What a WinRS shell on a Windows host does with a command, short of running it.
+
+The host model decides what a command prints; this module makes that text look as it would on the wire from a real
+host (shell code page, CRLF, CLIXML on stderr, cmd.exe's command-line limit) so the runbook's decoding and error
+handling meet real shapes.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import codecs
+import re
+import threading
+import uuid
+from dataclasses import dataclass, field
+from typing import Protocol
+from xml.sax.saxutils import escape
+
+# cmd.exe refuses longer command lines; WinRS runs every command through cmd /c.
+CMD_LINE_LIMIT = 8191
+CMD_LINE_TOO_LONG = "The command line is too long."
+DEFAULT_CODEPAGE = 437
+
+_CLIXML_HEADER = "#< CLIXML\r\n"
+_CLIXML_OPEN = '<Objs Version="1.1.0.1" xmlns="http://schemas.microsoft.com/powershell/2004/04">'
+
+
+@dataclass
+class CommandResult:
+    """What a command printed, as text: the server encodes it in the shell's code page."""
+
+    stdout: str
+    stderr: str = ""
+    exit_code: int = 0
+
+
+class CommandHandler(Protocol):
+    """The host model: called once per command, possibly from several connection threads at once."""
+
+    def __call__(self, command_line: str, stdin: bytes) -> CommandResult: ...
+
+
+class DropConnection(Exception):
+    """Raised by a handler to make the server close the TCP connection without answering (simulates a network drop mid-operation)."""
+
+
+class UnknownCodepage(ValueError):
+    """WINRS_CODEPAGE named a code page Python cannot encode to."""
+
+
+def codec_for_codepage(codepage: int) -> str:
+    name = "utf-8" if codepage == 65001 else f"cp{codepage}"
+    try:
+        return codecs.lookup(name).name
+    except LookupError:
+        raise UnknownCodepage(f"code page {codepage} is not supported by the simulator") from None
+
+
+def to_wire_bytes(text: str, codec: str) -> bytes:
+    """Console programs write CRLF and replace what the code page cannot show with '?', as cp437 hosts do."""
+    crlf = re.sub(r"(?<!\r)\n", "\r\n", text)
+    return crlf.encode(codec, errors="replace")
+
+
+# --- PowerShell conventions the host model needs ---------------------------------------------------------------
+
+_ENCODED_COMMAND_FLAG = "encodedcommand"
+
+
+def _is_encoded_command_flag(token: str) -> bool:
+    """PowerShell accepts any unambiguous prefix of -EncodedCommand (from -e on) and the alias -ec, with - or /."""
+    if len(token) < 2 or token[0] not in "-/":
+        return False
+    name = token[1:].lower()
+    return name == "ec" or _ENCODED_COMMAND_FLAG.startswith(name)
+
+
+def decode_encoded_command(command_line: str) -> str | None:
+    """The script of a ``powershell ... -EncodedCommand <b64>`` command line, or None for anything else.
+
+    This is how ``Session.run_ps`` ships scripts, so a host model recognises runbook scripts with it. Other flags
+    (-NoProfile, -ExecutionPolicy Bypass, ...) may precede the encoded command.
+    """
+    tokens = command_line.split()
+    if not tokens:
+        return None
+    program = tokens[0].strip('"').replace("/", "\\").rsplit("\\", 1)[-1].lower()
+    if program not in ("powershell", "powershell.exe"):
+        return None
+    for flag, value in zip(tokens[1:], tokens[2:]):
+        if _is_encoded_command_flag(flag):
+            try:
+                return base64.b64decode(value, validate=True).decode("utf-16-le")
+            except (binascii.Error, UnicodeDecodeError):
+                return None
+    return None
+
+
+_CLIXML_NEEDS_ESCAPE = re.compile(r"[\x00-\x1f]|_(?=x[0-9A-Fa-f]{4}_)")
+
+
+def _clixml_string(text: str) -> str:
+    """PowerShell's serializer writes control characters and look-alike escapes as _xHHHH_."""
+    escaped = _CLIXML_NEEDS_ESCAPE.sub(lambda m: f"_x{ord(m.group()):04X}_", text)
+    return escape(escaped)
+
+
+_PROGRESS_RECORD = (
+    '<Obj S="progress" RefId="0"><TN RefId="0"><T>System.Management.Automation.PSCustomObject</T>'
+    "<T>System.Object</T></TN><MS><I64 N=\"SourceId\">1</I64><PR N=\"Record\">"
+    "<AV>Preparing modules for first use.</AV><AI>0</AI><Nil /><PI>-1</PI><PC>-1</PC><T>Completed</T>"
+    "<SR>-1</SR><SD> </SD></PR></MS></Obj>"
+)
+
+
+def clixml_error(message: str, *, with_progress_noise: bool = False) -> str:
+    """stderr of a PowerShell script that wrote ``message`` as an error (pair it with exit code 1).
+
+    One ``S`` element per line, as powershell.exe writes an error record; ``with_progress_noise`` prepends the
+    progress record real hosts emit on a first module load, so callers see both in one CLIXML document.
+    """
+    lines = message.replace("\r\n", "\n").split("\n")
+    errors = "".join(f'<S S="Error">{_clixml_string(line + chr(13) + chr(10))}</S>' for line in lines)
+    noise = _PROGRESS_RECORD if with_progress_noise else ""
+    return f"{_CLIXML_HEADER}{_CLIXML_OPEN}{noise}{errors}</Objs>"
+
+
+def clixml_progress_noise() -> str:
+    """stderr of a script that succeeded but loaded a module: progress-only CLIXML, which pywinrm leaves undecoded."""
+    return f"{_CLIXML_HEADER}{_CLIXML_OPEN}{_PROGRESS_RECORD}</Objs>"
+
+
+# --- shell and command state ----------------------------------------------------------------------------------
+
+
+def new_windows_guid() -> str:
+    """WinRS writes shell and command ids as upper-case GUIDs."""
+    return str(uuid.uuid4()).upper()
+
+
+@dataclass
+class Command:
+    command_line: str
+    timeouts_before_output: int
+    stdin: bytearray = field(default_factory=bytearray)
+    stdout: bytes | None = None
+    stderr: bytes = b""
+    exit_code: int = 0
+    stdout_sent: int = 0
+    stderr_sent: int = 0
+    # Two Receives for one command (a client retrying on a new connection) must not run the handler twice.
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    @property
+    def has_run(self) -> bool:
+        return self.stdout is not None
+
+    def run(self, handler: CommandHandler, codec: str) -> None:
+        if len(self.command_line) > CMD_LINE_LIMIT:
+            result = CommandResult(stdout="", stderr=CMD_LINE_TOO_LONG + "\r\n", exit_code=1)
+        else:
+            result = handler(self.command_line, bytes(self.stdin))
+        self.stderr = to_wire_bytes(result.stderr, codec)
+        self.exit_code = result.exit_code
+        self.stdout = to_wire_bytes(result.stdout, codec)
+
+    def take_output(self, budget: int) -> tuple[bytes, bytes]:
+        """The next slice of stdout then stderr, at most ``budget`` bytes together, as one Receive carries."""
+        assert self.stdout is not None
+        stdout = self.stdout[self.stdout_sent : self.stdout_sent + budget]
+        self.stdout_sent += len(stdout)
+        stderr = self.stderr[self.stderr_sent : self.stderr_sent + budget - len(stdout)]
+        self.stderr_sent += len(stderr)
+        return stdout, stderr
+
+    @property
+    def finished(self) -> bool:
+        """All output handed out: the Receive that sees this reports Done with the End markers."""
+        return self.stdout is not None and self.stdout_sent >= len(self.stdout) and self.stderr_sent >= len(self.stderr)
+
+
+@dataclass
+class Shell:
+    shell_id: str
+    codepage: int
+    codec: str
+    commands: dict[str, Command] = field(default_factory=dict)

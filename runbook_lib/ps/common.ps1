@@ -1,0 +1,404 @@
+# tls-runbook-operation: common
+# Shared code, placed by runbook_lib.remote.scripts.compose() between the argument line and one operation script.
+#
+# Runs unchanged on Windows PowerShell 2.0 (.NET 3.5, CLR 2) through 5.1 and PowerShell 7, so it avoids every
+# construct newer than 2.0 (ConvertTo-Json, [pscustomobject], ::new(), -in, member enumeration, enum names that
+# .NET 3.5 lacks). Arguments arrive as data: the composed script assigns $TlsRunbookArgs a base64 string of UTF-8
+# JSON and Get-TrArgs decodes it; no caller text is ever part of the code.
+#
+# Output contract: exactly one line of JSON between the marker lines
+#   <<<TLS-RUNBOOK-RESULT
+#   {"schema":"tls-runbook/result/v1","operation":"<op>","ok":true,"result":{...},"warnings":["..."]}
+#   TLS-RUNBOOK-RESULT>>>
+# or, when the operation failed as a whole, "ok":false with "error":"<one line>" instead of "result".
+# "warnings" may be absent (the journal is passed through) and means an empty list.
+# Every character outside printable ASCII is written as \uXXXX, so the block survives any console code page.
+
+$ProgressPreference = 'SilentlyContinue'
+$ErrorActionPreference = 'Stop'
+
+# ---------------------------------------------------------------- JSON writer
+function ConvertTo-TrJsonString([string]$Text) {
+    $sb = New-Object System.Text.StringBuilder
+    [void]$sb.Append('"')
+    foreach ($ch in $Text.ToCharArray()) {
+        $code = [int]$ch
+        if ($code -eq 34) { [void]$sb.Append('\"') }
+        elseif ($code -eq 92) { [void]$sb.Append('\\') }
+        elseif ($code -lt 32 -or $code -gt 126) { [void]$sb.Append('\u'); [void]$sb.Append($code.ToString('x4')) }
+        else { [void]$sb.Append($ch) }
+    }
+    [void]$sb.Append('"')
+    return $sb.ToString()
+}
+
+function ConvertTo-TrJson($Value) {
+    $inv = [Globalization.CultureInfo]::InvariantCulture
+    if ($null -eq $Value) { return 'null' }
+    if ($Value -is [string] -or $Value -is [char]) { return (ConvertTo-TrJsonString ([string]$Value)) }
+    if ($Value -is [bool]) { if ($Value) { return 'true' } else { return 'false' } }
+    if ($Value -is [int] -or $Value -is [long] -or $Value -is [decimal] -or $Value -is [byte] -or
+        $Value -is [int16] -or $Value -is [uint16] -or $Value -is [uint32] -or $Value -is [uint64] -or
+        $Value -is [sbyte]) {
+        return $Value.ToString($inv)
+    }
+    if ($Value -is [double] -or $Value -is [single]) {
+        if ([double]::IsNaN($Value) -or [double]::IsInfinity($Value)) { return 'null' }
+        return ([double]$Value).ToString('R', $inv)
+    }
+    if ($Value -is [DateTime]) {
+        return (ConvertTo-TrJsonString ($Value.ToUniversalTime().ToString("yyyy-MM-dd'T'HH:mm:ss'Z'", $inv)))
+    }
+    if ($Value -is [System.Collections.IDictionary]) {
+        $keys = New-Object System.Collections.ArrayList
+        foreach ($k in $Value.Keys) { [void]$keys.Add([string]$k) }
+        $keys.Sort([StringComparer]::Ordinal)
+        $parts = New-Object System.Collections.ArrayList
+        foreach ($k in $keys) {
+            [void]$parts.Add((ConvertTo-TrJsonString $k) + ':' + (ConvertTo-TrJson $Value[$k]))
+        }
+        return '{' + [string]::Join(',', [string[]]$parts.ToArray()) + '}'
+    }
+    if ($Value -is [System.Collections.IEnumerable]) {
+        $parts = New-Object System.Collections.ArrayList
+        foreach ($item in $Value) { [void]$parts.Add((ConvertTo-TrJson $item)) }
+        return '[' + [string]::Join(',', [string[]]$parts.ToArray()) + ']'
+    }
+    return (ConvertTo-TrJsonString ([string]$Value))
+}
+
+# ---------------------------------------------------------------- JSON reader
+# State is a hashtable (text + index) passed by reference, so no scope rules are involved.
+function Skip-TrJsonSpace($St) {
+    while ($St.i -lt $St.s.Length) {
+        $c = [int]$St.s[$St.i]
+        if ($c -eq 32 -or $c -eq 9 -or $c -eq 10 -or $c -eq 13) { $St.i++ } else { break }
+    }
+}
+
+function Read-TrJsonString($St) {
+    # $St.i is on the opening quote
+    $St.i++
+    $sb = New-Object System.Text.StringBuilder
+    while ($true) {
+        if ($St.i -ge $St.s.Length) { throw 'arguments: unterminated JSON string' }
+        $ch = $St.s[$St.i]
+        $c = [int]$ch
+        $St.i++
+        if ($c -eq 34) { break }
+        if ($c -ne 92) { [void]$sb.Append($ch); continue }
+        if ($St.i -ge $St.s.Length) { throw 'arguments: bad JSON escape' }
+        $e = [int]$St.s[$St.i]
+        $St.i++
+        if ($e -eq 34) { [void]$sb.Append([char]34) }
+        elseif ($e -eq 92) { [void]$sb.Append([char]92) }
+        elseif ($e -eq 47) { [void]$sb.Append([char]47) }
+        elseif ($e -eq 98) { [void]$sb.Append([char]8) }
+        elseif ($e -eq 102) { [void]$sb.Append([char]12) }
+        elseif ($e -eq 110) { [void]$sb.Append([char]10) }
+        elseif ($e -eq 114) { [void]$sb.Append([char]13) }
+        elseif ($e -eq 116) { [void]$sb.Append([char]9) }
+        elseif ($e -eq 117) {
+            if ($St.i + 4 -gt $St.s.Length) { throw 'arguments: bad JSON \u escape' }
+            [void]$sb.Append([char][Convert]::ToInt32($St.s.Substring($St.i, 4), 16))
+            $St.i += 4
+        }
+        else { throw 'arguments: bad JSON escape' }
+    }
+    return $sb.ToString()
+}
+
+function Read-TrJsonNumber($St) {
+    $m = [regex]::Match($St.s.Substring($St.i), '^-?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][+-]?[0-9]+)?')
+    if (-not $m.Success) { throw 'arguments: bad JSON value' }
+    $St.i += $m.Length
+    $inv = [Globalization.CultureInfo]::InvariantCulture
+    if ($m.Groups[2].Success -or $m.Groups[3].Success) {
+        return [double]::Parse($m.Value, [Globalization.NumberStyles]::Float, $inv)
+    }
+    [int64]$n = 0
+    if ([int64]::TryParse($m.Value, [Globalization.NumberStyles]::AllowLeadingSign, $inv, [ref]$n)) { return $n }
+    return [decimal]::Parse($m.Value, [Globalization.NumberStyles]::AllowLeadingSign, $inv)
+}
+
+function Read-TrJsonValue($St) {
+    Skip-TrJsonSpace $St
+    if ($St.i -ge $St.s.Length) { throw 'arguments: unexpected end of JSON' }
+    $c = [int]$St.s[$St.i]
+    if ($c -eq 123) {
+        $St.i++
+        $h = @{}
+        Skip-TrJsonSpace $St
+        if ($St.i -lt $St.s.Length -and [int]$St.s[$St.i] -eq 125) { $St.i++; return $h }
+        while ($true) {
+            Skip-TrJsonSpace $St
+            if ($St.i -ge $St.s.Length -or [int]$St.s[$St.i] -ne 34) { throw 'arguments: JSON object key expected' }
+            $key = Read-TrJsonString $St
+            Skip-TrJsonSpace $St
+            if ($St.i -ge $St.s.Length -or [int]$St.s[$St.i] -ne 58) { throw 'arguments: JSON colon expected' }
+            $St.i++
+            $h[$key] = Read-TrJsonValue $St
+            Skip-TrJsonSpace $St
+            if ($St.i -ge $St.s.Length) { throw 'arguments: unexpected end of JSON' }
+            $d = [int]$St.s[$St.i]
+            $St.i++
+            if ($d -eq 125) { break }
+            if ($d -ne 44) { throw 'arguments: JSON comma expected' }
+        }
+        return $h
+    }
+    if ($c -eq 91) {
+        $St.i++
+        $list = New-Object System.Collections.ArrayList
+        Skip-TrJsonSpace $St
+        if ($St.i -lt $St.s.Length -and [int]$St.s[$St.i] -eq 93) { $St.i++; return , $list.ToArray() }
+        while ($true) {
+            $item = Read-TrJsonValue $St
+            [void]$list.Add($item)
+            Skip-TrJsonSpace $St
+            if ($St.i -ge $St.s.Length) { throw 'arguments: unexpected end of JSON' }
+            $d = [int]$St.s[$St.i]
+            $St.i++
+            if ($d -eq 93) { break }
+            if ($d -ne 44) { throw 'arguments: JSON comma expected' }
+        }
+        return , $list.ToArray()
+    }
+    if ($c -eq 34) { return (Read-TrJsonString $St) }
+    if ($St.s.Length -ge $St.i + 4 -and $St.s.Substring($St.i, 4) -ceq 'true') { $St.i += 4; return $true }
+    if ($St.s.Length -ge $St.i + 5 -and $St.s.Substring($St.i, 5) -ceq 'false') { $St.i += 5; return $false }
+    if ($St.s.Length -ge $St.i + 4 -and $St.s.Substring($St.i, 4) -ceq 'null') { $St.i += 4; return $null }
+    return (Read-TrJsonNumber $St)
+}
+
+function ConvertFrom-TrJson([string]$Text) {
+    $st = @{ s = $Text; i = 0 }
+    $value = Read-TrJsonValue $st
+    Skip-TrJsonSpace $st
+    if ($st.i -ne $st.s.Length) { throw 'arguments: trailing characters after JSON' }
+    return , $value
+}
+
+function Get-TrArgs {
+    $json = [Text.Encoding]::UTF8.GetString([Convert]::FromBase64String($TlsRunbookArgs))
+    return (ConvertFrom-TrJson $json)
+}
+
+# ---------------------------------------------------------------- result and error emission
+function Get-TrErrorText($ErrorRecord) {
+    $text = $ErrorRecord.Exception.GetBaseException().Message
+    if ([string]::IsNullOrEmpty($text)) { $text = [string]$ErrorRecord }
+    return ([regex]::Replace($text, '\s+', ' ')).Trim()
+}
+
+function Write-TrEnvelope([string]$Operation, [string]$Tail) {
+    $doc = '{"schema":"tls-runbook/result/v1","operation":' + (ConvertTo-TrJsonString $Operation) + ',' + $Tail + '}'
+    [Console]::Out.Write("`r`n<<<TLS-RUNBOOK-RESULT`r`n" + $doc + "`r`nTLS-RUNBOOK-RESULT>>>`r`n")
+    [Console]::Out.Flush()
+}
+
+# Warnings are things the caller should know that do not fit the result's own schema (host facts are strict).
+function Write-TrResult([string]$Operation, $Result, $Warnings) {
+    if ($null -eq $Warnings) { $Warnings = @() }
+    Write-TrEnvelope $Operation ('"ok":true,"result":' + (ConvertTo-TrJson $Result) + ',"warnings":' + (ConvertTo-TrJson $Warnings))
+}
+
+# For documents that are already JSON (the apply journal): written through without a parse.
+function Write-TrResultJson([string]$Operation, [string]$Json) {
+    Write-TrEnvelope $Operation ('"ok":true,"result":' + $Json.Trim())
+}
+
+function Write-TrError([string]$Operation, $ErrorRecord) {
+    Write-TrEnvelope $Operation ('"ok":false,"error":' + (ConvertTo-TrJsonString (Get-TrErrorText $ErrorRecord)))
+}
+
+# ---------------------------------------------------------------- registry
+# Paths are "HKLM\<subkey>". The 64-bit view needs RegistryKey.OpenBaseKey (.NET 4); on CLR 2 the process's own
+# view is used and Get-TrRegistryView says so, which is the 64-bit view whenever PowerShell itself is 64-bit.
+function Get-TrBaseKey {
+    try {
+        return [Microsoft.Win32.RegistryKey]::OpenBaseKey([Microsoft.Win32.RegistryHive]::LocalMachine, [Microsoft.Win32.RegistryView]::Registry64)
+    } catch {
+        return [Microsoft.Win32.Registry]::LocalMachine
+    }
+}
+
+function Get-TrRegistryView {
+    try {
+        [void][Microsoft.Win32.RegistryKey]::OpenBaseKey([Microsoft.Win32.RegistryHive]::LocalMachine, [Microsoft.Win32.RegistryView]::Registry64)
+        return 'registry64'
+    } catch {
+        if ([IntPtr]::Size -eq 8) { return 'process-64bit' }
+        return 'process-32bit'
+    }
+}
+
+function Get-TrSubKeyPath([string]$Path) {
+    if ($Path.Length -lt 6 -or $Path.Substring(0, 5).ToUpperInvariant() -ne 'HKLM\') { throw ('registry path must start with HKLM\: ' + $Path) }
+    return $Path.Substring(5)
+}
+
+$TrTwo32 = [decimal]4294967296
+$TrTwo63 = [decimal]::Parse('9223372036854775808', [Globalization.CultureInfo]::InvariantCulture)
+$TrTwo64 = [decimal]::Parse('18446744073709551616', [Globalization.CultureInfo]::InvariantCulture)
+
+function Get-TrKindName($Kind) {
+    $k = [string]$Kind
+    if ($k -eq 'DWord') { return 'REG_DWORD' }
+    if ($k -eq 'QWord') { return 'REG_QWORD' }
+    if ($k -eq 'String') { return 'REG_SZ' }
+    if ($k -eq 'ExpandString') { return 'REG_EXPAND_SZ' }
+    if ($k -eq 'MultiString') { return 'REG_MULTI_SZ' }
+    if ($k -eq 'Binary') { return 'REG_BINARY' }
+    return $null
+}
+
+function Get-TrKind([string]$TypeName) {
+    if ($TypeName -eq 'REG_DWORD') { return [Microsoft.Win32.RegistryValueKind]::DWord }
+    if ($TypeName -eq 'REG_QWORD') { return [Microsoft.Win32.RegistryValueKind]::QWord }
+    if ($TypeName -eq 'REG_SZ') { return [Microsoft.Win32.RegistryValueKind]::String }
+    if ($TypeName -eq 'REG_EXPAND_SZ') { return [Microsoft.Win32.RegistryValueKind]::ExpandString }
+    if ($TypeName -eq 'REG_MULTI_SZ') { return [Microsoft.Win32.RegistryValueKind]::MultiString }
+    if ($TypeName -eq 'REG_BINARY') { return [Microsoft.Win32.RegistryValueKind]::Binary }
+    throw ('unsupported registry type: ' + $TypeName)
+}
+
+# Reads one value as @{type; data} in the JSON form (DWORD/QWORD unsigned, binary as lower-case hex), or $null
+# when the key or the value is absent. Kinds outside the six supported ones come back with type $null.
+function Read-TrValue($BaseKey, [string]$Path, [string]$Name) {
+    $key = $BaseKey.OpenSubKey((Get-TrSubKeyPath $Path), $false)
+    if ($null -eq $key) { return $null }
+    try {
+        $present = $false
+        foreach ($n in $key.GetValueNames()) { if ($n -eq $Name) { $present = $true; break } }
+        if (-not $present) { return $null }
+        $typeName = Get-TrKindName ($key.GetValueKind($Name))
+        $raw = $key.GetValue($Name, $null, [Microsoft.Win32.RegistryValueOptions]::DoNotExpandEnvironmentNames)
+        if ($null -eq $typeName) { return @{ type = $null; data = $null } }
+        if ($typeName -eq 'REG_DWORD') {
+            $v = [decimal][int32]$raw
+            if ($v -lt 0) { $v = $v + $TrTwo32 }
+            return @{ type = $typeName; data = [int64]$v }
+        }
+        if ($typeName -eq 'REG_QWORD') {
+            $v = [decimal][int64]$raw
+            if ($v -lt 0) { $v = $v + $TrTwo64 }
+            return @{ type = $typeName; data = $v }
+        }
+        if ($typeName -eq 'REG_MULTI_SZ') {
+            $list = New-Object System.Collections.ArrayList
+            foreach ($s in $raw) { [void]$list.Add([string]$s) }
+            return @{ type = $typeName; data = $list.ToArray() }
+        }
+        if ($typeName -eq 'REG_BINARY') {
+            $sb = New-Object System.Text.StringBuilder
+            foreach ($b in [byte[]]$raw) { [void]$sb.Append($b.ToString('x2')) }
+            return @{ type = $typeName; data = $sb.ToString() }
+        }
+        return @{ type = $typeName; data = [string]$raw }
+    } finally {
+        $key.Close()
+    }
+}
+
+# Converts JSON-form data to what RegistryKey.SetValue expects for the kind.
+function ConvertTo-TrRegistryData([string]$TypeName, $Data) {
+    if ($TypeName -eq 'REG_DWORD') {
+        $v = [decimal]$Data
+        if ($v -lt 0 -or $v -ge $TrTwo32) { throw 'REG_DWORD data out of range' }
+        if ($v -ge [decimal]2147483648) { $v = $v - $TrTwo32 }
+        return [int32]$v
+    }
+    if ($TypeName -eq 'REG_QWORD') {
+        $v = [decimal]$Data
+        if ($v -lt 0 -or $v -ge $TrTwo64) { throw 'REG_QWORD data out of range' }
+        if ($v -ge $TrTwo63) { $v = $v - $TrTwo64 }
+        return [int64]$v
+    }
+    if ($TypeName -eq 'REG_MULTI_SZ') {
+        $list = New-Object System.Collections.ArrayList
+        foreach ($s in @($Data)) { [void]$list.Add([string]$s) }
+        return , ([string[]]$list.ToArray())
+    }
+    if ($TypeName -eq 'REG_BINARY') {
+        $hex = [string]$Data
+        $bytes = New-Object byte[] ($hex.Length / 2)
+        for ($j = 0; $j -lt $bytes.Length; $j++) { $bytes[$j] = [Convert]::ToByte($hex.Substring(2 * $j, 2), 16) }
+        return , $bytes
+    }
+    return [string]$Data
+}
+
+# Equal when kind and data match exactly (case-sensitive strings), compared in the JSON form.
+function Test-TrSameValue($A, $B) {
+    if ($null -eq $A -or $null -eq $B) { return ($null -eq $A -and $null -eq $B) }
+    return ([string]$A.type -ceq [string]$B.type) -and ((ConvertTo-TrJson $A.data) -ceq (ConvertTo-TrJson $B.data))
+}
+
+# ---------------------------------------------------------------- TLS probes
+# PowerShell refuses a numeric cast to a [Flags] enum when a bit has no name, and .NET 3.5's enums have no Tls11,
+# Tls12 or Tls13 even where the runtime supports them; Enum.ToObject takes the number as it is.
+function Get-TrSslProtocols([int]$Value) {
+    return [Enum]::ToObject([System.Security.Authentication.SslProtocols], $Value)
+}
+
+function Get-TrProtocolName($Protocol) {
+    $n = [int]$Protocol
+    if ($n -eq 12288) { return 'Tls13' }
+    if ($n -eq 3072) { return 'Tls12' }
+    if ($n -eq 768) { return 'Tls11' }
+    if ($n -eq 192) { return 'Tls' }
+    if ($n -eq 48) { return 'Ssl3' }
+    if ($n -eq 12) { return 'Ssl2' }
+    return [string]$Protocol
+}
+
+function Split-TrEndpoint([string]$Endpoint) {
+    $at = $Endpoint.LastIndexOf(':')
+    if ($at -lt 1) { throw ('endpoint must be host:port: ' + $Endpoint) }
+    return @{ host = $Endpoint.Substring(0, $at); port = [int]$Endpoint.Substring($at + 1) }
+}
+
+# Mode "tcp": TCP connect only. "default": SslStream.AuthenticateAsClient(host), what a .NET app negotiates by
+# default. "tls12": explicit TLS 1.2 (3072). "session": the protocols in this process's
+# ServicePointManager.SecurityProtocol, what HttpWebRequest would offer after a session fix.
+function Invoke-TrProbe([string]$Endpoint, [string]$Mode, [int]$TimeoutMs) {
+    $r = @{ endpoint = $Endpoint; mode = $Mode; ok = $false; protocol = $null; cipher = $null; error = $null }
+    $client = $null
+    $ssl = $null
+    try {
+        $ep = Split-TrEndpoint $Endpoint
+        $client = New-Object System.Net.Sockets.TcpClient
+        $pending = $client.BeginConnect($ep.host, $ep.port, $null, $null)
+        if (-not $pending.AsyncWaitHandle.WaitOne($TimeoutMs, $false)) { throw ('TCP connect timed out after ' + $TimeoutMs + ' ms') }
+        $client.EndConnect($pending)
+        if ($Mode -ne 'tcp') {
+            $stream = $client.GetStream()
+            $stream.ReadTimeout = $TimeoutMs
+            $stream.WriteTimeout = $TimeoutMs
+            $ssl = New-Object System.Net.Security.SslStream -ArgumentList $stream, $false
+            if ($Mode -eq 'default') {
+                $ssl.AuthenticateAsClient($ep.host)
+            } elseif ($Mode -eq 'tls12') {
+                $ssl.AuthenticateAsClient($ep.host, $null, (Get-TrSslProtocols 3072), $false)
+            } else {
+                $session = Get-TrSslProtocols ([int][Net.ServicePointManager]::SecurityProtocol)
+                $ssl.AuthenticateAsClient($ep.host, $null, $session, $false)
+            }
+            $r.protocol = Get-TrProtocolName $ssl.SslProtocol
+            $r.cipher = [string]$ssl.CipherAlgorithm
+        }
+        $r.ok = $true
+    } catch {
+        $r.error = Get-TrErrorText $_
+    } finally {
+        if ($null -ne $ssl) { $ssl.Close() }
+        if ($null -ne $client) { $client.Close() }
+    }
+    return $r
+}
+
+function Get-TrTimeout($Arguments) {
+    if ($Arguments.ContainsKey('timeout_ms')) { return [int]$Arguments.timeout_ms }
+    return 5000
+}

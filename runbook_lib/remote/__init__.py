@@ -1,0 +1,51 @@
+"""Getting runbook operations onto Windows hosts and their results back: scripts, transports, credentials."""
+
+from runbook_lib.remote.credentials import DEFAULT_REFERENCE, Credential, resolve_credential
+from runbook_lib.remote.scripts import (
+    LOADER,
+    MAX_COMMAND_LINE,
+    OPERATIONS,
+    Invocation,
+    ScriptOutput,
+    compose,
+    decode_invocation,
+    invocation,
+    parse_output,
+    read_declaration,
+    read_output,
+    render_output,
+    validate_args,
+)
+from runbook_lib.remote.transport import (
+    AUTH_METHODS,
+    LocalTransport,
+    OperationResult,
+    RebootWait,
+    Transport,
+    WinRMTransport,
+)
+
+__all__ = [
+    "AUTH_METHODS",
+    "DEFAULT_REFERENCE",
+    "LOADER",
+    "MAX_COMMAND_LINE",
+    "OPERATIONS",
+    "Credential",
+    "Invocation",
+    "LocalTransport",
+    "OperationResult",
+    "RebootWait",
+    "ScriptOutput",
+    "Transport",
+    "WinRMTransport",
+    "compose",
+    "decode_invocation",
+    "invocation",
+    "parse_output",
+    "read_declaration",
+    "read_output",
+    "render_output",
+    "resolve_credential",
+    "validate_args",
+]

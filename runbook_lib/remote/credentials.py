@@ -1,0 +1,112 @@
+"""Credentials by reference, so a password never becomes a notebook parameter, an output cell or a log line.
+
+References:
+
+``env:PREFIX``
+    ``PREFIX_USER`` and ``PREFIX_PASSWORD`` from the environment. The default is ``env:TLS_RUNBOOK``.
+``keyring:SERVICE/USER``
+    The password stored in the system keyring for SERVICE and USER (``keyring set SERVICE USER``).
+``keyring:SERVICE``
+    The backend's own credential for SERVICE, for backends that keep one per service (Windows Credential
+    Manager generic credentials do). The user name can contain a backslash (``DOMAIN\\user``) but not ``/``.
+``prompt`` / ``prompt:USER``
+    Ask interactively: the user name (unless given) with ``input``, the password with ``getpass``.
+"""
+
+from __future__ import annotations
+
+import getpass
+import os
+import re
+from dataclasses import dataclass, field
+from typing import Callable, Mapping
+
+from runbook_lib.errors import CredentialError, InputError
+
+DEFAULT_REFERENCE = "env:TLS_RUNBOOK"
+_PREFIX = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+_SCHEME = re.compile(r"[a-z]{1,16}")
+
+
+@dataclass(frozen=True)
+class Credential:
+    """A user name and password; ``repr`` and ``str`` show the user only."""
+
+    username: str
+    password: str = field(repr=False)
+
+    def __repr__(self) -> str:
+        return f"Credential(username={self.username!r}, password=<hidden>)"
+
+    def __str__(self) -> str:
+        return self.username
+
+
+def _from_env(prefix: str, environ: Mapping[str, str]) -> Credential:
+    if not _PREFIX.fullmatch(prefix):
+        raise InputError("credential reference env:PREFIX needs a PREFIX of letters, digits and underscores")
+    values = []
+    for name in (f"{prefix}_USER", f"{prefix}_PASSWORD"):
+        value = environ.get(name)
+        if value is None:
+            raise CredentialError(f"environment variable {name} is not set")
+        if not value:
+            raise CredentialError(f"environment variable {name} is empty")
+        values.append(value)
+    return Credential(*values)
+
+
+def _from_keyring(spec: str) -> Credential:
+    import keyring
+    from keyring.errors import KeyringError
+
+    service, sep, user = spec.rpartition("/") if "/" in spec else (spec, "", "")
+    if not service or (sep and not user):
+        raise InputError("credential reference must be keyring:SERVICE or keyring:SERVICE/USER")
+    try:
+        if user:
+            password = keyring.get_password(service, user)
+            if password is None:
+                raise CredentialError(f"keyring has no password for service {service!r} and user {user!r}")
+            return Credential(user, password)
+        stored = keyring.get_credential(service, None)
+    except KeyringError as exc:
+        raise CredentialError(f"keyring backend failed: {type(exc).__name__}") from None
+    if stored is None or not stored.username:
+        raise CredentialError(f"keyring has no credential for service {service!r}; use keyring:{service}/USER")
+    return Credential(stored.username, stored.password)
+
+
+def _from_prompt(user: str, ask_user: Callable[[str], str], ask_password: Callable[[str], str]) -> Credential:
+    username = user or ask_user("User name: ").strip()
+    if not username:
+        raise CredentialError("no user name entered")
+    password = ask_password(f"Password for {username}: ")
+    if not password:
+        raise CredentialError("no password entered")
+    return Credential(username, password)
+
+
+def resolve_credential(
+    reference: str = DEFAULT_REFERENCE,
+    *,
+    environ: Mapping[str, str] | None = None,
+    ask_user: Callable[[str], str] | None = None,
+    ask_password: Callable[[str], str] | None = None,
+) -> Credential:
+    """Turn a reference into a Credential; errors name the variable or entry, never a value.
+
+    ``prompt`` asks through ``input`` and ``getpass.getpass`` (looked up at call time) unless given other callables.
+    """
+    if not isinstance(reference, str):
+        raise InputError("credential reference must be a string")
+    scheme, sep, rest = reference.partition(":")
+    if scheme == "env" and sep:
+        return _from_env(rest, os.environ if environ is None else environ)
+    if scheme == "keyring" and sep:
+        return _from_keyring(rest)
+    if scheme == "prompt":
+        return _from_prompt(rest, ask_user or input, ask_password or getpass.getpass)
+    # The text may be a password pasted into the wrong field: name the scheme only when it looks like one.
+    shown = f" {scheme!r}" if sep and _SCHEME.fullmatch(scheme) else ""
+    raise InputError(f"unknown credential reference{shown}; use env:PREFIX, keyring:SERVICE[/USER] or prompt[:USER]")

@@ -1,0 +1,109 @@
+"""The real WinRM path: WinRMTransport over pywinrm against the project's WS-Management simulator."""
+
+from __future__ import annotations
+
+import threading
+
+import pytest
+
+from runbook_lib.errors import AuthenticationFailed, CertificateInvalid, EncryptionRequired, RemoteScriptFailed
+from runbook_lib.remote import Credential, WinRMTransport, decode_invocation, read_declaration, render_output
+from runbook_lib.simulator.wsman import CommandResult, WSManServer
+
+USER, PASSWORD = "vagrant", "S3cret;$(pa55)"
+FACTS = {
+    "schema": "tls-runbook/host-facts/v1", "host": "web01", "simulated": True, "collected_at": "2026-01-01T00:00:00Z",
+    "os": {"caption": "Windows Server 2016", "version": "10.0.14393", "service_pack": 0, "product_type": "server",
+           "architecture": "x64"},
+    "hotfixes": [], "powershell": {"windows_powershell": "5.1.14393.0", "pwsh": None}, "registry": [],
+    "observed": {"security_protocol": {"x64": 240}, "probes": []},
+}
+
+
+class CannedHost:
+    """Answers every runbook script from its declaration, as the simulator's host model will."""
+
+    def __init__(self):
+        self.seen: list[tuple[str, dict]] = []
+        self.lock = threading.Lock()
+
+    def __call__(self, command_line: str, stdin: bytes) -> CommandResult:
+        operation, args = read_declaration(decode_invocation(command_line, stdin or None))
+        with self.lock:
+            self.seen.append((operation, args))
+        if operation == "journal":
+            return CommandResult(render_output("journal", error=f"no journal for apply_id {args['apply_id']} on this host"))
+        if operation == "reboot":
+            return CommandResult(render_output("reboot", {"scheduled": True}))
+        return CommandResult(render_output("inspect", dict(FACTS, host=args["host"]), warnings=("canned",)))
+
+
+@pytest.fixture
+def serve():
+    servers = []
+
+    def start(**options):
+        options.setdefault("credentials", [(USER, PASSWORD)])
+        host = CannedHost()
+        server = WSManServer(host, **options).start()
+        servers.append(server)
+        return server, host
+
+    yield start
+    for server in servers:
+        server.stop()
+
+
+def transport_for(server, password=PASSWORD, **options):
+    options.setdefault("connect_retries", 0)
+    return WinRMTransport("127.0.0.1", Credential(USER, password), port=server.port, https=server.https, **options)
+
+
+INSPECT = {"host": "web01", "values": [{"path": "HKLM\\SOFTWARE\\Microsoft\\.NETFramework\\v4.0.30319", "name": "SchUseStrongCrypto"}]}
+
+
+def test_inspect_over_ntlm_with_message_encryption(serve):
+    server, host = serve(strict=True)
+    outcome = transport_for(server).run("inspect", INSPECT)
+    assert outcome.data == FACTS and outcome.warnings == ("canned",)
+    assert host.seen == [("inspect", INSPECT)]
+
+
+def test_inspect_over_https_with_the_listeners_ca(serve):
+    server, _ = serve(https=True)
+    assert transport_for(server, ca_trust_path=server.ca_path).run("inspect", INSPECT).data["host"] == "web01"
+
+
+def test_https_listener_with_an_untrusted_certificate_is_certificate_invalid(serve):
+    server, _ = serve(https=True)
+    with pytest.raises(CertificateInvalid):
+        transport_for(server).run("inspect", INSPECT)
+
+
+def test_wrong_password_is_authentication_failed_without_the_password(serve):
+    server, _ = serve()
+    with pytest.raises(AuthenticationFailed) as caught:
+        transport_for(server, password="wrong-" + PASSWORD).run("inspect", INSPECT)
+    assert PASSWORD not in str(caught.value)
+
+
+def test_basic_over_http_on_a_strict_host_is_refused(serve):
+    server, _ = serve(auth="basic", strict=True)
+    with pytest.raises((AuthenticationFailed, EncryptionRequired)):
+        transport_for(server, auth="basic", allow_unencrypted=True).run("inspect", INSPECT)
+
+
+def test_script_error_from_the_host_is_remote_script_failed(serve):
+    server, _ = serve()
+    with pytest.raises(RemoteScriptFailed, match="127.0.0.1: journal: no journal for apply_id a1 on this host"):
+        transport_for(server).run("journal", {"apply_id": "a1"})
+
+
+def test_reboot_then_wait_until_winrm_answers_again(serve):
+    server, _ = serve()
+    transport = transport_for(server)
+    assert transport.run("reboot", {"delay_s": 5}).data == {"scheduled": True}
+    server.go_down(1.0)
+    waited = transport.wait_for_reboot(down_timeout_s=5, up_timeout_s=10, poll_s=0.2)
+    assert waited.up_after_s >= 0.5
+    assert transport.run("inspect", INSPECT).data["host"] == "web01"

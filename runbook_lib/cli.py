@@ -50,6 +50,51 @@ def _cmd_plan(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _cmd_simulate(args: argparse.Namespace) -> int:
+    from .remote.credentials import resolve_credential
+    from .simulator import fleet
+    from .simulator.host import builtin_profile, builtin_profile_names
+
+    if args.list:
+        for name in builtin_profile_names():
+            print(f"{name:34} {builtin_profile(name).description}")
+        return EXIT_OK
+    if args.fleet is None and not args.profile:
+        raise InputError("simulate needs --profile NAME, --fleet DIR or --list")
+    profiles = fleet.load_profiles(args.fleet) if args.fleet is not None else [builtin_profile(args.profile)]
+    credential = resolve_credential()
+    options = dict(port=args.port, auth=args.auth, https=args.https, strict=args.strict)
+    accounts = [(credential.username, credential.password)]
+    if args.fleet is not None:
+        nodes = fleet.SimulatedFleet(profiles, accounts, **options).start().nodes
+    else:
+        nodes = [fleet.start_node(profiles[0], accounts, address=args.address, **options)]
+    try:
+        for node in nodes:  # the first line is the endpoint URL, for scripts that start the simulator
+            extra = [node.name] if len(nodes) > 1 else []
+            extra += [f"ca={node.server.ca_path}"] if args.https else []
+            print("  ".join([node.url, *extra]), flush=True)
+        print("SIMULATED Windows host(s) running; press Ctrl-C to stop.", file=sys.stderr, flush=True)
+        _wait_for_interrupt()
+    finally:
+        for node in nodes:
+            node.stop()
+    return EXIT_OK
+
+
+def _wait_for_interrupt() -> None:
+    """Block until Ctrl-C or SIGTERM; SIGTERM becomes KeyboardInterrupt so the listeners stop cleanly."""
+    import signal
+    import threading
+
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, signal.default_int_handler)
+    try:
+        threading.Event().wait()
+    except KeyboardInterrupt:
+        pass
+
+
 def _cmd_demo(args: argparse.Namespace) -> int:
     print("demo not built yet")
     return EXIT_OK
@@ -72,6 +117,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--reg-out", type=Path, required=True)
     p.add_argument("--rollback-out", type=Path, required=True)
     p.set_defaults(run=_cmd_plan)
+
+    p = commands.add_parser("simulate", help="run simulated Windows hosts (WinRM on loopback) in the foreground")
+    p.add_argument("--profile", help="a built-in profile (see --list)")
+    p.add_argument("--fleet", type=Path, metavar="DIR", help="run every profile (*.json) in DIR, one address each")
+    p.add_argument("--list", action="store_true", help="name the built-in profiles")
+    p.add_argument("--address", default="127.0.0.1", help="an address in 127.0.0.0/8 (default 127.0.0.1)")
+    p.add_argument("--port", type=int, default=5985)
+    p.add_argument("--auth", choices=("ntlm", "basic"), default="ntlm")
+    p.add_argument("--https", action="store_true", help="HTTPS with a certificate generated at start")
+    p.add_argument("--strict", action="store_true", help="refuse Basic and unencrypted HTTP, as Windows does")
+    p.set_defaults(run=_cmd_simulate)
 
     p = commands.add_parser("demo", help="run the runbook against a simulated fleet")
     p.set_defaults(run=_cmd_demo)

@@ -15,6 +15,8 @@ from . import __version__, facts as facts_module
 from .engine import DEFAULT_PROFILE, assess
 from .errors import InputError, RunbookError
 from .plan import RemediationPlan
+from .remote.transport import AUTH_METHODS
+from .target import DEFAULT_ENDPOINTS
 from .verdict import PROFILES
 
 EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT = 0, 1, 2
@@ -48,6 +50,32 @@ def _cmd_plan(args: argparse.Namespace) -> int:
     if verdict.blockers:
         print("blocked by: " + ", ".join(verdict.blockers))
     return EXIT_OK
+
+
+def _target(args: argparse.Namespace):
+    from .target import connect
+
+    return connect(args.target, inventory=args.inventory, credential=args.credential, auth=args.auth,
+                   ca_trust_path=args.ca_trust_path)
+
+
+def _cmd_inspect(args: argparse.Namespace) -> int:
+    from .steps import inspect_host
+
+    host_facts = inspect_host(_target(args), args.endpoint or DEFAULT_ENDPOINTS)
+    if args.output:
+        host_facts.save(args.output)
+    else:
+        sys.stdout.write(host_facts.dumps())
+    return EXIT_OK
+
+
+def _cmd_probe(args: argparse.Namespace) -> int:
+    from .steps import probe_host
+
+    report = probe_host(_target(args), args.endpoint or DEFAULT_ENDPOINTS)
+    print(report.render_text())
+    return EXIT_OK if report.ok else EXIT_FAILED
 
 
 def _cmd_simulate(args: argparse.Namespace) -> int:
@@ -117,6 +145,20 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--reg-out", type=Path, required=True)
     p.add_argument("--rollback-out", type=Path, required=True)
     p.set_defaults(run=_cmd_plan)
+
+    for name, run, text in (("inspect", _cmd_inspect, "collect host facts over WinRM (JSON)"),
+                            ("probe", _cmd_probe, "TLS probes from the host to Entra's endpoints")):
+        p = commands.add_parser(name, help=text)
+        p.add_argument("target", help="an inventory host name (with --inventory) or a WinRM URL such as "
+                                      "http://127.0.0.5:5985/wsman")
+        p.add_argument("--inventory", type=Path)
+        p.add_argument("--auth", choices=AUTH_METHODS)
+        p.add_argument("--credential", help="env:PREFIX, keyring:SERVICE[/USER] or prompt (default env:TLS_RUNBOOK)")
+        p.add_argument("--ca-trust-path", help="CA bundle (PEM) for an HTTPS listener")
+        p.add_argument("--endpoint", action="append", help="host:port to probe (repeatable)")
+        if name == "inspect":
+            p.add_argument("-o", "--output", type=Path, help="write the facts here instead of stdout")
+        p.set_defaults(run=run)
 
     p = commands.add_parser("simulate", help="run simulated Windows hosts (WinRM on loopback) in the foreground")
     p.add_argument("--profile", help="a built-in profile (see --list)")

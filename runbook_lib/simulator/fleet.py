@@ -6,6 +6,7 @@ This is what ``tls-runbook simulate``, the demo, the notebooks' built-in host an
 
 from __future__ import annotations
 
+import dataclasses
 import ipaddress
 from dataclasses import dataclass
 from pathlib import Path
@@ -48,8 +49,11 @@ def loopback_address(text: str) -> str:
 
 def start_node(profile: HostProfile, credentials: Iterable[tuple[str, str]], *, hostname: str | None = None,
                address: str = "127.0.0.1", port: int = 0, auth: str = "ntlm", https: bool = False,
-               strict: bool = False, faults: Faults | None = None) -> SimulatedNode:
+               strict: bool = False, faults: Faults | None = None, boot_seconds: float | None = None) -> SimulatedNode:
+    """Start one simulated host; ``boot_seconds`` overrides the profile's (tests and demos boot faster)."""
     hostname = hostname or profile.name.replace("_", "-")
+    if boot_seconds is not None:
+        profile = dataclasses.replace(profile, boot_seconds=boot_seconds)
     host = SimulatedHost(profile, hostname)
     server = WSManServer(host, address=loopback_address(address), port=port, auth=auth, https=https,  # type: ignore[arg-type]
                          strict=strict, credentials=list(credentials), faults=faults,

@@ -110,6 +110,8 @@ class SimulatedHost:
         handler = getattr(self, f"_op_{operation}")
         with self._lock:
             result = handler(args)
+        if operation != "inspect":  # host facts carry their own "simulated" field
+            result = {**result, "simulated": True}  # so every report made from it can say SIMULATED
         return CommandResult(stdout=scripts.render_output(operation, result))
 
     # --- operations -----------------------------------------------------------------------------------------

@@ -1,0 +1,87 @@
+"""Which host a runbook step talks to, and how: a WinRM URL or an inventory entry, resolved to a transport.
+
+Credentials are resolved here, by reference (``env:``, ``keyring:``, ``prompt``), and live only inside the
+transport object: a ``Target`` can be printed, logged or shown in a notebook without exposing them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from urllib.parse import urlsplit
+
+from .errors import InputError
+from .facts import host_problem
+from .remote.credentials import DEFAULT_REFERENCE, Credential, resolve_credential
+from .remote.transport import AUTH_METHODS, Transport, WinRMTransport
+
+DEFAULT_ENDPOINTS = ("login.microsoftonline.com:443",)
+
+
+@dataclass
+class Target:
+    """One host as the runbook sees it. ``simulated`` turns True as soon as the host says it is simulated."""
+
+    name: str
+    transport: Transport = field(repr=False)
+    endpoint: str
+    simulated: bool = False
+
+    def run(self, operation: str, args: dict) -> dict:
+        data = self.transport.run(operation, args).data
+        if data.get("simulated") is True:
+            self.simulated = True
+        return data
+
+
+def parse_winrm_url(url: str) -> tuple[str, str, int]:
+    """(scheme, host, port) of ``http(s)://host[:port]/wsman``; anything else is bad input."""
+    try:
+        parts = urlsplit(url)
+        port = parts.port
+    except ValueError:
+        raise InputError(f"target {url[:80]!r} is not a WinRM URL") from None
+    if parts.scheme not in ("http", "https") or not parts.hostname or parts.path.strip("/") not in ("", "wsman"):
+        raise InputError("target URL must look like http://HOST:5985/wsman or https://HOST:5986/wsman")
+    problem = host_problem(parts.hostname)
+    if problem:
+        raise InputError(f"target host {problem}")
+    return parts.scheme, parts.hostname, port or (5986 if parts.scheme == "https" else 5985)
+
+
+def connect(target: str, *, inventory: Path | str | None = None, credential: str | Credential | None = None,
+            auth: str | None = None, ca_trust_path: str | None = None, validate_certificate: bool | None = None,
+            operation_timeout_s: int = 20, read_timeout_s: int = 30) -> Target:
+    """Resolve TARGET (an inventory host name or a WinRM URL) to a Target ready to run operations."""
+    if not isinstance(target, str) or not target:
+        raise InputError("target must be an inventory host name or a WinRM URL")
+    if "://" in target:
+        scheme, host, port = parse_winrm_url(target)
+        name, reference, username = host, DEFAULT_REFERENCE, None
+        chosen_auth, trust, validate = auth or "ntlm", ca_trust_path, True if validate_certificate is None \
+            else validate_certificate
+    else:
+        if inventory is None:
+            raise InputError(f"target {target[:80]!r} is not a URL; name an inventory to look it up in")
+        from .inventory import load_inventory
+
+        entry = load_inventory(inventory).get(target)
+        name, host, port, scheme = entry.name, entry.address, entry.port, entry.scheme
+        reference, username = entry.credential, entry.username
+        chosen_auth = auth or entry.auth
+        trust = ca_trust_path or entry.ca_trust_path
+        validate = entry.validate_certificate if validate_certificate is None else validate_certificate
+    if chosen_auth not in AUTH_METHODS:
+        raise InputError(f"auth must be one of {', '.join(AUTH_METHODS)}")
+    if isinstance(credential, Credential):
+        resolved = credential
+    else:
+        resolved = resolve_credential(credential or _with_user_hint(reference, username))
+    transport = WinRMTransport(host, resolved, auth=chosen_auth, https=scheme == "https", port=port,
+                               validate_certificate=validate, ca_trust_path=trust,
+                               operation_timeout_s=operation_timeout_s, read_timeout_s=read_timeout_s)
+    return Target(name, transport, transport.endpoint)
+
+
+def _with_user_hint(reference: str, username: str | None) -> str:
+    return f"prompt:{username}" if reference == "prompt" and username else reference

@@ -1,0 +1,61 @@
+"""tls-runbook simulate / inspect / probe as an operator runs them, in separate processes."""
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+
+def cli(*args, env, timeout=60):
+    return subprocess.run([sys.executable, "-m", "runbook_lib.cli", *map(str, args)], capture_output=True, text=True,
+                          env=env, timeout=timeout)
+
+
+@pytest.fixture
+def simulator_process(password):
+    env = {**os.environ, "TLS_RUNBOOK_USER": "runbook-admin", "TLS_RUNBOOK_PASSWORD": password}
+    process = subprocess.Popen([sys.executable, "-m", "runbook_lib.cli", "simulate", "--profile", "win7_wmf51",
+                                "--address", "127.0.0.9", "--port", "0", "--strict"], stdout=subprocess.PIPE,
+                               stderr=subprocess.PIPE, text=True, env=env)
+    url = process.stdout.readline().strip()
+    yield url, env
+    process.terminate()
+    _, stderr = process.communicate(timeout=10)
+    assert process.returncode == 0, stderr
+    assert password not in stderr
+
+
+def test_simulate_prints_its_url_first_and_inspect_reads_facts_through_it(simulator_process, password, tmp_path):
+    url, env = simulator_process
+    assert url.startswith("http://127.0.0.9:") and url.endswith("/wsman")
+    result = cli("inspect", url, "-o", tmp_path / "facts.json", env=env)
+    assert result.returncode == 0, result.stderr
+    facts = json.loads((tmp_path / "facts.json").read_text())
+    assert facts["simulated"] is True and facts["os"]["version"] == "6.1.7601"
+    verdict = cli("assess", tmp_path / "facts.json", "--format", "table", env=env)
+    assert verdict.stdout.startswith("*** SIMULATED HOST")
+    for output in (result.stdout, result.stderr, verdict.stdout, (tmp_path / "facts.json").read_text()):
+        assert password not in output
+
+
+def test_probe_exits_1_when_the_host_would_fail_and_says_simulated(simulator_process, password):
+    url, env = simulator_process
+    result = cli("probe", url, env=env)
+    assert result.returncode == 1
+    assert result.stdout.startswith("*** SIMULATED HOST") and "AADSTS1002016" in result.stdout
+
+
+def test_wrong_password_is_a_one_line_error_without_the_password(simulator_process, password):
+    url, env = simulator_process
+    wrong = cli("inspect", url, env={**env, "TLS_RUNBOOK_PASSWORD": password + "x"})
+    assert wrong.returncode == 1 and len(wrong.stderr.strip().splitlines()) == 1
+    assert "refused" in wrong.stderr and password not in wrong.stderr
+
+
+def test_bad_targets_are_bad_input(password):
+    env = {**os.environ, "TLS_RUNBOOK_USER": "u", "TLS_RUNBOOK_PASSWORD": password}
+    for target in ("ftp://x/wsman", "http://bad host/wsman", "srv01"):
+        result = cli("inspect", target, env=env)
+        assert result.returncode == 2 and len(result.stderr.strip().splitlines()) == 1, target

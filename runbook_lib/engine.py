@@ -267,10 +267,16 @@ def _fmt(value: RegistryValue | None) -> str:
 
 
 def _restart(changes: list[Change]) -> str:
-    if not changes:
+    return restart_for_paths(c.path for c in changes)
+
+
+def restart_for_paths(paths) -> str:
+    """What a write to these keys needs before it takes effect."""
+    paths = [p.casefold() for p in paths]
+    if not paths:
         return "none"
     reboot_roots = (k.SCHANNEL_PROTOCOLS, k.WINHTTP_NATIVE, k.WINHTTP_WOW64, k.CIPHER_POLICY)
-    if any(c.path.casefold().startswith(root.casefold()) for c in changes for root in reboot_roots):
+    if any(path.startswith(root.casefold()) for path in paths for root in reboot_roots):
         return "reboot"  # SCHANNEL, WinHTTP and cipher order are read at boot ([S1], [W1], [X4])
     return "new_process"  # .NET reads its values once per process ([N4])
 

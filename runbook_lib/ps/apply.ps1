@@ -15,16 +15,6 @@
 # rewritten. Nothing is ever deleted. An apply_id whose journal exists is refused, so a backup is never overwritten,
 # and so is a target whose current kind cannot be represented in the backup.
 
-function Set-TrValue($Key, [string]$Name, [string]$TypeName, $Data) {
-    $kind = Get-TrKind $TypeName
-    $value = ConvertTo-TrRegistryData $TypeName $Data
-    if ($TypeName -eq 'REG_DWORD') { $Key.SetValue($Name, [int32]$value, $kind) }
-    elseif ($TypeName -eq 'REG_QWORD') { $Key.SetValue($Name, [int64]$value, $kind) }
-    elseif ($TypeName -eq 'REG_MULTI_SZ') { $Key.SetValue($Name, [string[]]$value, $kind) }
-    elseif ($TypeName -eq 'REG_BINARY') { $Key.SetValue($Name, [byte[]]$value, $kind) }
-    else { $Key.SetValue($Name, [string]$value, $kind) }
-}
-
 function Save-TrJournal([string]$File, $Doc) {
     $tmp = $File + '.tmp'
     [IO.File]::WriteAllText($tmp, (ConvertTo-TrJson $Doc), [Text.Encoding]::ASCII)

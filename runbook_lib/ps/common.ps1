@@ -330,6 +330,17 @@ function ConvertTo-TrRegistryData([string]$TypeName, $Data) {
 }
 
 # Equal when kind and data match exactly (case-sensitive strings), compared in the JSON form.
+# Writes one value with its real kind; shared by apply (the fix) and restore (the rollback).
+function Set-TrValue($Key, [string]$Name, [string]$TypeName, $Data) {
+    $kind = Get-TrKind $TypeName
+    $value = ConvertTo-TrRegistryData $TypeName $Data
+    if ($TypeName -eq 'REG_DWORD') { $Key.SetValue($Name, [int32]$value, $kind) }
+    elseif ($TypeName -eq 'REG_QWORD') { $Key.SetValue($Name, [int64]$value, $kind) }
+    elseif ($TypeName -eq 'REG_MULTI_SZ') { $Key.SetValue($Name, [string[]]$value, $kind) }
+    elseif ($TypeName -eq 'REG_BINARY') { $Key.SetValue($Name, [byte[]]$value, $kind) }
+    else { $Key.SetValue($Name, [string]$value, $kind) }
+}
+
 function Test-TrSameValue($A, $B) {
     if ($null -eq $A -or $null -eq $B) { return ($null -eq $A -and $null -eq $B) }
     return ([string]$A.type -ceq [string]$B.type) -and ((ConvertTo-TrJson $A.data) -ceq (ConvertTo-TrJson $B.data))

@@ -28,7 +28,7 @@ from runbook_lib.errors import InputError, RemoteScriptFailed, one_line
 from runbook_lib.facts import host_problem
 from runbook_lib.registry import REG_TYPES, data_problem, name_problem, path_problem
 
-OPERATIONS = ("inspect", "apply", "probe", "session_fix", "reboot", "journal")
+OPERATIONS = ("inspect", "apply", "probe", "session_fix", "reboot", "journal", "restore")
 RESULT_START = "<<<TLS-RUNBOOK-RESULT"
 RESULT_END = "TLS-RUNBOOK-RESULT>>>"
 RESULT_SCHEMA = "tls-runbook/result/v1"
@@ -181,6 +181,24 @@ def _check_journal(op: str, args: dict) -> None:
     _apply_id(op, args["apply_id"])
 
 
+def _check_restore(op: str, args: dict) -> None:
+    _keys(op, "arguments", args, {"apply_id", "backup"})
+    _apply_id(op, args["apply_id"])
+    for i, entry in enumerate(_list(op, "backup", args["backup"])):
+        where = f"backup[{i}]"
+        _keys(op, where, entry, {"path", "name", "existed", "type", "data", "key_existed"})
+        _registry_value(op, where, entry)
+        for flag in ("existed", "key_existed"):
+            if not isinstance(entry[flag], bool):
+                raise _fail(op, f"{where}.{flag}", "must be true or false")
+        if entry["existed"]:
+            if entry["type"] not in REG_TYPES:
+                raise _fail(op, f"{where}.type", f"must be one of {', '.join(REG_TYPES)}")
+            _registry_data(op, f"{where}.data", entry["type"], entry["data"])
+        elif entry["type"] is not None or entry["data"] is not None:
+            raise _fail(op, where, "a value that did not exist has no type or data")
+
+
 def _check_probe(op: str, args: dict) -> None:
     _keys(op, "arguments", args, {"endpoints"}, frozenset({"timeout_ms"}))
     _endpoints(op, "endpoints", args["endpoints"])
@@ -207,6 +225,7 @@ _CHECKS: dict[str, Callable[[str, dict], None]] = {
     "session_fix": _check_session_fix,
     "reboot": _check_reboot,
     "journal": _check_journal,
+    "restore": _check_restore,
 }
 
 
@@ -337,6 +356,7 @@ _RESULT_KEYS: dict[str, dict[str, type | tuple[type, ...]]] = {
     "inspect": {"schema": str, "host": str, "os": dict, "registry": list, "observed": dict, "hotfixes": list},
     "apply": {"apply_id": str, "completed": bool, "backup": list, "results": list},
     "journal": {"apply_id": str, "completed": bool, "backup": list, "results": list},
+    "restore": {"apply_id": str, "completed": bool, "keys_removed": list, "results": list},
     "probe": {"probes": list},
     "session_fix": {"before": int, "after": int, "mode": str, "probes": list},
     "reboot": {"scheduled": bool},

@@ -194,6 +194,26 @@ class SimulatedHost:
             return {"apply_id": args["apply_id"], "completed": False, "backup": [], "results": []}
         return json.loads(saved)
 
+    def _op_restore(self, args: dict) -> dict:
+        results, removed = [], []
+        for entry in args["backup"]:
+            before = self.registry.get(entry["path"], entry["name"])
+            status = "unchanged"
+            if entry["existed"] and not (before and before.same_as(entry["type"], entry["data"])):
+                self.registry = self.registry.set(entry["path"], entry["name"], entry["type"], entry["data"])
+                status = "restored"
+            elif not entry["existed"] and before is not None:
+                self.registry = self.registry.delete(entry["path"], entry["name"])
+                status = "deleted"
+            after = self.registry.get(entry["path"], entry["name"])
+            results.append({"path": entry["path"], "name": entry["name"], "status": status,
+                            "before": before and {"type": before.type, "data": before.data},
+                            "after": after and {"type": after.type, "data": after.data}, "error": None})
+        for entry in args["backup"]:
+            if not entry["key_existed"] and entry["path"] not in removed and not self.registry.has_key(entry["path"]):
+                removed.append(entry["path"])
+        return {"apply_id": args["apply_id"], "completed": True, "keys_removed": removed, "results": results}
+
     def _op_reboot(self, args: dict) -> dict:
         threading.Timer(min(float(args.get("delay_s", 1)), 2.0), self.reboot).start()
         return {"scheduled": True}

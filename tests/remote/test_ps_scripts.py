@@ -22,6 +22,8 @@ SAMPLE_ARGS = {
     "session_fix": {"mode": "bor", "endpoints": ["login.microsoftonline.com:443"]},
     "reboot": {"delay_s": 5},
     "journal": {"apply_id": "run-1"},
+    "restore": {"apply_id": "run-1", "backup": [{"path": "HKLM\\SOFTWARE\\X", "name": "Y", "existed": False,
+                                                 "type": None, "data": None, "key_existed": False}]},
 }
 
 # Constructs that do not exist in Windows PowerShell 2.0 / .NET 3.5, or that the runbook must not depend on.

@@ -1,0 +1,69 @@
+"""Evidence bundles: tampering is named file by file, and no encoding of a credential survives."""
+
+import base64
+import json
+
+import pytest
+
+from runbook_lib import evidence
+from runbook_lib.errors import InputError
+
+SECRET = "Tr0ub4dor&3-x"
+
+
+def make_bundle(root):
+    (root / "hosts" / "srv01").mkdir(parents=True)
+    (root / "hosts" / "srv01" / "facts.json").write_text('{"host": "srv01"}')
+    (root / "summary.csv").write_text("host,outcome\nsrv01,fixed\n")
+    evidence.write_manifest(root, {"run_id": "r1"})
+    return root
+
+
+def test_an_untouched_bundle_verifies(tmp_path):
+    result = evidence.verify(make_bundle(tmp_path), [SECRET])
+    assert result.ok and result.checked == 2
+    assert result.lines()[-1].startswith("OK: 2 file(s)")
+
+
+def test_changed_missing_and_added_files_are_each_named(tmp_path):
+    root = make_bundle(tmp_path)
+    (root / "summary.csv").write_text("host,outcome\nsrv01,compliant\n")
+    (root / "hosts" / "srv01" / "facts.json").unlink()
+    (root / "hosts" / "srv01" / "extra.txt").write_text("x")
+    result = evidence.verify(root)
+    assert (result.changed, result.missing, result.added) == (
+        ["summary.csv"], ["hosts/srv01/facts.json"], ["hosts/srv01/extra.txt"])
+    assert not result.ok
+
+
+@pytest.mark.parametrize("encode", [
+    lambda s: s.encode(),
+    lambda s: repr(s).encode(),
+    lambda s: json.dumps({"p": s}).encode(),
+    lambda s: base64.b64encode(s.encode()),
+    lambda s: base64.b64encode(s.encode("utf-16-le")),
+    lambda s: s.encode("utf-16-le"),
+    lambda s: b"\xff\xfe" + ("x=" + s).encode("utf-16-le"),
+], ids=["plain", "repr", "json", "base64", "base64-utf16", "utf16", "reg-file"])
+def test_verify_fails_on_a_credential_in_any_encoding(tmp_path, encode):
+    root = make_bundle(tmp_path)
+    (root / "hosts" / "srv01" / "leak.bin").write_bytes(b"prefix " + encode(SECRET) + b" suffix")
+    evidence.write_manifest(root, {"run_id": "r1"})
+    result = evidence.verify(root, [SECRET])
+    assert result.secrets_found == ["hosts/srv01/leak.bin"]
+
+
+@pytest.mark.parametrize("encode", [lambda s: s.encode(), lambda s: s.encode("utf-16-le"),
+                                    lambda s: base64.b64encode(s.encode())])
+def test_scrubber_removes_credentials_before_files_enter_the_bundle(tmp_path, encode):
+    source = tmp_path / "out.ipynb"
+    source.write_bytes(b'{"text": "' + encode(SECRET) + b'"}')
+    hits = evidence.Scrubber([SECRET]).copy(source, tmp_path / "bundle" / "out.ipynb")
+    assert hits >= 1
+    written = (tmp_path / "bundle" / "out.ipynb").read_bytes()
+    assert not any(e in written for e in evidence.secret_encodings(SECRET))
+
+
+def test_a_folder_without_manifest_is_bad_input(tmp_path):
+    with pytest.raises(InputError, match="not an evidence bundle"):
+        evidence.verify(tmp_path)

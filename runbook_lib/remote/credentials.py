@@ -42,9 +42,29 @@ class Credential:
         return self.username
 
 
+def reference_problem(reference: object) -> str | None:
+    """Why a reference is malformed, decided without resolving it (no environment, keyring or prompt).
+
+    Inventories are checked with this at load time, before a headless run may touch any secret store; the message
+    never repeats text that may be a password pasted into the wrong field.
+    """
+    if not isinstance(reference, str):
+        return "credential reference must be a string"
+    scheme, sep, rest = reference.partition(":")
+    if scheme == "env" and sep:
+        ok = _PREFIX.fullmatch(rest)
+        return None if ok else "credential reference env:PREFIX needs a PREFIX of letters, digits and underscores"
+    if scheme == "keyring" and sep:
+        service, slash, user = rest.rpartition("/") if "/" in rest else (rest, "", "")
+        return None if service and (user or not slash) else \
+            "credential reference must be keyring:SERVICE or keyring:SERVICE/USER"
+    if scheme == "prompt":
+        return None
+    shown = f" {scheme!r}" if sep and _SCHEME.fullmatch(scheme) else ""
+    return f"unknown credential reference{shown}; use env:PREFIX, keyring:SERVICE[/USER] or prompt[:USER]"
+
+
 def _from_env(prefix: str, environ: Mapping[str, str]) -> Credential:
-    if not _PREFIX.fullmatch(prefix):
-        raise InputError("credential reference env:PREFIX needs a PREFIX of letters, digits and underscores")
     values = []
     for name in (f"{prefix}_USER", f"{prefix}_PASSWORD"):
         value = environ.get(name)
@@ -60,9 +80,7 @@ def _from_keyring(spec: str) -> Credential:
     import keyring
     from keyring.errors import KeyringError
 
-    service, sep, user = spec.rpartition("/") if "/" in spec else (spec, "", "")
-    if not service or (sep and not user):
-        raise InputError("credential reference must be keyring:SERVICE or keyring:SERVICE/USER")
+    service, _, user = spec.rpartition("/") if "/" in spec else (spec, "", "")
     try:
         if user:
             password = keyring.get_password(service, user)
@@ -98,15 +116,12 @@ def resolve_credential(
 
     ``prompt`` asks through ``input`` and ``getpass.getpass`` (looked up at call time) unless given other callables.
     """
-    if not isinstance(reference, str):
-        raise InputError("credential reference must be a string")
-    scheme, sep, rest = reference.partition(":")
-    if scheme == "env" and sep:
+    problem = reference_problem(reference)
+    if problem:
+        raise InputError(problem)
+    scheme, _, rest = reference.partition(":")
+    if scheme == "env":
         return _from_env(rest, os.environ if environ is None else environ)
-    if scheme == "keyring" and sep:
+    if scheme == "keyring":
         return _from_keyring(rest)
-    if scheme == "prompt":
-        return _from_prompt(rest, ask_user or input, ask_password or getpass.getpass)
-    # The text may be a password pasted into the wrong field: name the scheme only when it looks like one.
-    shown = f" {scheme!r}" if sep and _SCHEME.fullmatch(scheme) else ""
-    raise InputError(f"unknown credential reference{shown}; use env:PREFIX, keyring:SERVICE[/USER] or prompt[:USER]")
+    return _from_prompt(rest, ask_user or input, ask_password or getpass.getpass)

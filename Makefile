@@ -16,7 +16,14 @@ $(INSTALLED): pyproject.toml
 demo: $(INSTALLED)
 	$(BIN)/tls-runbook demo
 
-test: $(INSTALLED)
+# The browser test drives Debian's chromium (never a browser downloaded by a test tool).
+CHROMIUM := /usr/bin/chromium
+$(CHROMIUM):
+	@if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver; \
+	else echo "The browser test needs Debian's chromium: sudo apt-get install chromium chromium-driver"; exit 1; fi
+
+test: $(INSTALLED) $(CHROMIUM)
 	$(BIN)/python -m pytest
 
 clean:

@@ -127,7 +127,7 @@ class ApplyReport:
 
     @property
     def written(self) -> list[dict]:
-        return [r for r in self.results if r["status"] == "written"]
+        return [r for r in self.results if r["status"] in ("written", "restored", "deleted")]
 
     @property
     def changed_anything(self) -> bool:
@@ -230,6 +230,25 @@ def rollback_from_backup(backup: list[dict], host: str, simulated: bool) -> str:
     if simulated:
         comments.insert(0, "SIMULATED HOST: produced against the tls-runbook simulator")
     return render(operations, comments)
+
+
+def rollback_host(target: Target, apply_id: str, backup: list[dict], *, apply: bool = False) -> ApplyReport:
+    """Restore what an apply replaced, from the backup the host recorded (dry-run unless apply=True)."""
+    from .engine import restart_for_paths
+
+    restart = restart_for_paths(entry["path"] for entry in backup)
+    report = ApplyReport(target.name, target.simulated, not apply, restart, apply_id=apply_id)
+    if not apply:
+        report.results = [{"path": e["path"], "name": e["name"], "status": "planned", "before": None,
+                           "after": {"type": e["type"], "data": e["data"]} if e["existed"] else None, "error": None}
+                          for e in backup]
+        return report
+    data = target.run("restore", {"apply_id": apply_id, "backup": backup})
+    report.results, report.completed = data["results"], bool(data["completed"])
+    if not report.completed:
+        failed = [r for r in report.results if r["status"] == "failed"]
+        report.error = failed[0].get("error") if failed else "restore stopped before the end"
+    return report
 
 
 # --- reboot --------------------------------------------------------------------------------------------------

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import ipaddress
+import multiprocessing
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable
@@ -49,12 +50,13 @@ def loopback_address(text: str) -> str:
 
 def start_node(profile: HostProfile, credentials: Iterable[tuple[str, str]], *, hostname: str | None = None,
                address: str = "127.0.0.1", port: int = 0, auth: str = "ntlm", https: bool = False,
-               strict: bool = False, faults: Faults | None = None, boot_seconds: float | None = None) -> SimulatedNode:
+               strict: bool = False, faults: Faults | None = None, boot_seconds: float | None = None,
+               process_start_s: float = 0.0) -> SimulatedNode:
     """Start one simulated host; ``boot_seconds`` overrides the profile's (tests and demos boot faster)."""
     hostname = hostname or profile.name.replace("_", "-")
     if boot_seconds is not None:
         profile = dataclasses.replace(profile, boot_seconds=boot_seconds)
-    host = SimulatedHost(profile, hostname)
+    host = SimulatedHost(profile, hostname, process_start_s)
     server = WSManServer(host, address=loopback_address(address), port=port, auth=auth, https=https,  # type: ignore[arg-type]
                          strict=strict, credentials=list(credentials), faults=faults,
                          computer_name=hostname.split(".")[0].upper()[:15])
@@ -80,16 +82,20 @@ class SimulatedFleet:
     """Start many nodes, one loopback address each; stop them all on exit, even after a failure."""
 
     def __init__(self, profiles: list[HostProfile], credentials: Iterable[tuple[str, str]], *, port: int = 0,
-                 auth: str = "ntlm", https: bool = False, strict: bool = False):
+                 auth: str = "ntlm", https: bool = False, strict: bool = False, boot_seconds: float | None = None,
+                 latency: float = 0.0, process_start_s: float = 0.0):
         self.profiles, self.credentials = profiles, list(credentials)
         self.port, self.auth, self.https, self.strict = port, auth, https, strict
+        self.boot_seconds, self.latency, self.process_start_s = boot_seconds, latency, process_start_s
         self.nodes: list[SimulatedNode] = []
 
     def start(self) -> "SimulatedFleet":
         try:
             for index, profile in enumerate(self.profiles):
                 self.nodes.append(start_node(profile, self.credentials, address=str(FIRST_FLEET_ADDRESS + index),
-                                             port=self.port, auth=self.auth, https=self.https, strict=self.strict))
+                                             port=self.port, auth=self.auth, https=self.https, strict=self.strict,
+                                             boot_seconds=self.boot_seconds, faults=Faults(latency=self.latency),
+                                             process_start_s=self.process_start_s))
         except BaseException:
             self.stop()
             raise
@@ -105,3 +111,49 @@ class SimulatedFleet:
 
     def __exit__(self, *exc_info: object) -> None:
         self.stop()
+
+
+def _serve(profile_names: list[str], credentials: list[tuple[str, str]], options: dict, connection) -> None:
+    profiles = [builtin_profile(name) for name in profile_names]
+    with SimulatedFleet(profiles, credentials, **options) as fleet:
+        connection.send([(node.name, node.server.address, node.server.port) for node in fleet.nodes])
+        connection.recv()  # blocks until the owner is done
+
+
+class FleetProcess:
+    """A simulated fleet in a process of its own, so the hosts' NTLM and TLS work does not compete with the
+    runner for one interpreter. Entering yields ``[(name, address, port), ...]``; names are unique."""
+
+    def __init__(self, profile_names: list[str], credentials: Iterable[tuple[str, str]], **options):
+        self.profile_names, self.credentials, self.options = profile_names, list(credentials), options
+        self._process = None
+        self._connection = None
+
+    def __enter__(self) -> list[tuple[str, str, int]]:
+        context = multiprocessing.get_context("spawn")
+        self._connection, child = context.Pipe()
+        self._process = context.Process(target=_serve, args=(self.profile_names, self.credentials, self.options,
+                                                             child), daemon=True)
+        self._process.start()
+        nodes = self._connection.recv()
+        return [(name if self.profile_names.count(self.profile_names[i]) == 1 else f"{name}-{i + 1}", address, port)
+                for i, (name, address, port) in enumerate(nodes)]
+
+    def __exit__(self, *exc_info: object) -> None:
+        try:
+            self._connection.send("stop")
+        except OSError:
+            pass
+        self._process.join(10)
+        if self._process.is_alive():
+            self._process.kill()
+
+
+def write_inventory(path: Path, nodes: list[tuple[str, str, int]], credential: str = "env:TLS_RUNBOOK") -> Path:
+    """A tls-runbook YAML inventory for simulated nodes: references the credential, never contains it."""
+    import yaml
+
+    hosts = [{"name": name, "address": address, "port": port, "scheme": "http", "auth": "ntlm",
+              "credential": credential, "groups": ["simulated"]} for name, address, port in nodes]
+    path.write_text(yaml.safe_dump({"hosts": hosts}, sort_keys=False), encoding="utf-8")
+    return path

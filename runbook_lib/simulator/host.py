@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import threading
+import time
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from importlib import resources
@@ -86,8 +87,10 @@ def builtin_profile(name: str) -> HostProfile:
 class SimulatedHost:
     """One Windows host's state. Thread-safe: a WinRM server may run several commands at once."""
 
-    def __init__(self, profile: HostProfile, hostname: str):
+    def __init__(self, profile: HostProfile, hostname: str, process_start_s: float = 0.0):
+        """``process_start_s`` is what starting powershell.exe costs a real host, paid by every command."""
         start = profile.initial_facts(hostname)
+        self.process_start_s = process_start_s
         self.profile, self.hostname = profile, hostname
         self.os, self.hotfixes, self.powershell = start.os, start.hotfixes, start.powershell
         self.registry = start.registry  # live: what regedit and a new process see
@@ -102,6 +105,8 @@ class SimulatedHost:
 
     # --- the CommandHandler the WS-Management server calls --------------------------------------------------
     def __call__(self, command_line: str, stdin: bytes) -> CommandResult:
+        if self.process_start_s:
+            time.sleep(self.process_start_s)
         try:
             script = scripts.decode_invocation(command_line, stdin)
             operation, args = scripts.read_declaration(script)

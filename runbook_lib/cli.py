@@ -123,9 +123,71 @@ def _wait_for_interrupt() -> None:
         pass
 
 
+def _cmd_run(args: argparse.Namespace) -> int:
+    from .report import render_text
+    from .runner import RunOptions, run_fleet
+
+    options = RunOptions(notebooks=tuple(n.strip() for n in args.notebooks.split(",")), profile=args.profile,
+                         apply=args.apply, reboot=args.reboot, parallel=args.parallel, timeout_s=args.timeout,
+                         limit=args.limit, executor=args.executor, scheduler=args.scheduler)
+    run = run_fleet(args.inventory, options, args.out, notebooks_dir=args.notebooks_dir)
+    print(render_text(run.rows))
+    print("\n".join(run.verify.lines()))
+    print(f"Summary: {run.root / 'summary.html'}")
+    return run.exit_code if run.verify.ok else EXIT_FAILED
+
+
+def _cmd_evidence_verify(args: argparse.Namespace) -> int:
+    from . import evidence
+
+    manifest = evidence.load_manifest(args.folder)
+    secrets = evidence.secrets_from_environment(manifest.get("credential_references", []))
+    result = evidence.verify(args.folder, secrets)
+    print("\n".join(result.lines()))
+    return EXIT_OK if result.ok else EXIT_FAILED
+
+
+def _cmd_rollback(args: argparse.Namespace) -> int:
+    import json
+
+    from . import evidence
+    from .steps import rollback_host
+    from .target import connect
+
+    evidence.load_manifest(args.evidence)
+    report_path = args.evidence / "hosts" / args.host / "apply-report.json"
+    try:
+        applied = json.loads(report_path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise InputError(f"no apply report for host {args.host!r} in {args.evidence}: nothing to roll back") from None
+    except ValueError:
+        raise InputError(f"{report_path} is not valid JSON") from None
+    target = connect(args.target or args.host, inventory=args.inventory, credential=args.credential)
+    report = rollback_host(target, applied["apply_id"], applied["backup"], apply=args.apply)
+    print(report.render_text())
+    return EXIT_OK if report.dry_run or report.completed else EXIT_FAILED
+
+
+def _cmd_notebook(args: argparse.Namespace) -> int:
+    from .notebook import notebook_source, run_headless
+
+    values = {"target": args.target, "inventory": str(args.inventory or ""), "profile": args.profile,
+              "apply": args.apply, "reboot": args.reboot, "endpoints": ",".join(args.endpoint or DEFAULT_ENDPOINTS),
+              "evidence_dir": str(args.evidence_dir or ""), "simulator_profile": args.simulator_profile}
+    values.update({name: value for name, value in (("error_text", args.error_text),
+                                                   ("session_fix_mode", args.session_fix_mode)) if value is not None})
+    result = run_headless(notebook_source(args.notebook), args.output, values, args.cell_timeout)
+    print(f"wrote {result.output}" + (f" and {result.html}" if result.html else ""))
+    if result.error_name is None:
+        return EXIT_OK
+    print(f"tls-runbook: error: {result.message}", file=sys.stderr)
+    return EXIT_BAD_INPUT if result.error_name in ("InputError", "FactsError", "RegFileError") else EXIT_FAILED
+
+
 def _cmd_demo(args: argparse.Namespace) -> int:
-    print("demo not built yet")
-    return EXIT_OK
+    from .demo import run_demo
+
+    return run_demo(args.hosts, args.out, args.parallel)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -171,7 +233,56 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--strict", action="store_true", help="refuse Basic and unencrypted HTTP, as Windows does")
     p.set_defaults(run=_cmd_simulate)
 
-    p = commands.add_parser("demo", help="run the runbook against a simulated fleet")
+    p = commands.add_parser("run", help="run the runbook notebooks on every inventory host (papermill)")
+    p.add_argument("--inventory", type=Path, required=True, help="tls-runbook YAML/CSV or an Ansible inventory")
+    p.add_argument("--limit", help="Ansible-style host pattern")
+    p.add_argument("--notebooks", default="01,02,03,04", help="comma-separated subset, in order")
+    p.add_argument("--notebooks-dir", type=Path, help="where the runbook notebooks are (default: ./notebooks)")
+    p.add_argument("--profile", choices=PROFILES, default=DEFAULT_PROFILE)
+    p.add_argument("--apply", action="store_true", help="write the registry changes (default: dry run)")
+    p.add_argument("--reboot", action="store_true", help="reboot hosts that need it, then verify")
+    p.add_argument("--parallel", type=int, default=4)
+    p.add_argument("--timeout", type=float, default=1800.0, help="per-host wall-clock limit in seconds")
+    p.add_argument("--out", type=Path, default=Path("evidence"))
+    p.add_argument("--executor", choices=("local", "dask"), default="local")
+    p.add_argument("--scheduler", help="tcp://HOST:PORT of an existing Dask scheduler")
+    p.set_defaults(run=_cmd_run)
+
+    p = commands.add_parser("evidence", help="check an evidence bundle")
+    evidence_commands = p.add_subparsers(dest="evidence_command", required=True, parser_class=_Parser)
+    v = evidence_commands.add_parser("verify", help="recompute every hash; look for credential values")
+    v.add_argument("folder", type=Path, help="the run folder (holds manifest.json)")
+    v.set_defaults(run=_cmd_evidence_verify)
+
+    p = commands.add_parser("rollback", help="restore a host from the backup in an evidence bundle")
+    p.add_argument("--evidence", type=Path, required=True, help="the run folder (holds manifest.json)")
+    p.add_argument("--host", required=True)
+    p.add_argument("--inventory", type=Path)
+    p.add_argument("--target", help="a WinRM URL, when the host is not looked up in an inventory")
+    p.add_argument("--credential")
+    p.add_argument("--apply", action="store_true", help="restore (default: show what would be restored)")
+    p.set_defaults(run=_cmd_rollback)
+
+    p = commands.add_parser("notebook", help="run one runbook notebook headless (papermill), with an HTML copy")
+    p.add_argument("notebook", help="00-04, a notebook name such as 02_os_check, or a path to an .ipynb")
+    p.add_argument("--target", default="", help="WinRM URL or inventory host name (default: built-in simulated host)")
+    p.add_argument("--inventory", type=Path)
+    p.add_argument("--profile", choices=PROFILES, default=DEFAULT_PROFILE)
+    p.add_argument("--apply", action="store_true", help="notebook 03 writes the registry (default: dry run)")
+    p.add_argument("--reboot", action="store_true", help="notebook 03 restarts the host when the change needs it")
+    p.add_argument("--endpoint", action="append", help="host:port to probe from the host (repeatable)")
+    p.add_argument("--evidence-dir", type=Path, help="default: evidence/<host> in the current folder")
+    p.add_argument("--simulator-profile", default="win7_wmf51", help="built-in simulated host when no --target")
+    p.add_argument("--error-text", help="notebook 01: the sign-in error text")
+    p.add_argument("--session-fix-mode", choices=("bor", "pin"), help="notebook 04: bor (default) or pin")
+    p.add_argument("--cell-timeout", type=int, default=1800, metavar="SECONDS", help="per cell (default 1800)")
+    p.add_argument("-o", "--output", type=Path, required=True, help="executed .ipynb; the HTML goes next to it")
+    p.set_defaults(run=_cmd_notebook)
+
+    p = commands.add_parser("demo", help="run the whole runbook against a simulated fleet")
+    p.add_argument("--hosts", type=int, help="how many simulated hosts (default: one per built-in profile)")
+    p.add_argument("--out", type=Path, default=Path("evidence"))
+    p.add_argument("--parallel", type=int, default=4)
     p.set_defaults(run=_cmd_demo)
     return parser
 

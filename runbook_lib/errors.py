@@ -69,6 +69,10 @@ class TimedOut(RemoteError):
     """An operation exceeded its time limit; the remote state is unknown."""
 
 
+class ApplyIncomplete(RemoteError):
+    """An apply stopped part-way (dropped connection, a value that would not write); the journal says where."""
+
+
 class RemoteScriptFailed(RemoteError):
     """A runbook script ran on the host and reported an error (its own text, never the credentials)."""
 

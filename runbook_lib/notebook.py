@@ -55,6 +55,7 @@ from typing import Any, Iterator
 from . import knowledge as k
 from .engine import DEFAULT_PROFILE, HostModel, assess
 from .errors import (
+    ApplyIncomplete,
     AuthenticationFailed,
     CertificateInvalid,
     CredentialError,
@@ -821,6 +822,9 @@ def apply_fix(session: Session, confirmed: bool | None = None) -> None:
     session.applied = report
     _save_apply_report(session, report, plan)
     session.show(report)
+    if report.error:  # stop the chain here: the evidence holds the journal and the rollback file
+        raise ApplyIncomplete(session.host, f"apply stopped after {len(report.written)} of {len(plan.changes)} "
+                                            f"value(s): {report.error}; run this notebook again to converge")
 
 
 def _save_apply_report(session: Session, report: ApplyReport, plan: RemediationPlan) -> None:

@@ -14,6 +14,7 @@ from collections import Counter
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+from .errors import InputError
 from .verdict import SIMULATED_BANNER_HTML
 
 OUTCOMES = ("fixed", "fixed_after_reboot", "compliant", "reboot_pending", "blocked", "failed")
@@ -90,7 +91,8 @@ def chart_png(rows: list[HostSummary]) -> bytes:
     return buffer.getvalue()
 
 
-def render_html(run_id: str, rows: list[HostSummary]) -> str:
+def body_html(run_id: str, rows: list[HostSummary], link_prefix: str = "") -> str:
+    """The summary without the page around it: for summary.html and for the fleet-summary notebook."""
     e = html.escape
     simulated = any(row.simulated for row in rows)
     tally = counts(rows)
@@ -100,7 +102,7 @@ def render_html(run_id: str, rows: list[HostSummary]) -> str:
         "Notebooks")) + "</tr>")
     body = []
     for row in rows:
-        links = " ".join(f"<a href='{e(path)}'>{e(Path(path).stem)}</a>" for path in row.notebooks)
+        links = " ".join(f"<a href='{e(link_prefix + path)}'>{e(Path(path).stem)}</a>" for path in row.notebooks)
         detail = f"<br><small>{e(row.failed_notebook)}: {e(row.error)}</small>" if row.error else ""
         body.append(
             f"<tr><td>{e(row.host)}{' (SIMULATED)' if row.simulated else ''}</td><td>{e(row.os)}</td>"
@@ -110,19 +112,53 @@ def render_html(run_id: str, rows: list[HostSummary]) -> str:
             f"<td>{e(', '.join(row.blockers))}</td><td>{links}</td></tr>")
     count_items = "".join(f"<li>{e(k)}: {v}</li>" for k, v in tally.items() if v)
     image = f"<img alt='Hosts by outcome and by OS' src='data:image/png;base64,{chart}'>" if chart else ""
+    return (f"{SIMULATED_BANNER_HTML if simulated else ''}<h1>tls-runbook fleet run {e(run_id)}</h1>"
+            f"<p>AADSTS1002016 remediation: {len(rows)} host(s).</p><ul>{count_items}</ul>{image}"
+            f"<table><thead>{head}</thead><tbody>{''.join(body)}</tbody></table>")
+
+
+def render_html(run_id: str, rows: list[HostSummary]) -> str:
     return f"""<!DOCTYPE html>
-<html lang="en"><head><meta charset="utf-8"><title>tls-runbook run {e(run_id)}</title>
+<html lang="en"><head><meta charset="utf-8"><title>tls-runbook run {html.escape(run_id)}</title>
 <style>body{{font-family:Segoe UI,Arial,sans-serif;margin:24px}}table{{border-collapse:collapse}}
 td,th{{border:1px solid #ccc;padding:4px 8px;text-align:left;vertical-align:top}}th{{background:#eee}}</style>
 </head><body>
-{SIMULATED_BANNER_HTML if simulated else ''}
-<h1>tls-runbook fleet run {e(run_id)}</h1>
-<p>AADSTS1002016 remediation: {len(rows)} host(s).</p>
-<ul>{count_items}</ul>
-{image}
-<table><thead>{head}</thead><tbody>{''.join(body)}</tbody></table>
+{body_html(run_id, rows)}
 </body></html>
 """
+
+
+@dataclass
+class FleetSummary:
+    """A run folder's summary, read back from summary.json; renders like summary.html inside a notebook."""
+
+    root: Path
+    run_id: str
+    rows: list[HostSummary]
+
+    @classmethod
+    def load(cls, root: Path | str) -> "FleetSummary":
+        root = Path(root)
+        try:
+            doc = json.loads((root / "summary.json").read_text(encoding="utf-8"))
+            rows = [HostSummary(**row) for row in doc["hosts"]]
+        except FileNotFoundError:
+            raise InputError(f"{root} has no summary.json: not a tls-runbook run folder") from None
+        except (ValueError, TypeError, KeyError):
+            raise InputError(f"{root / 'summary.json'} is not a tls-runbook summary") from None
+        return cls(root, str(doc.get("run_id", root.name)), rows)
+
+    def _repr_html_(self) -> str:
+        return body_html(self.run_id, self.rows, link_prefix=f"{self.root.as_posix()}/")
+
+    def __str__(self) -> str:
+        return render_text(self.rows)
+
+
+def newest_run(*folders: Path | str) -> Path | None:
+    """The most recent run folder (holding summary.json) under any of ``folders``."""
+    runs = [p.parent for folder in folders for p in Path(folder).glob("*/summary.json")]
+    return max(runs, key=lambda p: p.name) if runs else None
 
 
 def render_text(rows: list[HostSummary]) -> str:

@@ -33,4 +33,4 @@ def test_fleet_summary_notebook_shows_hosts_outcomes_and_bundle_check(tmp_path):
     text = outputs_text(tmp_path / "out.ipynb")
     assert "srv01" in text and "gpo.managed" in text and "SIMULATED" in text
     assert "data:image/png;base64," in text
-    assert "OK: 4 file(s) checked" in text
+    assert "OK: 3 file(s) checked" in text  # summary.csv, .json, .html

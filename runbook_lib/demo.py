@@ -34,7 +34,7 @@ def run_demo(hosts: int | None = None, out: Path | str = "evidence", parallel: i
     password = secrets.token_urlsafe(18) + "-Aa1"
     os.environ["TLS_RUNBOOK_USER"] = DEMO_USER
     os.environ["TLS_RUNBOOK_PASSWORD"] = password  # inherited by every kernel; never a notebook parameter
-    with FleetProcess(profile_names, [(DEMO_USER, password)], strict=True, boot_seconds=1.0) as nodes, \
+    with FleetProcess(profile_names, [(DEMO_USER, password)], strict=True, boot_seconds=2.0) as nodes, \
             tempfile.TemporaryDirectory(prefix="tls-runbook-demo-") as folder:
         print(f"SIMULATED fleet: {len(nodes)} Windows hosts on loopback (NTLM with message encryption)",
               file=stream, flush=True)

@@ -70,7 +70,8 @@ from .errors import (
 from .facts import HostFacts, Probe, host_problem
 from .plan import RemediationPlan
 from .remote.credentials import Credential
-from .steps import SIMULATED_TEXT, ApplyReport, ProbeReport, apply_plan, inspect_host, reboot_and_wait, session_fix
+from .steps import (SIMULATED_TEXT, ApplyReport, ProbeReport, apply_plan, html_table, inspect_host, reboot_and_wait,
+                    session_fix)
 from .target import Target, connect, parse_winrm_url
 from .verdict import PROFILES, SIMULATED_BANNER_HTML, Verdict
 
@@ -289,14 +290,6 @@ def is_interactive() -> bool:
         return forced == "1"
     kernel = _kernel()
     return bool(kernel is not None and getattr(kernel, "_allow_stdin", False))
-
-
-def _table(headers: list[str], rows: list[list[Any]]) -> str:
-    e = html.escape
-    head = "".join(f"<th style='text-align:left'>{e(h)}</th>" for h in headers)
-    body = "".join("<tr>" + "".join(f"<td style='text-align:left'>{e(str(cell))}</td>" for cell in row) + "</tr>"
-                   for row in rows)
-    return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
 
 
 def _text_table(rows: list[list[Any]]) -> str:
@@ -581,7 +574,7 @@ def explain_error(params: Parameters) -> None:
                                                  ("Correlation ID", parsed.correlation_id),
                                                  ("Timestamp", parsed.timestamp)) if value] + rows
     source = k.SOURCES["E1"]
-    _emit(Card(f"<p>{html.escape(head)}</p>{_table(['What', 'Value'], rows)}"
+    _emit(Card(f"<p>{html.escape(head)}</p>{html_table(['What', 'Value'], rows)}"
                f"<p>Source: <a href='{source}' target='_blank' rel='noopener'>{source}</a></p>",
                f"{head}\n{_text_table(rows)}\nSource: {source}"))
 
@@ -609,7 +602,7 @@ def security_protocol_default(session: Session, refresh: bool = False) -> None:
             meaning = "asks only for legacy protocols: Entra answers AADSTS1002016"
         rows.append([f"powershell.exe ({'64' if bitness == 'x64' else '32'}-bit)", f"{name} ({value})", meaning])
     title = "[Net.ServicePointManager]::SecurityProtocol in a fresh process"
-    session.show(Card(f"<h4>{html.escape(title)}</h4>{_table(['Process', 'Value', 'Meaning'], rows)}",
+    session.show(Card(f"<h4>{html.escape(title)}</h4>{html_table(['Process', 'Value', 'Meaning'], rows)}",
                       f"{title}\n{_text_table(rows)}"))
 
 
@@ -723,9 +716,9 @@ def facts_table(host_facts: HostFacts) -> Card:
             "policy refresh." if policy_values else "No value here comes from Group Policy.")
     headers = ["Area", "Key", "Value", "Type", "Data", "Source"]
     html_text = (f"<h4>Host facts: {html.escape(host_facts.host)} (collected {html.escape(host_facts.collected_at)})"
-                 f"</h4>{_table(['Fact', 'Value'], summary)}<h4>Registry values the verdict reads</h4>"
+                 f"</h4>{html_table(['Fact', 'Value'], summary)}<h4>Registry values the verdict reads</h4>"
                  f"<p>SCHANNEL keys that are absent are left out, except TLS 1.2 (absent means the OS default).</p>"
-                 f"{_table(headers, rows)}<p>{html.escape(note)}</p>")
+                 f"{html_table(headers, rows)}<p>{html.escape(note)}</p>")
     text = (f"Host facts: {host_facts.host}\n{_text_table(summary)}\nRegistry values:\n"
             f"{_text_table([row[1:] for row in rows])}\n{note}")
     return Card(html_text, text)
@@ -742,7 +735,7 @@ def os_matrix(session: Session) -> None:
             ["WinHTTP needs", row.winhttp_update or "nothing extra"],
             ["Highest .NET Framework", row.dotnet_max], ["WMF 5.1 available", "yes" if row.wmf51 else "no"]]
     links = " ".join(f"<a href='{k.SOURCES[tag]}' target='_blank' rel='noopener'>[{tag}]</a>" for tag in row.sources)
-    session.show(Card(f"<h4>OS matrix row</h4>{_table(['', ''], rows)}<p>Sources: {links}</p>",
+    session.show(Card(f"<h4>OS matrix row</h4>{html_table(['', ''], rows)}<p>Sources: {links}</p>",
                       "OS matrix row\n" + _text_table(rows) + "\nSources: " +
                       " ".join(k.SOURCES[tag] for tag in row.sources)))
 
@@ -860,7 +853,7 @@ def read_back(session: Session) -> None:
     else:
         head = "Some values do not read back as planned: see the rows marked NOT as planned."
     card = Card(f"<h4>Read-back diff</h4><p>{html.escape(head)}</p>"
-                + (_table(["Value", "Before", "Planned", "Now", "Status"], rows) if rows else ""),
+                + (html_table(["Value", "Before", "Planned", "Now", "Status"], rows) if rows else ""),
                 f"Read-back diff: {head}\n{_text_table(rows)}")
     session.show(card)
 
@@ -957,7 +950,7 @@ def session_fix_demo(session: Session) -> None:
     else:
         verdict = "Even with TLS 1.2 requested the handshake fails: the OS cannot, see 02_os_check.ipynb."
     session.show(Card(f"<p><b>{html.escape(verdict)}</b></p>"
-                      + _table(["Mode", "Line", "What it costs", ""], rows),
+                      + html_table(["Mode", "Line", "What it costs", ""], rows),
                       f"{verdict}\n" + _text_table(rows)))
 
 
@@ -1031,7 +1024,7 @@ def show_flow(params: Parameters) -> None:
     where = params.evidence_dir or str(Path("evidence") / "<host>")
     target = params.target or f"(built-in simulated host {params.simulator_profile})"
     _emit(Card(f"<p>Target: <code>{html.escape(target)}</code>; evidence: <code>{html.escape(where)}</code></p>"
-               + _table(["Notebook", "Answers", "Evidence files"], rows),
+               + html_table(["Notebook", "Answers", "Evidence files"], rows),
                f"Target: {target}; evidence: {where}\n" + _text_table(rows)), params.simulated)
 
 

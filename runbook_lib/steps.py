@@ -31,9 +31,10 @@ def _banner(simulated: bool) -> str:
     return SIMULATED_BANNER_HTML if simulated else ""
 
 
-def _table(headers: list[str], rows: list[list[Any]]) -> str:
+def html_table(headers: list[str], rows: list[list[Any]]) -> str:
+    """A plain, escaped HTML table: static output that survives nbconvert and needs no widget state."""
     e = html.escape
-    head = "".join(f"<th>{e(h)}</th>" for h in headers)
+    head = "".join(f"<th style='text-align:left'>{e(h)}</th>" for h in headers)
     body = "".join("<tr>" + "".join(f"<td style='text-align:left'>{e(str(c))}</td>" for c in row) + "</tr>"
                    for row in rows)
     return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
@@ -89,7 +90,7 @@ class ProbeReport:
             sp = (f"<p>SecurityProtocol <code>{k.security_protocol_name(before)}</code> ({before}) &rarr; "
                   f"<code>{k.security_protocol_name(after)}</code> ({after})</p>")
         return (f"{_banner(self.simulated)}<h4>{html.escape(self.title)} from {html.escape(self.host)}</h4>{sp}"
-                + _table(["Endpoint", "Mode", "Result", "Protocol", "Cipher", "Error"], self.rows()))
+                + html_table(["Endpoint", "Mode", "Result", "Protocol", "Cipher", "Error"], self.rows()))
 
 
 def _probes(items: list[dict]) -> tuple[facts_module.Probe, ...]:
@@ -160,7 +161,7 @@ class ApplyReport:
                         for kind, path in self.files.items())
         return (f"{_banner(self.simulated)}<h4>Apply on {html.escape(self.host)}</h4>"
                 f"<p><b>{html.escape(self.summary())}</b></p>"
-                + _table(["Value", "Before", "After (read back)", "Status", "Error"], self.rows())
+                + html_table(["Value", "Before", "After (read back)", "Status", "Error"], self.rows())
                 + (f"<ul>{files}</ul>" if files else ""))
 
 

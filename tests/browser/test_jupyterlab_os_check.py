@@ -63,12 +63,20 @@ def jupyterlab(tmp_path_factory):
         process.kill()
 
 
+def accept_kernel_dialog(page) -> None:
+    """JupyterLab sometimes asks which kernel to start while the kernel specs load; the default is right."""
+    dialog = page.locator(".jp-Dialog .jp-mod-accept")
+    if dialog.count() and dialog.first.is_visible():
+        dialog.first.click()
+
+
 def run_all_until_findings_show(page, attempts: int = 6) -> None:
     """Run All through the menu. A run requested while the kernel is still connecting can be dropped by the
     front end, so ask again (the notebook is a dry run: running it twice is harmless)."""
     from playwright.sync_api import TimeoutError as PlaywrightTimeout
 
     for attempt in range(attempts):
+        accept_kernel_dialog(page)
         page.click(".lm-MenuBar-itemLabel:text-is('Run')", timeout=30_000)
         page.click(".lm-Menu-itemLabel:text-is('Run All Cells')", timeout=30_000)
         try:

@@ -30,8 +30,9 @@ Evidence files, fixed names in the evidence folder, read by the fleet runner (:m
     "probes": [probe...]}``.
 ``outcome.json`` (04)
     ``{"host", "simulated", "outcome": "fixed" | "fixed_after_reboot" | "compliant" | "blocked" |
-    "reboot_pending" | "failed", "blockers": [...], "restart": "none" | "new_process" | "reboot", "detail"}``;
-    ``failed`` means Windows PowerShell still fails by default (fix not applied or not effective).
+    "reboot_pending" | "fixable" | "failed", "blockers": [...], "restart": "none" | "new_process" | "reboot",
+    "detail"}``; ``fixable`` means the plan was not applied (a dry run), ``failed`` that Windows PowerShell still
+    fails by default although it was.
 
 A probe is ``{"endpoint", "mode": "tcp" | "default" | "tls12" | "session", "ok", "protocol", "cipher", "error"}``.
 """
@@ -983,16 +984,20 @@ def final_verdict(session: Session) -> None:
         detail = "The registry fix is in place and a fresh process signs in over TLS 1.2+."
     elif works and not verdict.changes:
         outcome, detail = "compliant", "Nothing needed changing: a fresh process already uses TLS 1.2+."
+    elif verdict.changes and not wrote:
+        outcome = "fixable"
+        detail = ("Not fixed yet: the plan was not applied (dry run). Run 03_registry_remediation.ipynb with "
+                  "apply=True, or use the session fix above as a stopgap.")
     else:
         outcome = "failed"
-        detail = ("Windows PowerShell still fails by default: apply the plan (03_registry_remediation.ipynb with "
-                  "apply=True) or use the session fix above as a stopgap.")
+        detail = ("Windows PowerShell still fails by default although the plan was applied: read the findings "
+                  "(a setting the runbook does not read?) and use the session fix above as a stopgap.")
     doc = {"host": session.host, "simulated": session.simulated, "outcome": outcome,
            "blockers": list(verdict.blockers), "restart": restart_before, "detail": detail}
     session.save_json("outcome.json", doc)
     session.outcome = doc
     colour = {"fixed": "#2e7d32", "fixed_after_reboot": "#2e7d32", "compliant": "#2e7d32", "blocked": "#8b0000",
-              "reboot_pending": "#b26a00", "failed": "#c62828"}[outcome]
+              "reboot_pending": "#b26a00", "fixable": "#b26a00", "failed": "#c62828"}[outcome]
     blockers = "".join(f"<li><code>{html.escape(f.id)}</code>: {html.escape(f.message)}</li>"
                        for f in verdict.findings if f.severity == "blocker")
     session.show(Card(f"<h3>Final verdict for {html.escape(session.host)}: <span style='color:{colour}'>"

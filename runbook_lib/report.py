@@ -17,10 +17,10 @@ from pathlib import Path
 from .errors import InputError
 from .verdict import SIMULATED_BANNER_HTML
 
-OUTCOMES = ("fixed", "fixed_after_reboot", "compliant", "reboot_pending", "blocked", "failed")
+OUTCOMES = ("fixed", "fixed_after_reboot", "compliant", "fixable", "reboot_pending", "blocked", "failed")
 SUCCESS_OUTCOMES = ("fixed", "fixed_after_reboot", "compliant")
 _COLOURS = {"fixed": "#2e7d32", "fixed_after_reboot": "#558b2f", "compliant": "#1565c0",
-            "reboot_pending": "#b26a00", "blocked": "#8b0000", "failed": "#c62828"}
+            "fixable": "#6d4c41", "reboot_pending": "#b26a00", "blocked": "#8b0000", "failed": "#c62828"}
 
 
 @dataclass

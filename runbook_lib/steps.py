@@ -180,8 +180,9 @@ def apply_plan(target: Target, plan: RemediationPlan, *, apply: bool = False,
         report.files = {"fix .reg": str(folder / "fix.reg"), "rollback .reg": str(folder / "rollback.reg")}
     if not apply:
         report.results = [{"path": c.path, "name": c.name, "status": "planned",
-                           "before": None if c.current is None else {"type": _prior_type(plan, c), "data": c.current},
-                           "after": {"type": c.type, "data": c.data}, "error": None} for c in plan.changes]
+                           "before": None if prior is None else {"type": prior.type, "data": prior.data},
+                           "after": {"type": c.type, "data": c.data}, "error": None}
+                          for c, prior in zip(plan.changes, plan.prior)]
         return report
     if not plan.changes:
         report.completed = True
@@ -207,13 +208,6 @@ def apply_plan(target: Target, plan: RemediationPlan, *, apply: bool = False,
              "backup": journal["backup"]}, indent=2), encoding="utf-8")
         report.files["apply report"] = str(folder / "apply-report.json")
     return report
-
-
-def _prior_type(plan: RemediationPlan, change) -> str | None:
-    for candidate, prior in zip(plan.changes, plan.prior):
-        if candidate is change and prior is not None:
-            return prior.type
-    return None
 
 
 def rollback_from_backup(backup: list[dict], host: str, simulated: bool) -> str:

@@ -141,3 +141,15 @@ def test_bad_inventories_fail_in_one_line_before_anything_runs(content, words, t
     assert len(result.stderr.strip().splitlines()) == 1 and words in result.stderr
     assert "hunter2-secret" not in result.stderr
     assert not (tmp_path / "out").exists(), "nothing may be written for a bad inventory"
+
+
+def test_papermill_cli_runs_the_os_check_against_an_inventory_host(simulated_fleet, fleet_env, tmp_path):
+    nodes, inventory = simulated_fleet(["ws2016_untouched"], base=90)
+    papermill = Path(sys.executable).with_name("papermill")
+    notebook = Path(__file__).resolve().parents[2] / "notebooks" / "02_os_check.ipynb"
+    result = subprocess.run([str(papermill), str(notebook), str(tmp_path / "out.ipynb"), "-p", "target", nodes[0].name,
+                             "-p", "inventory", str(inventory), "-p", "evidence_dir", str(tmp_path / "ev"),
+                             "--cwd", str(tmp_path)], capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-2000:]
+    verdict = json.loads((tmp_path / "ev" / "verdict.json").read_text())
+    assert verdict["host"] == nodes[0].name and verdict["affected"] is True and verdict["simulated"] is True

@@ -59,3 +59,28 @@ def test_bad_targets_are_bad_input(password):
     for target in ("ftp://x/wsman", "http://bad host/wsman", "srv01"):
         result = cli("inspect", target, env=env)
         assert result.returncode == 2 and len(result.stderr.strip().splitlines()) == 1, target
+
+
+def test_simulate_lists_profiles_and_runs_a_fleet_folder_one_address_each(password, tmp_path):
+    from runbook_lib.simulator.host import builtin_profile_names
+
+    env = {**os.environ, "TLS_RUNBOOK_USER": "runbook-admin", "TLS_RUNBOOK_PASSWORD": password}
+    listed = cli("simulate", "--list", env=env)
+    assert [line.split()[0] for line in listed.stdout.splitlines()] == builtin_profile_names()
+    import shutil
+    from importlib import resources
+
+    profiles = resources.files("runbook_lib.simulator").joinpath("profiles")
+    for name in ("ws2016_untouched", "ws2022_healthy"):
+        shutil.copy(profiles.joinpath(f"{name}.json"), tmp_path / f"{name}.json")
+    process = subprocess.Popen([sys.executable, "-m", "runbook_lib.cli", "simulate", "--fleet", str(tmp_path),
+                                "--port", "0"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    try:
+        lines = [process.stdout.readline().split() for _ in range(2)]
+        assert [name for _, name in lines] == ["ws2016-untouched", "ws2022-healthy"]
+        assert lines[0][0].startswith("http://127.0.0.2:") and lines[1][0].startswith("http://127.0.0.3:")
+        result = cli("inspect", lines[1][0], env=env)
+        assert json.loads(result.stdout)["os"]["version"] == "10.0.20348"
+    finally:
+        process.terminate()
+        process.communicate(timeout=10)

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import html
 import json
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 SCHEMA = "tls-runbook/verdict/v1"
@@ -61,7 +61,6 @@ class Verdict:
     changes: tuple[Change, ...]
     restart: str
     simulated: bool = False
-    extra: dict = field(default_factory=dict, compare=False)
 
     @property
     def outcome(self) -> str:

@@ -153,3 +153,12 @@ def test_papermill_cli_runs_the_os_check_against_an_inventory_host(simulated_fle
     assert result.returncode == 0, result.stderr[-2000:]
     verdict = json.loads((tmp_path / "ev" / "verdict.json").read_text())
     assert verdict["host"] == nodes[0].name and verdict["affected"] is True and verdict["simulated"] is True
+
+
+def test_a_host_over_its_wall_clock_limit_is_stopped_and_reported(simulated_fleet, fleet_env, tmp_path):
+    nodes, inventory = simulated_fleet(["ws2016_untouched"], base=95)
+    nodes[0].server.faults.latency = 1.0  # every WinRM request now takes a second
+    run = run_fleet(inventory, RunOptions(notebooks=("01", "02"), timeout_s=4, parallel=1), tmp_path / "out")
+    [row] = run.rows
+    assert row.outcome == "failed" and "timed out after 4 s" in row.error
+    assert run.exit_code == 1 and run.verify.ok

@@ -1,39 +1,24 @@
 """Simulated fleets for fleet-run tests: in this process (so faults can be injected), reached over TCP by the
 runner's worker processes and their kernels."""
 
-import secrets
-
 import pytest
 
 from runbook_lib.simulator.fleet import start_node, write_inventory
 from runbook_lib.simulator.host import builtin_profile
 
-USER = "runbook-admin"
 FLEET_PROFILES = ["win7_wmf51", "ws2016_untouched", "ws2022_healthy", "ws2019_tls12_disabled_by_gpo",
                   "ws2012r2_net452", "ws2016_wow6432node_only"]
 INTENDED = {"fixable": {"fixed", "fixed_after_reboot"}, "compliant": {"compliant"}, "blocked": {"blocked"}}
 
 
-@pytest.fixture(scope="module")
-def password():
-    return "Fleet-" + secrets.token_urlsafe(14)
-
-
 @pytest.fixture
-def fleet_env(password, monkeypatch):
-    monkeypatch.setenv("TLS_RUNBOOK_USER", USER)
-    monkeypatch.setenv("TLS_RUNBOOK_PASSWORD", password)
-    return password
-
-
-@pytest.fixture
-def simulated_fleet(fleet_env, tmp_path):
+def simulated_fleet(credential, tmp_path):
     """Start named profiles on 127.0.0.(base+i); returns (nodes, inventory path)."""
     nodes = []
 
     def start(profiles, base=30, port=0):
         for index, profile in enumerate(profiles):
-            nodes.append(start_node(builtin_profile(profile), [(USER, fleet_env)], address=f"127.0.0.{base + index}",
+            nodes.append(start_node(builtin_profile(profile), [(credential.username, credential.password)], address=f"127.0.0.{base + index}",
                                     port=port, strict=True, boot_seconds=1.5))
         inventory = write_inventory(tmp_path / "fleet.yml",
                                     [(n.name, n.server.address, n.server.port) for n in nodes])

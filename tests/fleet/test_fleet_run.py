@@ -29,7 +29,7 @@ def assert_no_credential_anywhere(root: Path, password: str):
 
 
 @pytest.mark.parametrize("executor", ["local", "dask"])
-def test_six_host_fleet_runs_end_to_end_into_a_verifiable_bundle(executor, simulated_fleet, fleet_env, tmp_path):
+def test_six_host_fleet_runs_end_to_end_into_a_verifiable_bundle(executor, simulated_fleet, credential, tmp_path):
     nodes, inventory = simulated_fleet(FLEET_PROFILES, base=30 if executor == "local" else 40)
     run = run_fleet(inventory, RunOptions(apply=True, reboot=True, parallel=4, executor=executor), tmp_path / "out")
     outcomes = {row.host: row.outcome for row in run.rows}
@@ -56,10 +56,10 @@ def test_six_host_fleet_runs_end_to_end_into_a_verifiable_bundle(executor, simul
             assert {"fix.reg", "rollback.reg", "apply-report.json"} <= {p.name for p in folder.iterdir()}
         assert manifest["files"][f"hosts/{node.name}/02_os_check.ipynb"] == \
             evidence.sha256_file(folder / "02_os_check.ipynb")
-    assert_no_credential_anywhere(root, fleet_env)
+    assert_no_credential_anywhere(root, credential.password)
 
 
-def test_tampering_is_named_by_evidence_verify_and_rollback_restores_a_host(simulated_fleet, fleet_env, tmp_path):
+def test_tampering_is_named_by_evidence_verify_and_rollback_restores_a_host(simulated_fleet, credential, tmp_path):
     nodes, inventory = simulated_fleet(["ws2016_untouched", "ws2022_healthy"], base=50)
     original = nodes[0].host.snapshot()
     run = run_fleet(inventory, RunOptions(apply=True, parallel=2), tmp_path / "out")
@@ -82,7 +82,7 @@ def test_tampering_is_named_by_evidence_verify_and_rollback_restores_a_host(simu
     assert f"added: hosts/{nodes[1].name}/notes.txt" in result.stdout
 
 
-def test_a_dropped_connection_and_an_auth_failure_stop_only_their_own_hosts(simulated_fleet, fleet_env, tmp_path):
+def test_a_dropped_connection_and_an_auth_failure_stop_only_their_own_hosts(simulated_fleet, credential, tmp_path):
     nodes, inventory = simulated_fleet(["win7_wmf51", "ws2016_untouched", "ws2016_wow6432node_only",
                                         "ws2022_healthy"], base=70)
     nodes[0].host.drop_apply_after = 2
@@ -98,18 +98,18 @@ def test_a_dropped_connection_and_an_auth_failure_stop_only_their_own_hosts(simu
     report = json.loads((partial / "apply-report.json").read_text())
     assert [r["status"] for r in report["results"]].count("written") == 2 and report["backup"]
     assert refused.outcome == "failed" and refused.failed_notebook == "01_cause"
-    assert "AuthenticationFailed" in refused.error and fleet_env not in refused.error
+    assert "AuthenticationFailed" in refused.error and credential.password not in refused.error
     assert {rows[nodes[2].name].outcome, rows[nodes[3].name].outcome} == {"fixed", "compliant"}
     assert run.exit_code == 1 and run.verify.ok
-    assert_no_credential_anywhere(run.root, fleet_env)
+    assert_no_credential_anywhere(run.root, credential.password)
 
 
 @pytest.mark.parametrize("inventory", ["ansible_fleet.ini", "ansible_fleet.yml"])
-def test_ansible_inventories_run_unchanged(inventory, simulated_fleet, fleet_env, tmp_path):
+def test_ansible_inventories_run_unchanged(inventory, simulated_fleet, credential, tmp_path):
     from runbook_lib.simulator.fleet import start_node
     from runbook_lib.simulator.host import builtin_profile as profile
 
-    nodes = [start_node(profile(name), [("runbook-admin", fleet_env)], hostname=host, address=address, port=5985,
+    nodes = [start_node(profile(name), [(credential.username, credential.password)], hostname=host, address=address, port=5985,
                         strict=True)
              for host, address, name in (("app01", "127.0.0.61", "ws2016_untouched"),
                                          ("app02", "127.0.0.62", "ws2022_healthy"),
@@ -133,7 +133,7 @@ def test_ansible_inventories_run_unchanged(inventory, simulated_fleet, fleet_env
     ("hosts:\n  - name: '$(calc)'\n", "host"),
     ("hosts:\n  - name: srv01\n    password: hunter2-secret\n", "by reference"),
 ])
-def test_bad_inventories_fail_in_one_line_before_anything_runs(content, words, tmp_path, fleet_env):
+def test_bad_inventories_fail_in_one_line_before_anything_runs(content, words, tmp_path, credential):
     inventory = tmp_path / "hosts.yml"
     inventory.write_text(content)
     result = cli("run", "--inventory", inventory, "--out", tmp_path / "out", timeout=60)
@@ -143,7 +143,7 @@ def test_bad_inventories_fail_in_one_line_before_anything_runs(content, words, t
     assert not (tmp_path / "out").exists(), "nothing may be written for a bad inventory"
 
 
-def test_papermill_cli_runs_the_os_check_against_an_inventory_host(simulated_fleet, fleet_env, tmp_path):
+def test_papermill_cli_runs_the_os_check_against_an_inventory_host(simulated_fleet, credential, tmp_path):
     nodes, inventory = simulated_fleet(["ws2016_untouched"], base=90)
     papermill = Path(sys.executable).with_name("papermill")
     notebook = Path(__file__).resolve().parents[2] / "notebooks" / "02_os_check.ipynb"
@@ -155,7 +155,7 @@ def test_papermill_cli_runs_the_os_check_against_an_inventory_host(simulated_fle
     assert verdict["host"] == nodes[0].name and verdict["affected"] is True and verdict["simulated"] is True
 
 
-def test_a_host_over_its_wall_clock_limit_is_stopped_and_reported(simulated_fleet, fleet_env, tmp_path):
+def test_a_host_over_its_wall_clock_limit_is_stopped_and_reported(simulated_fleet, credential, tmp_path):
     nodes, inventory = simulated_fleet(["ws2016_untouched"], base=95)
     nodes[0].server.faults.latency = 1.0  # every WinRM request now takes a second
     run = run_fleet(inventory, RunOptions(notebooks=("01", "02"), timeout_s=4, parallel=1), tmp_path / "out")

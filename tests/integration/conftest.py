@@ -1,27 +1,9 @@
 """Simulated hosts on loopback reached through the real pywinrm client (NTLM with message encryption)."""
 
-import secrets
-
 import pytest
 
-from runbook_lib.remote.credentials import Credential
 from runbook_lib.simulator.fleet import start_node
 from runbook_lib.simulator.host import builtin_profile
-
-USER = "runbook-admin"
-
-
-@pytest.fixture(scope="session")
-def password():
-    """A fresh password per test session, so a leak test can grep for a value no fixture file contains."""
-    return "Pw-" + secrets.token_urlsafe(12)
-
-
-@pytest.fixture
-def credential(password, monkeypatch):
-    monkeypatch.setenv("TLS_RUNBOOK_USER", USER)
-    monkeypatch.setenv("TLS_RUNBOOK_PASSWORD", password)
-    return Credential(USER, password)
 
 
 @pytest.fixture

@@ -8,12 +8,13 @@ from __future__ import annotations
 
 import json
 import re
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 from .errors import FactsError
+from .files import FileTooLarge, read_limited
 from .registry import REG_TYPES, Registry, RegistryValue, data_problem, name_problem, path_problem
 
 SCHEMA = "tls-runbook/host-facts/v1"
@@ -70,8 +71,7 @@ class Probe:
     error: str | None = None
 
     def to_dict(self) -> dict:
-        return {"endpoint": self.endpoint, "mode": self.mode, "ok": self.ok, "protocol": self.protocol,
-                "cipher": self.cipher, "error": self.error}
+        return asdict(self)
 
 
 @dataclass(frozen=True)
@@ -129,12 +129,11 @@ class HostFacts:
 def load(path: Path | str) -> HostFacts:
     path = Path(path)
     try:
-        with path.open("rb") as handle:
-            raw = handle.read(MAX_FACTS_BYTES + 1)
+        raw = read_limited(path, MAX_FACTS_BYTES)
+    except FileTooLarge as exc:
+        raise FactsError("", f"{path.name} is {exc}") from None
     except OSError as exc:
         raise FactsError("", f"cannot read {path.name}: {exc.strerror or exc}") from None
-    if len(raw) > MAX_FACTS_BYTES:
-        raise FactsError("", f"{path.name} is larger than {MAX_FACTS_BYTES // (1024 * 1024)} MiB")
     try:
         text = raw.decode("utf-8-sig")
     except UnicodeDecodeError as exc:

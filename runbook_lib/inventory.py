@@ -30,6 +30,7 @@ import yaml
 
 from .errors import InputError
 from .facts import host_problem
+from .files import FileTooLarge, read_limited
 from .remote.credentials import DEFAULT_REFERENCE, reference_problem
 from .remote.transport import AUTH_METHODS
 
@@ -150,13 +151,12 @@ class Inventory:
 def load_inventory(path: Path | str) -> Inventory:
     path = Path(path)
     try:
-        with path.open("rb") as handle:
-            raw = handle.read(MAX_INVENTORY_BYTES + 1)
+        raw = read_limited(path, MAX_INVENTORY_BYTES)
+    except FileTooLarge as exc:
+        raise InputError(f"inventory {path.name}: {exc}") from None
     except OSError as exc:
         raise InputError(f"inventory {path.name}: cannot read it: {exc.strerror or type(exc).__name__}") from None
     try:
-        if len(raw) > MAX_INVENTORY_BYTES:
-            raise _Problem(f"larger than {MAX_INVENTORY_BYTES // (1024 * 1024)} MiB")
         fmt, hosts = _parse(path, _decode(raw))
         if not hosts:
             raise _Problem("no hosts in it")

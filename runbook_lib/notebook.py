@@ -48,7 +48,7 @@ import re
 import secrets
 import shutil
 import time
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Iterator
@@ -457,8 +457,9 @@ def open_session(params: Parameters, credential: Credential | None = None) -> Se
     """Connect to the target, or start the built-in simulated host inside this kernel, and read the host once.
 
     Reading it here makes a wrong address or credential fail in the connect cell, and tells whether the host is
-    simulated before the first output about it is shown. The simulated host gets a fresh random password that exists only in this process's memory (the Credential
-    object goes straight to ``connect``), and stops when the kernel exits.
+    simulated before the first output about it is shown. The simulated host gets a fresh random password that
+    exists only in this process's memory (the Credential object goes straight to ``connect``), and stops when the
+    kernel exits.
     """
     with _step("connect", _START, params.simulated, total=1) as progress:
         if params.simulated:
@@ -510,8 +511,7 @@ class ParsedError:
     timestamp: str | None = None
 
     def to_dict(self) -> dict:
-        return {"kind": self.kind, "code": self.code, "tenant_id": self.tenant_id, "trace_id": self.trace_id,
-                "correlation_id": self.correlation_id, "timestamp": self.timestamp}
+        return asdict(self)
 
     def __str__(self) -> str:
         return ", ".join(f"{name}={value}" for name, value in self.to_dict().items() if value)
@@ -830,13 +830,18 @@ def _save_apply_report(session: Session, report: ApplyReport, plan: RemediationP
         "completed": report.completed, "error": report.error, "results": report.results, "backup": backup})
 
 
+def _read_after(session: Session) -> HostFacts:
+    """The host as it is now, saved with its verdict as facts-after.json / verdict-after.json."""
+    session.facts_after = _inspect(session, save_as="facts-after.json")
+    session.verdict_after = assess(session.facts_after, session.params.profile)
+    _write_text(session.evidence / "verdict-after.json", session.verdict_after.dumps())
+    return session.facts_after
+
+
 def read_back(session: Session) -> None:
     """Read the host again and compare each planned value: before, planned, and what the host holds now."""
     plan = session.plan or _plan(session)
-    after = _inspect(session, save_as="facts-after.json")
-    session.facts_after = after
-    session.verdict_after = assess(after, session.params.profile)
-    _write_text(session.evidence / "verdict-after.json", session.verdict_after.dumps())
+    after = _read_after(session)
     rows = []
     for change, prior in zip(plan.changes, plan.prior):
         now = after.registry.get(change.path, change.name)
@@ -898,9 +903,7 @@ def reboot_if_needed(session: Session) -> None:
 def verify_after(session: Session) -> None:
     """The verdict after the change (re-read after a reboot), with the default probe as the proof."""
     if session.rebooted or session.facts_after is None:
-        session.facts_after = _inspect(session, save_as="facts-after.json")
-        session.verdict_after = assess(session.facts_after, session.params.profile)
-        _write_text(session.evidence / "verdict-after.json", session.verdict_after.dumps())
+        _read_after(session)
     assert session.facts_after is not None and session.verdict_after is not None
     session.show(session.verdict_after)
     default = _probes_of(session.facts_after, "default")

@@ -21,7 +21,7 @@ SCHEMA = "tls-runbook/host-facts/v1"
 MAX_FACTS_BYTES = 10 * 1024 * 1024  # real facts are a few KB; a bigger file is a mistake or an attack
 PRODUCT_TYPES = ("workstation", "server", "domain_controller")
 ARCHITECTURES = ("x64", "x86", "arm64")
-PROBE_MODES = ("tcp", "default", "tls12", "session")
+PROBE_MODES = ("tcp", "default", "tls12", "session", "app")
 _HOST_RE = re.compile(r"^(?=.{1,253}$)[A-Za-z0-9_](?:[A-Za-z0-9_.-]*[A-Za-z0-9_])?$")
 _VERSION_RE = re.compile(r"^\d{1,5}\.\d{1,5}\.\d{1,6}(\.\d{1,6})?$")
 _KB_RE = re.compile(r"^KB\d{4,8}$")
@@ -63,15 +63,39 @@ class PowerShellInfo:
 
 @dataclass(frozen=True)
 class Probe:
+    """One probe as the host's script reported it; whether Entra accepts it is decided in runbook_lib.acceptance.
+
+    ``ok`` means the TLS handshake completed (mode ``tcp``: TCP connected; mode ``app``: an HTTP answer came back).
+    The fields after ``error`` are optional additions to host-facts v1: a record without them is a v1 record.
+    """
+
     endpoint: str
     mode: str
     ok: bool
     protocol: str | None = None
     cipher: str | None = None
     error: str | None = None
+    connected: bool | None = None  # TCP connected
+    hash: int | None = None  # SslStream.HashAlgorithm as its ALG_ID number
+    key_exchange: int | None = None  # SslStream.KeyExchangeAlgorithm as its ALG_ID number
+    certificate_errors: tuple[str, ...] | None = None  # SslPolicyErrors names; () when the certificate validated
+    certificate_chain: tuple[str, ...] | None = None  # X509ChainStatusFlags names of the chain's problems
+    url: str | None = None  # mode app: the token endpoint requested
+    security_protocol: int | None = None  # mode app: ServicePointManager.SecurityProtocol of the requesting process
+    web_status: str | None = None  # mode app: WebExceptionStatus name (Success, ProtocolError, TrustFailure, ...)
+    http_status: int | None = None  # mode app: the HTTP status of the answer
+    aadsts: int | None = None  # mode app: the AADSTS code in the answer
+    aadsts_text: str | None = None  # mode app: the first line of the answer's error_description
 
     def to_dict(self) -> dict:
-        return asdict(self)
+        """The v1 fields always, each optional field only when the host reported it."""
+        doc = asdict(self)
+        for name in OPTIONAL_PROBE_FIELDS:
+            if doc[name] is None:
+                del doc[name]
+            elif isinstance(doc[name], tuple):
+                doc[name] = list(doc[name])
+        return doc
 
 
 @dataclass(frozen=True)
@@ -312,15 +336,33 @@ def _observed(doc: Any) -> Observed | None:
             raise FactsError(f"observed.security_protocol.{bitness}", "expected a SecurityProtocolType integer")
     probes = []
     for index, item in enumerate(r.get("probes", (list,), optional=True) or []):
-        p = _Reader(item, f"observed.probes[{index}]", ("endpoint", "mode", "ok"),
-                    optional=("protocol", "cipher", "error"))
-        endpoint = p.get("endpoint", (str,))
-        if not _ENDPOINT_RE.match(endpoint):
-            raise FactsError(p.field("endpoint"), "expected host:port")
-        mode = p.get("mode", (str,))
-        if mode not in PROBE_MODES:
-            raise FactsError(p.field("mode"), f"expected one of {', '.join(PROBE_MODES)}")
-        probes.append(Probe(endpoint, mode, p.get("ok", (bool,)),
-                            p.get("protocol", (str,), optional=True), p.get("cipher", (str,), optional=True),
-                            p.get("error", (str,), optional=True)))
+        probes.append(probe_from_dict(item, f"observed.probes[{index}]"))
     return Observed(dict(security_protocol), tuple(probes))
+
+
+_PROBE_TEXT_FIELDS = ("protocol", "cipher", "error", "url", "web_status", "aadsts_text")
+_PROBE_INT_FIELDS = ("hash", "key_exchange", "security_protocol", "http_status", "aadsts")
+_PROBE_LIST_FIELDS = ("certificate_errors", "certificate_chain")
+OPTIONAL_PROBE_FIELDS = ("connected", "hash", "key_exchange", "certificate_errors", "certificate_chain", "url",
+                         "security_protocol", "web_status", "http_status", "aadsts", "aadsts_text")
+
+
+def probe_from_dict(item: Any, where: str) -> Probe:
+    """One probe record, field by field; the script's output contract (runbook_lib/schemas) says the same."""
+    p = _Reader(item, where, ("endpoint", "mode", "ok"), optional=("protocol", "cipher", "error",
+                                                                   *OPTIONAL_PROBE_FIELDS))
+    endpoint = p.get("endpoint", (str,))
+    if not _ENDPOINT_RE.match(endpoint):
+        raise FactsError(p.field("endpoint"), "expected host:port")
+    mode = p.get("mode", (str,))
+    if mode not in PROBE_MODES:
+        raise FactsError(p.field("mode"), f"expected one of {', '.join(PROBE_MODES)}")
+    values: dict[str, Any] = {name: p.get(name, (str,), optional=True) for name in _PROBE_TEXT_FIELDS}
+    values.update({name: p.get(name, (int,), optional=True) for name in _PROBE_INT_FIELDS})
+    for name in _PROBE_LIST_FIELDS:
+        items = p.get(name, (list,), optional=True)
+        if items is not None and not all(isinstance(i, str) for i in items):
+            raise FactsError(p.field(name), "expected a list of strings")
+        values[name] = None if items is None else tuple(items)
+    return Probe(endpoint, mode, p.get("ok", (bool,)), connected=p.get("connected", (bool,), optional=True),
+                 **values)

@@ -347,21 +347,35 @@ function Test-TrSameValue($A, $B) {
 }
 
 # ---------------------------------------------------------------- TLS probes
+# A probe reports only what this process can know; whether Entra accepts the session is decided by the caller
+# (runbook_lib/acceptance.py). Entra completes TLS 1.0/1.1 handshakes and refuses the request afterwards, so "ok"
+# means "the handshake completed", nothing more.
+
 # PowerShell refuses a numeric cast to a [Flags] enum when a bit has no name, and .NET 3.5's enums have no Tls11,
 # Tls12 or Tls13 even where the runtime supports them; Enum.ToObject takes the number as it is.
 function Get-TrSslProtocols([int]$Value) {
     return [Enum]::ToObject([System.Security.Authentication.SslProtocols], $Value)
 }
 
+$TrProtocolNames = @('Ssl2', 'Ssl3', 'Tls', 'Tls11', 'Tls12', 'Tls13')
+$TrProtocolBits = @{ Ssl2 = 12; Ssl3 = 48; Tls = 192; Tls11 = 768; Tls12 = 3072; Tls13 = 12288 }
+
+# Named bit by bit, lowest first ("Tls, Tls12"): a CLR 2 process can report a combination, and 3.5's enum has no
+# name for the newer bits. Bits without a name stay a number; 0 is "None".
 function Get-TrProtocolName($Protocol) {
     $n = [int]$Protocol
-    if ($n -eq 12288) { return 'Tls13' }
-    if ($n -eq 3072) { return 'Tls12' }
-    if ($n -eq 768) { return 'Tls11' }
-    if ($n -eq 192) { return 'Tls' }
-    if ($n -eq 48) { return 'Ssl3' }
-    if ($n -eq 12) { return 'Ssl2' }
-    return [string]$Protocol
+    if ($n -eq 0) { return 'None' }
+    $names = New-Object System.Collections.ArrayList
+    $rest = $n
+    foreach ($name in $TrProtocolNames) {
+        $bits = $TrProtocolBits[$name]
+        if (($n -band $bits) -ne 0) {
+            [void]$names.Add($name)
+            $rest = $rest -band (-bnot $bits)
+        }
+    }
+    if ($rest -ne 0) { [void]$names.Add([string]$rest) }
+    return [string]::Join(', ', [string[]]$names.ToArray())
 }
 
 function Split-TrEndpoint([string]$Endpoint) {
@@ -370,11 +384,24 @@ function Split-TrEndpoint([string]$Endpoint) {
     return @{ host = $Endpoint.Substring(0, $at); port = [int]$Endpoint.Substring($at + 1) }
 }
 
+# SslPolicyErrors names, bit by bit (RemoteCertificateNotAvailable 1, NameMismatch 2, ChainErrors 4).
+function Get-TrPolicyErrorNames([int]$Errors) {
+    $names = New-Object System.Collections.ArrayList
+    if (($Errors -band 1) -ne 0) { [void]$names.Add('RemoteCertificateNotAvailable') }
+    if (($Errors -band 2) -ne 0) { [void]$names.Add('RemoteCertificateNameMismatch') }
+    if (($Errors -band 4) -ne 0) { [void]$names.Add('RemoteCertificateChainErrors') }
+    return , $names.ToArray()
+}
+
 # Mode "tcp": TCP connect only. "default": SslStream.AuthenticateAsClient(host), what a .NET app negotiates by
 # default. "tls12": explicit TLS 1.2 (3072). "session": the protocols in this process's
 # ServicePointManager.SecurityProtocol, what HttpWebRequest would offer after a session fix.
+# The certificate is checked as .NET would, but its errors are recorded instead of ending the handshake, so a
+# missing root (DigiCert Global Root G2) or a TLS-inspecting proxy shows as a certificate problem with the session
+# it negotiated, not as a TLS failure. hash and key_exchange are the ALG_ID numbers SslStream reports.
 function Invoke-TrProbe([string]$Endpoint, [string]$Mode, [int]$TimeoutMs) {
-    $r = @{ endpoint = $Endpoint; mode = $Mode; ok = $false; protocol = $null; cipher = $null; error = $null }
+    $r = @{ endpoint = $Endpoint; mode = $Mode; ok = $false; connected = $false; protocol = $null; cipher = $null; error = $null }
+    $seen = @{ errors = $null; chain = $null }
     $client = $null
     $ssl = $null
     try {
@@ -383,11 +410,23 @@ function Invoke-TrProbe([string]$Endpoint, [string]$Mode, [int]$TimeoutMs) {
         $pending = $client.BeginConnect($ep.host, $ep.port, $null, $null)
         if (-not $pending.AsyncWaitHandle.WaitOne($TimeoutMs, $false)) { throw ('TCP connect timed out after ' + $TimeoutMs + ' ms') }
         $client.EndConnect($pending)
+        $r.connected = $true
         if ($Mode -ne 'tcp') {
             $stream = $client.GetStream()
             $stream.ReadTimeout = $TimeoutMs
             $stream.WriteTimeout = $TimeoutMs
-            $ssl = New-Object System.Net.Security.SslStream -ArgumentList $stream, $false
+            # Runs synchronously inside AuthenticateAsClient, so $seen is this function's table.
+            $record = [System.Net.Security.RemoteCertificateValidationCallback]{
+                param($Caller, $Certificate, $Chain, $PolicyErrors)
+                $seen.errors = [int]$PolicyErrors
+                $statuses = New-Object System.Collections.ArrayList
+                if ($null -ne $Chain) {
+                    foreach ($status in $Chain.ChainStatus) { [void]$statuses.Add([string]$status.Status) }
+                }
+                $seen.chain = $statuses.ToArray()
+                return $true
+            }
+            $ssl = New-Object System.Net.Security.SslStream -ArgumentList $stream, $false, $record
             if ($Mode -eq 'default') {
                 $ssl.AuthenticateAsClient($ep.host)
             } elseif ($Mode -eq 'tls12') {
@@ -398,6 +437,8 @@ function Invoke-TrProbe([string]$Endpoint, [string]$Mode, [int]$TimeoutMs) {
             }
             $r.protocol = Get-TrProtocolName $ssl.SslProtocol
             $r.cipher = [string]$ssl.CipherAlgorithm
+            $r.hash = [int]$ssl.HashAlgorithm
+            $r.key_exchange = [int]$ssl.KeyExchangeAlgorithm
         }
         $r.ok = $true
     } catch {
@@ -405,6 +446,87 @@ function Invoke-TrProbe([string]$Endpoint, [string]$Mode, [int]$TimeoutMs) {
     } finally {
         if ($null -ne $ssl) { $ssl.Close() }
         if ($null -ne $client) { $client.Close() }
+    }
+    if ($null -ne $seen.errors) {
+        $r.certificate_errors = Get-TrPolicyErrorNames $seen.errors
+        $r.certificate_chain = $seen.chain
+    }
+    return $r
+}
+
+# ---------------------------------------------------------------- the application-level probe
+# The request Connect-AzureAD's sign-in starts with, made the same way: HttpWebRequest in this Windows PowerShell
+# process, so with its ServicePointManager.SecurityProtocol, default proxy and certificate checks. It is an
+# unauthenticated token request for a made-up client id (no secret): Entra answers with an AADSTS code -
+# AADSTS1002016 when it refuses the legacy session, another code (unknown application) when TLS passed - and
+# nothing changes in any tenant. Every operation runs in a new powershell.exe, so before a script changes
+# SecurityProtocol this is what a fresh process gets.
+$TrProbeClientId = '11111111-1111-1111-1111-111111111111'
+
+# The first AADSTS code of an Entra error answer (JSON error_codes, else "AADSTSnnn" in the text) and the first
+# line of its error_description.
+function Read-TrAadsts([string]$Text) {
+    $answer = @{ code = $null; text = $null }
+    $doc = $null
+    try { $doc = ConvertFrom-TrJson $Text } catch { $doc = $null }
+    if ($doc -is [System.Collections.IDictionary]) {
+        if ($doc.ContainsKey('error_codes') -and @($doc['error_codes']).Count -gt 0) {
+            $answer.code = [int64](@($doc['error_codes'])[0])
+        }
+        if ($doc.ContainsKey('error_description') -and $doc['error_description'] -is [string]) {
+            $answer.text = ($doc['error_description'].Split([char[]]@([char]13, [char]10)))[0]
+        }
+    }
+    $m = [regex]::Match($Text, 'AADSTS([0-9]{4,9})')
+    if ($null -eq $answer.code -and $m.Success) { $answer.code = [int64]$m.Groups[1].Value }
+    if ($null -ne $answer.text -and $answer.text.Length -gt 500) { $answer.text = $answer.text.Substring(0, 500) }
+    return $answer
+}
+
+function Invoke-TrEntraRequest([string]$Endpoint, [int]$TimeoutMs) {
+    $r = @{ endpoint = $Endpoint; mode = 'app'; ok = $false; protocol = $null; cipher = $null; error = $null
+            url = $null; security_protocol = [int][Net.ServicePointManager]::SecurityProtocol; web_status = $null
+            http_status = $null; aadsts = $null; aadsts_text = $null }
+    $response = $null
+    try {
+        $ep = Split-TrEndpoint $Endpoint
+        $authority = $ep.host
+        if ($ep.port -ne 443) { $authority = $authority + ':' + $ep.port }
+        $r.url = 'https://' + $authority + '/organizations/oauth2/v2.0/token'
+        $body = [Text.Encoding]::ASCII.GetBytes('grant_type=client_credentials&client_id=' + $TrProbeClientId +
+                                                 '&scope=https%3A%2F%2Fgraph.microsoft.com%2F.default')
+        $request = [System.Net.WebRequest]::Create($r.url)
+        $request.Method = 'POST'
+        $request.ContentType = 'application/x-www-form-urlencoded'
+        $request.Timeout = $TimeoutMs
+        $request.ReadWriteTimeout = $TimeoutMs
+        $request.ContentLength = $body.Length
+        $upload = $request.GetRequestStream()
+        try { $upload.Write($body, 0, $body.Length) } finally { $upload.Close() }
+        $response = $request.GetResponse()
+        $r.web_status = 'Success'
+    } catch {
+        $web = $_.Exception
+        while ($null -ne $web -and -not ($web -is [System.Net.WebException])) { $web = $web.InnerException }
+        if ($null -ne $web) {
+            $r.web_status = [string]$web.Status
+            $response = $web.Response
+        }
+        if ($null -eq $response) { $r.error = Get-TrErrorText $_ }
+    }
+    if ($null -ne $response) {
+        $r.ok = $true
+        try {
+            $r.http_status = [int]$response.StatusCode
+            $reader = New-Object System.IO.StreamReader -ArgumentList $response.GetResponseStream()
+            try { $answer = Read-TrAadsts $reader.ReadToEnd() } finally { $reader.Close() }
+            $r.aadsts = $answer.code
+            $r.aadsts_text = $answer.text
+        } catch {
+            $r.error = Get-TrErrorText $_
+        } finally {
+            $response.Close()
+        }
     }
     return $r
 }

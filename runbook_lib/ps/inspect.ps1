@@ -12,6 +12,7 @@
 #    "registry": [{"path", "name", "type": REG_DWORD|REG_QWORD|REG_SZ|REG_EXPAND_SZ|REG_MULTI_SZ|REG_BINARY,
 #                  "data": int|str|[str]|hex str, "policy": bool}, ...],   (absent values are not listed)
 #    "observed": {"security_protocol": {"x64": int, "x86": int}, "probes": [probe, ...]}}
+# with the probes of probe.ps1 (tcp, default, tls12, app per endpoint), run in this process.
 # plus envelope warnings (strings) for anything the facts schema has no field for.
 # Registry values are read from the 64-bit view; on CLR 2 (PowerShell 2.0) from the process's view, with a warning.
 # "policy" is true under HKLM\SOFTWARE\Policies or when a Group Policy Preferences registry item in the local GP
@@ -186,6 +187,7 @@ try {
         $timeout = Get-TrTimeout $A
         foreach ($endpoint in @($A.endpoints)) {
             foreach ($mode in @('tcp', 'default', 'tls12')) { [void]$probes.Add((Invoke-TrProbe ([string]$endpoint) $mode $timeout)) }
+            [void]$probes.Add((Invoke-TrEntraRequest ([string]$endpoint) $timeout))
         }
     }
 

@@ -21,7 +21,7 @@ from ..errors import InputError
 from ..registry import Registry, RegistryValue
 from ..remote import scripts
 from .wsman_shells import CommandResult, DropConnection, clixml_error
-from .windows import UNKNOWN_HOST, WindowsTls
+from .windows import PROTOCOL_NOT_SUPPORTED, SSL_PROTOCOL_INVALID, UNKNOWN_HOST, Handshake, WindowsTls
 
 def _profiles_folder():
     return resources.files("runbook_lib.simulator").joinpath("profiles")
@@ -99,6 +99,9 @@ class SimulatedHost:
                               start.os.architecture, start.hotfixes, start.powershell.windows_powershell)
         self.program_data: dict[str, str] = {}
         self.drop_apply_after = profile.faults.get("drop_apply_after")  # values written before the network drops
+        # X509ChainStatusFlags names the host's chain building reports for Entra's certificate (a missing root:
+        # PartialChain; a TLS-inspecting proxy whose root is not trusted: UntrustedRoot); empty when it validates.
+        self.certificate_chain: tuple[str, ...] = tuple(profile.faults.get("certificate_chain", ()))
         self.reboots = 0
         self.on_reboot: Callable[[float], None] | None = None
         self._lock = threading.RLock()
@@ -136,28 +139,41 @@ class SimulatedHost:
         }
         return facts_doc
 
-    def _probes(self, endpoints: list[str], requested: int | None = None) -> list[dict]:
+    def _probes(self, endpoints: list[str]) -> list[dict]:
+        """probe.ps1's four records per endpoint, from this operation's fresh process."""
         probes = []
         default = self.tls.security_protocol(self.registry)
         for endpoint in endpoints:
             reachable = self.tls.reachable(endpoint)
-            probes.append({"endpoint": endpoint, "mode": "tcp", "ok": reachable, "protocol": None, "cipher": None,
-                           "error": None if reachable else UNKNOWN_HOST})
-            if requested is not None:
-                probes.append(self.tls.handshake(self.boot_registry, requested, endpoint).to_probe(endpoint, "session"))
-                continue
-            probes.append(self.tls.handshake(self.boot_registry, default, endpoint).to_probe(endpoint, "default"))
-            probes.append(self.tls.handshake(self.boot_registry, 3072, endpoint).to_probe(endpoint, "tls12"))
+            probes.append({"endpoint": endpoint, "mode": "tcp", "ok": reachable, "connected": reachable,
+                           "protocol": None, "cipher": None, "error": None if reachable else UNKNOWN_HOST})
+            probes.append(self._handshake(endpoint, "default", default))
+            if self.tls.runtime_refuses_tls12 and reachable:
+                probes.append(Handshake(True, error=SSL_PROTOCOL_INVALID).to_probe(endpoint, "tls12"))
+            else:
+                probes.append(self._handshake(endpoint, "tls12", 3072))
+            probes.append(self.tls.entra_request(self.boot_registry, default, endpoint, self.certificate_chain))
         return probes
+
+    def _handshake(self, endpoint: str, mode: str, requested: int) -> dict:
+        return self.tls.handshake(self.boot_registry, requested, endpoint).to_probe(endpoint, mode,
+                                                                                   self.certificate_chain)
 
     def _op_probe(self, args: dict) -> dict:
         return {"probes": self._probes(args["endpoints"])}
 
     def _op_session_fix(self, args: dict) -> dict:
+        """session_fix.ps1: set SecurityProtocol in this process, then a session and an app probe per endpoint."""
         before = self.tls.security_protocol(self.registry)
-        after = before | 3072 if args["mode"] == "bor" else 3072
-        return {"before": before, "after": after, "mode": args["mode"], "error": None,
-                "probes": self._probes(args["endpoints"], requested=after)}
+        wanted = before | 3072 if args["mode"] == "bor" else 3072
+        refused = self.tls.runtime_refuses_tls12
+        after = before if refused else wanted
+        probes = []
+        for endpoint in args["endpoints"]:
+            probes.append(self._handshake(endpoint, "session", after))
+            probes.append(self.tls.entra_request(self.boot_registry, after, endpoint, self.certificate_chain))
+        return {"before": before, "after": after, "mode": args["mode"],
+                "error": PROTOCOL_NOT_SUPPORTED if refused else None, "probes": probes}
 
     def _op_apply(self, args: dict) -> dict:
         apply_id = args["apply_id"]

@@ -8,8 +8,10 @@ the cipher order are read at boot, .NET values when a process starts.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
+from .. import acceptance
 from .. import knowledge as k
 from ..registry import Registry
 
@@ -19,22 +21,70 @@ _SECURITY_PROTOCOL_BITS = {"TLS 1.0": k.SP_TLS, "TLS 1.1": k.SP_TLS11, "TLS 1.2"
                            "TLS 1.3": k.SP_TLS13}
 ENTRA_ENDPOINTS = ("login.microsoftonline.com", "login.windows.net", "graph.microsoft.com",
                    "login.microsoft.com", "device.login.microsoftonline.com")
+TOKEN_ENDPOINTS = ("login.microsoftonline.com", "login.windows.net", "login.microsoft.com")
+# The .NET Framework 3.5 (CLR 2) update that lets a process ask for TLS 1.2, per OS (windows-tls.md 1a and 3;
+# Windows 10 / Server 2016 and later have it in their cumulative updates).
+_CLR2_TLS12_UPDATES = {(6, 0): "KB3154517", (6, 1): "KB3154518", (6, 2): "KB3154519", (6, 3): "KB3154520"}
 
-HANDSHAKE_FAILED = ("A call to SSPI failed, see inner exception. The client and server cannot communicate, "
-                    "because they do not possess a common algorithm")
-UNKNOWN_HOST = "No such host is known"
+# What Get-TrErrorText reports for each failure: the innermost exception's message, word for word as .NET
+# Framework writes it (English UI).
+UNKNOWN_HOST = "No such host is known"  # SocketException from TcpClient (WSAHOST_NOT_FOUND)
+# Win32Exception (SEC_E_ALGORITHM_MISMATCH) inside "A call to SSPI failed, see inner exception.": the client has
+# no protocol or cipher suite to offer.
+NO_COMMON_ALGORITHM = "The client and server cannot communicate, because they do not possess a common algorithm"
+# IOException: the server ended the handshake (no suite it accepts).
+REMOTE_CLOSED = "Authentication failed because the remote party has closed the transport stream."
+# ArgumentException from SslStream on CLR 2 without the TLS 1.2 update, asked for 3072.
+SSL_PROTOCOL_INVALID = ("The specified value is not valid in the 'SslProtocolType' enumeration. "
+                        "Parameter name: sslProtocolType")
+# NotSupportedException setting ServicePointManager.SecurityProtocol to a value the runtime does not know.
+PROTOCOL_NOT_SUPPORTED = "The requested security protocol is not supported."
+# AuthenticationException when the certificate does not validate (HttpWebRequest: WebExceptionStatus.TrustFailure).
+CERTIFICATE_INVALID = "The remote certificate is invalid according to the validation procedure."
+SECURE_CHANNEL = k.HANDSHAKE_ERROR_TEXT  # WebException SecureChannelFailure, which carries no inner exception
+NAME_NOT_RESOLVED = "The remote name could not be resolved: '{host}'"  # WebException NameResolutionFailure
+
+# ALG_ID numbers SslStream reports for the hash and key exchange ([P1] enums; values from wincrypt.h).
+_HASH_IDS = (("SHA384", 32781), ("SHA256", 32780), ("SHA", 32772))
+_ECDHE, _DHE, _RSA_KEYX = 44550, 43522, 41984
 
 
 @dataclass(frozen=True)
 class Handshake:
-    ok: bool  # the endpoint accepted the session (TLS 1.2+, no 3DES)
-    protocol: str | None
-    cipher: str | None
-    error: str | None
+    """One client handshake as SslStream reports it: ``suite`` is None when it did not complete."""
 
-    def to_probe(self, endpoint: str, mode: str) -> dict:
-        return {"endpoint": endpoint, "mode": mode, "ok": self.ok, "protocol": self.protocol,
-                "cipher": self.cipher, "error": self.error}
+    connected: bool
+    protocol: str | None = None
+    suite: str | None = None
+    error: str | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.suite is not None
+
+    def to_probe(self, endpoint: str, mode: str, certificate_chain: tuple[str, ...] = ()) -> dict:
+        """The record Invoke-TrProbe writes; certificate fields once the server sent its certificate."""
+        probe = {"endpoint": endpoint, "mode": mode, "ok": self.ok, "connected": self.connected,
+                 "protocol": self.protocol if self.ok else None, "cipher": None, "error": self.error}
+        if self.ok:
+            cipher, hash_id, key_exchange = suite_parts(self.suite or "")
+            probe.update(cipher=cipher, hash=hash_id, key_exchange=key_exchange,
+                         certificate_errors=["RemoteCertificateChainErrors"] if certificate_chain else [],
+                         certificate_chain=list(certificate_chain))
+        return probe
+
+
+def suite_parts(suite: str) -> tuple[str, int, int]:
+    """CipherAlgorithm name, HashAlgorithm and KeyExchangeAlgorithm numbers of a negotiated suite."""
+    name = re.sub(r"_P(256|384|521)$", "", suite.upper())
+    cipher = ("TripleDes" if "3DES" in name else "Aes256" if "AES_256" in name else "Aes128" if "AES_128" in name
+              else "Rc4" if "RC4" in name else "None")
+    hash_id = next((value for suffix, value in _HASH_IDS if name.endswith("_" + suffix)), 0)
+    if name.startswith("TLS_AES_") or "ECDHE" in name:
+        key_exchange = _ECDHE  # TLS 1.3 suites: the key share is ephemeral ECDH
+    else:
+        key_exchange = _DHE if "_DHE_" in name else _RSA_KEYX
+    return cipher, hash_id, key_exchange
 
 
 class WindowsTls:
@@ -46,6 +96,10 @@ class WindowsTls:
         self.hotfixes = {h.upper() for h in hotfixes}
         self.wow64 = architecture in ("x64", "arm64")
         self.clr2 = windows_powershell is not None and windows_powershell.startswith("2.")
+        self.modern_os = version[0] >= 10
+        update = _CLR2_TLS12_UPDATES.get(version[:2])
+        # A CLR 2 process (Windows PowerShell 2.0, which runs the scripts here) refuses TLS 1.2 without the update.
+        self.runtime_refuses_tls12 = self.clr2 and not self.modern_os and (update is None or update not in self.hotfixes)
 
     # --- Schannel, as loaded at boot -------------------------------------------------------------------------
     def _implemented(self, protocol: str) -> bool:
@@ -88,7 +142,7 @@ class WindowsTls:
     def handshake(self, boot: Registry, requested: int | None, endpoint: str) -> Handshake:
         """A client handshake; ``requested`` is a SecurityProtocolType mask, 0 or None for the system default."""
         if not self.reachable(endpoint):
-            return Handshake(False, None, None, UNKNOWN_HOST)
+            return Handshake(False, error=UNKNOWN_HOST)
         states = self.schannel_client(boot)
         if requested:
             offered = [p for p in k.TLS_PROTOCOLS if p in states and requested & _SECURITY_PROTOCOL_BITS[p]]
@@ -98,29 +152,55 @@ class WindowsTls:
         if suites is not None and not set(suites) & set(k.TLS13_SUITES) and "TLS 1.3" in offered:
             offered.remove("TLS 1.3")
         if not offered:
-            return Handshake(False, None, None, HANDSHAKE_FAILED)
+            return Handshake(True, error=NO_COMMON_ALGORITHM)
         protocol = offered[-1]
-        cipher = self._cipher(protocol, suites)
-        if cipher is None:
-            return Handshake(False, None, None, HANDSHAKE_FAILED)
-        name = _SSL_NAMES[protocol]
-        if protocol in ("TLS 1.0", "TLS 1.1") or cipher == "TripleDes":
-            return Handshake(False, name, cipher, f"{k.AADSTS_ERROR_TEXT} (negotiated {name} with {cipher})")
-        return Handshake(True, name, cipher, None)
-
-    @staticmethod
-    def _cipher(protocol: str, suites: list[str] | None) -> str | None:
         if suites is None:
-            return "Aes256"
+            return Handshake(True, _SSL_NAMES[protocol], self._default_suite(protocol))
+        mine = [s for s in suites if protocol in ("TLS 1.2", "TLS 1.3") or k.suite_works_before_tls12(s)]
         if protocol == "TLS 1.3":
-            return "Aes256"
-        usable = [s for s in suites if protocol == "TLS 1.2" or k.suite_works_before_tls12(s)]
-        if protocol == "TLS 1.2":
-            usable = [s for s in usable if s in k.ENTRA_TLS12_SUITES or s == k.TRIPLE_DES_SUITE]
-        if not usable:
-            return None
-        first = usable[0]
-        return "TripleDes" if "3DES" in first else ("Aes256" if "AES_256" in first else "Aes128")
+            mine = [s for s in mine if s in k.TLS13_SUITES]
+        if not mine:
+            return Handshake(True, error=NO_COMMON_ALGORITHM)  # nothing to offer for that protocol
+        if protocol == "TLS 1.2":  # Entra's server picks only suites it has (3DES included, refused later)
+            mine = [s for s in mine if s in k.ENTRA_TLS12_SUITES or s == k.TRIPLE_DES_SUITE]
+        if not mine:
+            return Handshake(True, error=REMOTE_CLOSED)
+        return Handshake(True, _SSL_NAMES[protocol], mine[0])
+
+    def _default_suite(self, protocol: str) -> str:
+        """What Entra picks from Windows' default suite list: AES-256 with ECDHE ([X1], [X2])."""
+        if protocol == "TLS 1.3":
+            return "TLS_AES_256_GCM_SHA384"
+        if protocol == "TLS 1.2":  # 7 / 8.1 have no ECDHE_RSA GCM suites (windows-tls.md section 6)
+            return "TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384" if self.modern_os else "TLS_ECDHE_RSA_WITH_AES_256_CBC_SHA384"
+        return "TLS_ECDHE_RSA_WITH_AES_256_CBC_SHA"
+
+    def entra_request(self, boot: Registry, security_protocol: int, endpoint: str,
+                      certificate_chain: tuple[str, ...] = ()) -> dict:
+        """What Invoke-TrEntraRequest records: HttpWebRequest with ``security_protocol``, answered as Entra does."""
+        host, _, port = endpoint.rpartition(":")
+        url = f"https://{host}{'' if port == '443' else ':' + port}{acceptance.TOKEN_PATH}"
+        record = {"endpoint": endpoint, "mode": "app", "ok": False, "protocol": None, "cipher": None, "error": None,
+                  "url": url, "security_protocol": security_protocol, "web_status": None, "http_status": None,
+                  "aadsts": None, "aadsts_text": None}
+        session = self.handshake(boot, security_protocol, endpoint)
+        if not session.connected:
+            return {**record, "web_status": "NameResolutionFailure", "error": NAME_NOT_RESOLVED.format(host=host)}
+        if not session.ok:
+            failure = ("SendFailure", REMOTE_CLOSED) if session.error == REMOTE_CLOSED else \
+                ("SecureChannelFailure", SECURE_CHANNEL)
+            return {**record, "web_status": failure[0], "error": failure[1]}
+        if certificate_chain:
+            return {**record, "web_status": "TrustFailure", "error": CERTIFICATE_INVALID}
+        record.update(ok=True, web_status="ProtocolError", http_status=400)
+        if host.lower() not in TOKEN_ENDPOINTS:
+            return {**record, "http_status": 404}
+        cipher = suite_parts(session.suite or "")[0]
+        if acceptance.session_outcome(session.protocol, cipher) == acceptance.LEGACY:
+            return {**record, "aadsts": acceptance.AADSTS_LEGACY_TLS, "aadsts_text": k.AADSTS_ERROR_TEXT}
+        return {**record, "aadsts": 700016,
+                "aadsts_text": f"AADSTS700016: Application with identifier '{acceptance.PROBE_CLIENT_ID}' was not "
+                               "found in the directory 'organizations'."}
 
     # --- .NET, as a fresh process reads it -------------------------------------------------------------------
     def security_protocol(self, live: Registry, wow64: bool = False) -> int:

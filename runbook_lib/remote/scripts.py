@@ -26,6 +26,7 @@ from typing import Any, Callable
 
 from runbook_lib.errors import InputError, RemoteScriptFailed, one_line
 from runbook_lib.facts import host_problem
+from runbook_lib.remote.contract import contract_problem
 from runbook_lib.registry import REG_TYPES, data_problem, name_problem, path_problem
 
 OPERATIONS = ("inspect", "apply", "probe", "session_fix", "reboot", "journal", "restore")
@@ -352,17 +353,6 @@ def clixml_errors(stderr: str) -> str:
     return "".join(messages)
 
 
-_RESULT_KEYS: dict[str, dict[str, type | tuple[type, ...]]] = {
-    "inspect": {"schema": str, "host": str, "os": dict, "registry": list, "observed": dict, "hotfixes": list},
-    "apply": {"apply_id": str, "completed": bool, "backup": list, "results": list},
-    "journal": {"apply_id": str, "completed": bool, "backup": list, "results": list},
-    "restore": {"apply_id": str, "completed": bool, "keys_removed": list, "results": list},
-    "probe": {"probes": list},
-    "session_fix": {"before": int, "after": int, "mode": str, "probes": list},
-    "reboot": {"scheduled": bool},
-}
-
-
 def _decode(data: bytes | str) -> str:
     return data.decode("utf-8", errors="replace") if isinstance(data, bytes) else data
 
@@ -393,18 +383,19 @@ def read_output(operation: str, stdout: bytes | str, stderr: bytes | str, exit_c
         raise RemoteScriptFailed(host, f"{operation}: the result block is not a {operation} result")
     if envelope.get("ok") is not True:
         raise RemoteScriptFailed(host, f"{operation}: {envelope.get('error') or 'failed without an error text'}")
-    result = envelope.get("result")
-    if not isinstance(result, dict):
+    if not isinstance(envelope.get("result"), dict):
         raise RemoteScriptFailed(host, f"{operation}: the result is not an object")
-    for key, kind in _RESULT_KEYS[operation].items():
-        if not isinstance(result.get(key), kind) or (kind is int and isinstance(result.get(key), bool)):
-            raise RemoteScriptFailed(host, f"{operation}: result field {key!r} is missing or of the wrong type")
-    if operation == "inspect" and result["schema"] != HOST_FACTS_SCHEMA:
+    problem = contract_problem("result", envelope)
+    if problem:
+        raise RemoteScriptFailed(host, one_line(f"{operation}: the result envelope breaks the contract: {problem}"))
+    result = envelope["result"]
+    if operation == "inspect" and result.get("schema") != HOST_FACTS_SCHEMA:
         raise RemoteScriptFailed(host, f"inspect: result schema is not {HOST_FACTS_SCHEMA}")
-    warnings = envelope.get("warnings", [])
-    if not isinstance(warnings, list) or not all(isinstance(w, str) for w in warnings):
-        raise RemoteScriptFailed(host, f"{operation}: warnings must be a list of strings")
-    return ScriptOutput(result, tuple(one_line(w) for w in warnings))
+    problem = contract_problem(operation, result)
+    if problem:
+        raise RemoteScriptFailed(host, one_line(f"{operation}: result field {problem} (breaks the contract in "
+                                                f"runbook_lib/schemas/{operation}.schema.json)"))
+    return ScriptOutput(result, tuple(one_line(w) for w in envelope.get("warnings", [])))
 
 
 def parse_output(operation: str, stdout: bytes | str, stderr: bytes | str, exit_code: int, *, host: str = "target") -> dict:

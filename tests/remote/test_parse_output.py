@@ -35,7 +35,8 @@ def test_result_wrapped_by_a_narrow_console_is_reassembled():
 
 
 def test_non_ascii_text_survives_as_json_escapes():
-    result = {"probes": [dict(PROBE["probes"][0], ok=False, error="Échec de l’authentification")]}
+    failed = dict(PROBE["probes"][0], ok=False, protocol=None, cipher=None, error="Échec de l’authentification")
+    result = {"probes": [failed]}
     text = render_output("probe", result)
     assert text.isascii()
     assert parse_output("probe", text.encode("ascii"), b"", 0) == result
@@ -85,7 +86,7 @@ def test_malformed_result_blocks_are_refused(stdout, problem):
 
 
 def test_session_fix_result_needs_integer_protocols_not_booleans():
-    bad = {"before": True, "after": 3072, "mode": "pin", "probes": []}
+    bad = {"before": True, "after": 3072, "mode": "pin", "error": None, "probes": []}
     with pytest.raises(RemoteScriptFailed, match="'before'"):
         parse_output("session_fix", render_output("session_fix", bad), "", 0)
 

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from typing import Callable
 
 from . import knowledge as k
+from .acceptance import CERTIFICATE, UNREACHABLE, client_answer, entra_answer
 from .facts import HostFacts
 from .registry import RegistryValue, is_policy_path
 from .verdict import PROFILES, Change, Finding, Verdict
@@ -245,7 +246,7 @@ def assess(facts: HostFacts, profile: str = DEFAULT_PROFILE) -> Verdict:
     if m.tls12_possible:
         (_plan_minimal if profile == "minimal" else _plan_recommended)(a, winps)
     _winhttp_findings(a, winhttp)
-    _observed_findings(a, winps)
+    winps = _observed_findings(a, winps)
 
     failing = [c for c in (winps, pwsh) if c.state == "fails"]
     affected = bool(failing)
@@ -419,10 +420,25 @@ def _winhttp_findings(a: _Assessment, winhttp: ClientPrediction) -> None:
               "WinHTTP DefaultSecureProtocols does not include TLS 1.2 (0x800)", "W2")
 
 
-def _observed_findings(a: _Assessment, winps: ClientPrediction) -> None:
+# What the model cannot see, named in every disagreement between it and the host.
+_UNSEEN_FAILING = ("a reboot pending since the Schannel values were written (they are read at boot), a setting the "
+                   "runbook does not read (Group Policy not yet applied, an application's own .config), or a proxy "
+                   "or TLS inspection in the path")
+_UNSEEN_WORKING = ("a reboot since the registry was read, or a setting the runbook does not read (an application's "
+                   "own .config, a cipher or protocol configured elsewhere)")
+
+
+def _observed_findings(a: _Assessment, winps: ClientPrediction) -> ClientPrediction:
+    """Compare what the host showed with the model; the Windows PowerShell client follows the observation.
+
+    The probes ran in a fresh Windows PowerShell on the host (the inspect process, 64-bit where the OS is), so
+    they measure the client the prediction is about: where they decide (an application-level answer, or a default
+    handshake), the client's state is what they saw, and the prediction only explains it. Without a deciding
+    probe, the SecurityProtocol observed in a fresh process replaces the predicted one.
+    """
     observed = a.facts.observed
     if observed is None:
-        return
+        return winps
     m = a.model
     disagreements, agreements = [], 0
     if winps.state not in ("absent",) and m.dotnet4_usable:
@@ -435,27 +451,76 @@ def _observed_findings(a: _Assessment, winps: ClientPrediction) -> None:
             else:
                 disagreements.append(f"{bitness} SecurityProtocol is {k.security_protocol_name(seen)} ({seen}), "
                                      f"predicted {k.security_protocol_name(predicted[bitness])}")
-    unreachable = {p.endpoint for p in observed.probes if p.mode == "tcp" and not p.ok}
-    for endpoint in sorted(unreachable):
-        a.add("observed.unreachable", "warning",
-              f"TCP to {endpoint} failed (firewall, proxy or DNS): its TLS probes say nothing about TLS", "V1")
-    expected = {"default": winps.state == "ok" if winps.state != "absent" else None,
-                "tls12": m.negotiate(frozenset({TLS12})).outcome == "ok"}
-    for probe in observed.probes:
-        if probe.endpoint in unreachable or expected.get(probe.mode) is None:
+    answers = [(p, entra_answer(p)) for p in observed.probes]
+    for probe, answer in answers:
+        if probe.mode == "tcp" and answer.outcome == UNREACHABLE:
+            a.add("observed.unreachable", "warning",
+                  f"TCP to {probe.endpoint} failed (firewall, proxy or DNS): its TLS probes say nothing about TLS",
+                  "V1")
+    certificate = next((answer for _, answer in answers if answer.outcome == CERTIFICATE), None)
+    if certificate:
+        a.add("observed.certificate", "error",
+              f"Observed on the host: {certificate.reason}. This is a certificate problem, not a TLS version one: "
+              "the host lacks the root Entra's certificate chains to (DigiCert Global Root G2), or a TLS-inspecting "
+              "proxy answers instead of Entra; Windows PowerShell refuses the connection until the root is "
+              "installed or the proxy's root is trusted. The TLS verdict rests on the settings read", "E1")
+    clr2 = (a.facts.powershell.windows_powershell_major or 3) < 3
+    tls12_expected = m.negotiate(frozenset({TLS12})).outcome == "ok"
+    for probe, answer in answers:
+        if probe.mode != "tls12" or not answer.decisive:
             continue
-        if probe.ok == expected[probe.mode]:
+        if answer.accepted == tls12_expected:
             agreements += 1
+        elif clr2 and not answer.accepted:
+            a.add("observed.clr2_probe", "info",
+                  f"The explicit TLS 1.2 probe ran in Windows PowerShell {a.facts.powershell.windows_powershell} "
+                  f"(CLR 2) and failed ({probe.error or 'no error text'}): CLR 2 asks for TLS 1.2 only with the "
+                  ".NET 3.5 TLS 1.2 update, so this probe tests the runtime, not the OS", "N1")
         else:
-            seen = f"succeeded with {probe.protocol}" if probe.ok else f"failed ({probe.error or 'no error text'})"
-            disagreements.append(f"the {probe.mode} TLS probe to {probe.endpoint} {seen}, predicted "
-                                 f"{'success' if expected[probe.mode] else 'failure'}")
+            disagreements.append(f"the explicit TLS 1.2 probe: {answer.reason}; predicted "
+                                 f"{'success' if tls12_expected else 'failure'}")
     for text in disagreements:
         a.add("observed.disagrees", "warning",
               f"Observed on the host: {text} (a pending reboot, or a setting the runbook does not read)", "V1")
-    if agreements and not disagreements:
+    client = _observed_client(a, winps, observed)
+    if client is not None and client.state == winps.state:
+        agreements += 1
+    if agreements and not disagreements and (client is None or client.state == winps.state):
         a.add("observed.agrees", "info", f"What the host showed agrees with the prediction ({agreements} checks)",
               "V1")
+    return client or winps
+
+
+def _observed_client(a: _Assessment, winps: ClientPrediction, observed) -> ClientPrediction | None:
+    """Windows PowerShell as observed (a deciding probe, else the observed SecurityProtocol through the model), with
+    a finding when it contradicts the prediction; None when nothing observed decides it."""
+    if winps.state == "absent":
+        return None
+    m = a.model
+    seen_value = observed.security_protocol.get("x64" if m.has_wow64 else "x86")
+    seen = client_answer(observed.probes)
+    if seen is not None and seen.decisive:
+        outcome = "ok" if seen.accepted else seen.outcome
+        observed_client = ClientPrediction("ok" if seen.accepted else "fails",
+                                           seen_value if seen_value is not None else winps.security_protocol,
+                                           Negotiation(None, None, outcome))
+        what = f"in a fresh Windows PowerShell on the host, {seen.reason}"
+    elif seen_value is not None and m.dotnet4_usable and seen_value != winps.security_protocol \
+            and (a.facts.powershell.windows_powershell_major or 0) >= 3:
+        negotiation = m.negotiate_security_protocol(seen_value)
+        observed_client = ClientPrediction("ok" if negotiation.outcome == "ok" else "fails", seen_value, negotiation)
+        what = (f"that a fresh Windows PowerShell requests {k.security_protocol_name(seen_value)} ({seen_value}); "
+                f"with it {negotiation.describe()}")
+    else:
+        return None
+    if observed_client.state != winps.state:
+        settings = (f"the settings read predict that Windows PowerShell {'fails' if winps.state == 'fails' else 'works'}"
+                    + (f" ({winps.negotiation.describe()})" if winps.negotiation else ""))
+        unseen = _UNSEEN_FAILING if observed_client.state == "fails" else _UNSEEN_WORKING
+        a.add("observed.disagrees", "error" if observed_client.state == "fails" else "warning",
+              f"Observed {what}. {settings[0].upper()}{settings[1:]}, so they do not explain it; the verdict "
+              f"follows the observation. What the runbook cannot see: {unseen}", "V1")
+    return observed_client
 
 
 # --- remediation ----------------------------------------------------------------------------------------------

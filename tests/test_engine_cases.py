@@ -105,8 +105,28 @@ CASES = {
     "ws2012_winhttp_ssl3_only": (False, None, {
         "minimal": (set(), "none", set()),
         "recommended": (winhttp(0x800, views=(WINHTTP,)), "reboot", set())}),
-    "win7_fixed_reboot_pending": (False, None, {
+    # Registry fixed, not yet rebooted: the fresh process still completes TLS 1.0 and Entra answers AADSTS1002016
+    # to its token request ([E1]): observation decides, so the host is affected although nothing is left to write.
+    "win7_fixed_reboot_pending": (True, "aadsts1002016", {
         "minimal": (set(), "none", set()), "recommended": (set(), "none", set())}),
+    # --- observation decides (issue 8): healthy settings, but what a fresh Windows PowerShell negotiated is legacy.
+    # Entra completes TLS 1.0 / 1.1 and TLS 1.2-on-3DES handshakes and then refuses with AADSTS1002016 ([E1]).
+    "ws2019_healthy_observed_tls10": (True, "aadsts1002016", {
+        "minimal": (set(), "none", set()), "recommended": (set(), "none", set())}),
+    "ws2019_healthy_observed_tls11": (True, "aadsts1002016", {
+        "minimal": (set(), "none", set()), "recommended": (set(), "none", set())}),
+    "ws2019_healthy_observed_3des": (True, "aadsts1002016", {
+        "minimal": (set(), "none", set()), "recommended": (set(), "none", set())}),
+    # A certificate that does not validate (missing DigiCert Global Root G2, or a TLS-inspecting proxy) is not a TLS
+    # version problem: the verdict stays with the settings, a finding names the certificate ([E1] root guidance).
+    "ws2019_healthy_untrusted_root": (False, None, {
+        "minimal": (set(), "none", set()), "recommended": (set(), "none", set())}),
+    # Untouched registry, but SecurityProtocol 4032 in a fresh process and Entra's AADSTS700016 (past TLS) to the
+    # token request (an application .config the runbook does not read): Windows PowerShell works as observed; the
+    # durable registry values are still planned.
+    "ws2016_untouched_observed_accepted": (False, None, {
+        "minimal": (STRONG_NATIVE, "new_process", set()),
+        "recommended": (dotnet(), "new_process", set())}),
 }
 
 
@@ -167,7 +187,36 @@ def test_cipher_policy_finding_proposes_an_order_with_entra_suites_and_no_new_3d
 def test_observed_failure_on_a_fixed_registry_is_called_out(facts_path):
     verdict = assess(facts.load(facts_path("win7_fixed_reboot_pending")))
     [disagreement] = [f for f in verdict.findings if f.id == "observed.disagrees"]
-    assert "default TLS probe" in disagreement.message
+    assert "AADSTS1002016" in disagreement.message and "do not explain it" in disagreement.message
+    assert "reboot pending" in disagreement.message and disagreement.severity == "error"
+    assert verdict.clients["windows_powershell"] == "fails"
+
+
+@pytest.mark.parametrize("name, seen", [("ws2019_healthy_observed_tls10", "TLS 1.0 with Aes256"),
+                                        ("ws2019_healthy_observed_tls11", "TLS 1.1 with Aes256"),
+                                        ("ws2019_healthy_observed_3des", "TLS 1.2 with TripleDes")])
+def test_a_legacy_session_observed_on_a_healthy_registry_decides_the_verdict(name, seen, facts_path):
+    verdict = assess(facts.load(facts_path(name)))
+    assert (verdict.affected, verdict.symptom, verdict.clients["windows_powershell"]) == (True, "aadsts1002016", "fails")
+    [client] = [f for f in verdict.findings if f.id == "observed.disagrees" and "fresh Windows PowerShell" in f.message]
+    assert f"default TLS probe to login.microsoftonline.com:443 completed a handshake on {seen}" in client.message
+    assert "settings read predict that Windows PowerShell works" in client.message
+    assert "do not explain it" in client.message
+    assert "observed.agrees" not in {f.id for f in verdict.findings}
+
+
+def test_an_observed_acceptance_beats_a_predicted_failure_and_names_what_was_not_read(facts_path):
+    verdict = assess(facts.load(facts_path("ws2016_untouched_observed_accepted")))
+    assert verdict.clients["windows_powershell"] == "ok" and not verdict.affected
+    [client] = [f for f in verdict.findings if f.id == "observed.disagrees" and "token request" in f.message]
+    assert "AADSTS700016" in client.message and "application's own .config" in client.message
+
+
+def test_a_certificate_problem_is_named_and_not_mistaken_for_legacy_tls(facts_path):
+    verdict = assess(facts.load(facts_path("ws2019_healthy_untrusted_root")))
+    [finding] = [f for f in verdict.findings if f.id == "observed.certificate"]
+    assert "PartialChain" in finding.message and "DigiCert Global Root G2" in finding.message
+    assert not verdict.affected and "observed.disagrees" not in {f.id for f in verdict.findings}
 
 
 def test_observed_agreement_is_recorded(facts_path):

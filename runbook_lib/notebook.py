@@ -13,8 +13,8 @@ Evidence files, fixed names in the evidence folder, read by the fleet runner (:m
 
 ``cause.json`` (01)
     ``{"host", "simulated", "error": {"kind", "code", "tenant_id", ...} | null, "security_protocol": {"x64", "x86"},
-    "probes": [probe...], "diagnosis": "app_does_not_ask" | "os_cannot" | "works" | "unreachable",
-    "next_notebook"}``
+    "probes": [probe...], "diagnosis": "app_does_not_ask" | "os_cannot" | "works" | "unreachable" | "certificate" |
+    "powershell_v2", "next_notebook"}``
 ``facts.json`` / ``verdict.json`` (02, refreshed by 03)
     host facts ``tls-runbook/host-facts/v1`` and the verdict ``tls-runbook/verdict/v1`` before any change.
 ``fix.reg``, ``rollback.reg``, ``apply-report.json`` (03)
@@ -34,7 +34,9 @@ Evidence files, fixed names in the evidence folder, read by the fleet runner (:m
     "detail"}``; ``fixable`` means the plan was not applied (a dry run), ``failed`` that Windows PowerShell still
     fails by default although it was.
 
-A probe is ``{"endpoint", "mode": "tcp" | "default" | "tls12" | "session", "ok", "protocol", "cipher", "error"}``.
+A probe is ``{"endpoint", "mode": "tcp" | "default" | "tls12" | "session" | "app", "ok", "protocol", "cipher",
+"error", ...}`` as ``runbook_lib/schemas/probe-record.schema.json`` defines it; ``ok`` means the handshake completed,
+and whether Entra accepts it is read from :mod:`runbook_lib.acceptance` only.
 """
 
 from __future__ import annotations
@@ -54,6 +56,7 @@ from pathlib import Path
 from typing import Any, Iterator
 
 from . import knowledge as k
+from .acceptance import ACCEPTED, CERTIFICATE, LEGACY, UNREACHABLE, EntraAnswer, client_answer, entra_answer
 from .engine import DEFAULT_PROFILE, HostModel, assess
 from .errors import (
     ApplyIncomplete,
@@ -611,39 +614,90 @@ def _probes_of(host_facts: HostFacts, mode: str) -> list[Probe]:
     return [p for p in (host_facts.observed.probes if host_facts.observed else ()) if p.mode == mode]
 
 
+def _client(host_facts: HostFacts) -> EntraAnswer | None:
+    """What a fresh Windows PowerShell on the host gets from Entra (runbook_lib.acceptance decides)."""
+    return client_answer(host_facts.observed.probes if host_facts.observed else ())
+
+
+def _client_refused(host_facts: HostFacts) -> bool:
+    answer = _client(host_facts)
+    return answer is not None and answer.decisive and not answer.accepted
+
+
 def probe_as_entra_would(session: Session) -> None:
-    """Default probe (what an app gets without asking) and explicit TLS 1.2 probe, both run on the host."""
+    """TCP, the default handshake (what an app gets without asking) and an explicit TLS 1.2 one, run on the host."""
     host_facts = _ensure_facts(session)
-    probes = tuple(host_facts.observed.probes) if host_facts.observed else ()
+    probes = tuple(p for p in (host_facts.observed.probes if host_facts.observed else ()) if p.mode != "app")
     report = ProbeReport(session.host, session.simulated, probes,
                          "TLS probes from the host: default (as the Entra modules connect) and explicit TLS 1.2")
     session.show(report)
 
 
+_ANSWER_MEANINGS = {
+    ACCEPTED: "The request got past TLS: Entra does not refuse this host's Windows PowerShell for legacy TLS.",
+    LEGACY: "This is the refusal Connect-AzureAD gets on this host, shown without any credential.",
+    "handshake_failure": "No answer came back: the TLS session failed. Same root cause as AADSTS1002016 on a host "
+                         "whose legacy protocols are off.",
+    CERTIFICATE: "The certificate did not validate: a missing root (DigiCert Global Root G2) or a TLS-inspecting "
+                 "proxy. Not a TLS version problem; Connect-AzureAD fails the same way until it is fixed.",
+    UNREACHABLE: "The request did not reach Entra (DNS, firewall or proxy): it says nothing about TLS.",
+    "unknown": "No endpoint probed is Entra's token endpoint, so there is no AADSTS answer to read.",
+}
+
+
+def entra_request(session: Session, after: bool = False) -> None:
+    """The token request Connect-AzureAD starts with, made from a fresh Windows PowerShell on the host, and Entra's
+    answer: AADSTS1002016 means legacy TLS refused, any other AADSTS code that TLS got through.
+
+    The request carries a made-up client id and no secret, so no credential is used and no tenant changes.
+    ``after``: the host as read back after the apply (and the reboot, when one ran) in notebook 03.
+    """
+    host_facts = (session.facts_after if after else None) or _ensure_facts(session)
+    probes = tuple(_probes_of(host_facts, "app"))
+    title = ("The token request Connect-AzureAD makes (fresh Windows PowerShell"
+             + (", after the change)" if after else ")"))
+    session.show(ProbeReport(session.host, session.simulated, probes, title))
+    answer = client_answer(probes)
+    if answer is None:
+        text = "The host ran no application-level probe (facts from an older inspect)."
+    else:
+        text = f"{answer.reason[0].upper()}{answer.reason[1:]}. {_ANSWER_MEANINGS[answer.outcome]}"
+    session.show(Card(f"<p><b>{html.escape(text)}</b></p>", text))
+
+
 def diagnose_cause(session: Session) -> None:
     """Tell "the OS can, the app does not ask" apart from "the OS cannot", and name the notebook to open next."""
     host_facts = _ensure_facts(session)
-    reachable = {p.endpoint for p in _probes_of(host_facts, "tcp") if p.ok}
-    default = [p for p in _probes_of(host_facts, "default") if p.endpoint in reachable]
-    tls12 = [p for p in _probes_of(host_facts, "tls12") if p.endpoint in reachable]
-    if not reachable:
+    client = _client(host_facts)
+    tls12 = [entra_answer(p) for p in _probes_of(host_facts, "tls12")]
+    if client is None or client.outcome == UNREACHABLE and not any(a.decisive for a in tls12):
         diagnosis, next_notebook = "unreachable", "02_os_check.ipynb"
-        text = ("The host cannot open TCP to any endpoint (firewall, proxy or DNS): fix the network path first; "
-                "TLS cannot be judged from here.")
-    elif default and all(p.ok for p in default):
+        text = ("The host cannot reach Entra (firewall, proxy or DNS): fix the network path first; TLS cannot be "
+                "judged from here.")
+    elif client.outcome == CERTIFICATE:
+        diagnosis, next_notebook = "certificate", "02_os_check.ipynb"
+        text = (f"{client.reason}. Install the root Entra chains to (DigiCert Global Root G2) or trust the "
+                "inspecting proxy's root; this runbook's registry changes do not fix a certificate problem.")
+    elif client.accepted:
         diagnosis, next_notebook = "works", "04_powershell_session_fix.ipynb"
-        text = ("A fresh process on this host already negotiates TLS 1.2+ by default. If an application still "
+        text = ("A fresh Windows PowerShell on this host already gets past TLS with Entra. If an application still "
                 "shows AADSTS1002016, it sets its own protocol list or runs under another runtime: check it with "
                 "the session-fix notebook.")
-    elif tls12 and all(p.ok for p in tls12):
+    elif (host_facts.powershell.windows_powershell_major or 3) < 3:
+        diagnosis, next_notebook = "powershell_v2", "02_os_check.ipynb"
+        text = (f"Windows PowerShell {host_facts.powershell.windows_powershell} runs on .NET 3.5 (CLR 2): "
+                f"{client.reason}. The Entra modules need .NET Framework 4.5 or later and WMF 5.1 (or 3.0 where "
+                "5.1 is not available); the OS check names what to install.")
+    elif any(a.accepted for a in tls12):
         diagnosis, next_notebook = "app_does_not_ask", "03_registry_remediation.ipynb"
-        text = ("The OS can do TLS 1.2 with Entra, the application does not ask for it: .NET Framework defaults "
-                "to legacy protocols here. The durable fix is the .NET registry values (notebook 03); the "
-                "per-session workaround is in notebook 04.")
+        text = (f"The OS can do TLS 1.2 with Entra, the application does not ask for it ({client.reason}). The "
+                "durable fix is the .NET registry values (notebook 03); the per-session workaround is in "
+                "notebook 04.")
     else:
         diagnosis, next_notebook = "os_cannot", "02_os_check.ipynb"
-        text = ("Even an explicit TLS 1.2 handshake fails: the OS itself cannot (Schannel protocol off, missing "
-                "update, or a cipher-suite policy without an Entra suite). Start with the OS check.")
+        text = ("Even an explicit TLS 1.2 handshake does not satisfy Entra: the OS itself cannot (Schannel "
+                "protocol off, missing update, or a cipher-suite policy without an Entra suite). Start with the OS "
+                "check.")
     parsed = parse_error_text(session.params.error_text)
     session.save_json("cause.json", {
         "host": session.host, "simulated": session.simulated, "error": parsed.to_dict() if parsed else None,
@@ -865,9 +919,8 @@ def read_back(session: Session) -> None:
 
 
 def _reboot_pending(host_facts: HostFacts, verdict: Verdict) -> bool:
-    """The registry is already right but a fresh process still fails: Schannel has not loaded the values yet."""
-    default = [p for p in _probes_of(host_facts, "default")]
-    return not verdict.changes and not verdict.blockers and bool(default) and not all(p.ok for p in default)
+    """The registry is already right but Entra still refuses a fresh process: Schannel has not loaded the values."""
+    return not verdict.changes and not verdict.blockers and _client_refused(host_facts)
 
 
 def reboot_if_needed(session: Session) -> None:
@@ -906,14 +959,15 @@ def verify_after(session: Session) -> None:
         _read_after(session)
     assert session.facts_after is not None and session.verdict_after is not None
     session.show(session.verdict_after)
-    default = _probes_of(session.facts_after, "default")
-    works = bool(default) and all(p.ok for p in default)
-    if works:
-        text = "A fresh process on the host now negotiates TLS 1.2+ with Entra by default."
+    client = _client(session.facts_after)
+    if client is not None and client.accepted:
+        text = f"A fresh Windows PowerShell on the host now gets past TLS with Entra: {client.reason}."
     elif _reboot_pending(session.facts_after, session.verdict_after):
-        text = "The values are in place but a fresh process still fails by default: the reboot is pending."
+        text = (f"The values are in place but Entra still refuses a fresh Windows PowerShell ({client.reason}): "
+                "the reboot is pending.")
     else:
-        text = "A fresh process on the host still fails by default with Entra."
+        text = ("A fresh Windows PowerShell on the host still does not get past TLS with Entra"
+                + (f": {client.reason}." if client else "."))
     session.show(Card(f"<p><b>{html.escape(text)}</b></p>", text))
 
 
@@ -940,8 +994,7 @@ def session_fix_demo(session: Session) -> None:
         report = session_fix(session.target, mode, session.params.endpoints)
         progress.advance("probe ran in the same process")
     before, after = report.security_protocol or (0, 0)
-    session_probes = [p for p in report.probes if p.mode == "session"]
-    ok = bool(session_probes) and all(p.ok for p in session_probes)
+    ok = report.ok
     session.save_json("session-fix.json", {
         "host": session.host, "simulated": session.simulated, "mode": mode, "before": before, "after": after,
         "before_name": k.security_protocol_name(before), "after_name": k.security_protocol_name(after), "ok": ok,
@@ -949,10 +1002,17 @@ def session_fix_demo(session: Session) -> None:
     session.show(report)
     rows = [[name, SESSION_FIX_LINES[name], cost, "this run" if name == mode else ""]
             for name, cost in _MODE_COSTS.items()]
-    if ok:
-        verdict = "The session fix works in that process: the host can do TLS 1.2, only the default was wrong."
+    answer = client_answer(report.probes)
+    if report.fix_error:
+        verdict = (f"The runtime refused TLS 1.2 ({report.fix_error}): this Windows PowerShell runs on a .NET without "
+                   "TLS 1.2 (CLR 2 without its update, or .NET 4.0). Install .NET Framework 4.5+ and WMF 5.1; see "
+                   "02_os_check.ipynb.")
+    elif ok:
+        verdict = ("The session fix works in that process: Entra accepts it" + (f" ({answer.reason})" if answer else "")
+                   + ". The host can do TLS 1.2, only the default was wrong.")
     else:
-        verdict = "Even with TLS 1.2 requested the handshake fails: the OS cannot, see 02_os_check.ipynb."
+        verdict = ("Even with TLS 1.2 requested Entra does not accept the session"
+                   + (f" ({answer.reason})" if answer else "") + ": the OS cannot, see 02_os_check.ipynb.")
     session.show(Card(f"<p><b>{html.escape(verdict)}</b></p>"
                       + html_table(["Mode", "Line", "What it costs", ""], rows),
                       f"{verdict}\n" + _text_table(rows)))
@@ -973,20 +1033,23 @@ def final_verdict(session: Session) -> None:
     host_facts = _ensure_facts(session)
     verdict = assess(host_facts, session.params.profile)
     before = _read_json(session.evidence / "verdict.json")
-    applied = _read_json(session.evidence / "apply-report.json")
-    wrote = any(r.get("status") == "written" for r in applied.get("results", []))
-    restart_before = before.get("restart") or verdict.restart
-    default = _probes_of(host_facts, "default")
-    works = bool(default) and all(p.ok for p in default) and not verdict.affected
+    applied = _last_apply_that_wrote(session.evidence)
+    wrote = bool(applied)
+    restart_before = applied.get("restart") or before.get("restart") or verdict.restart
+    client = _client(host_facts)
+    works = client is not None and client.accepted and not verdict.affected
     if verdict.blockers:
         outcome, detail = "blocked", "Blocked by " + ", ".join(verdict.blockers) + ": see the findings."
+    elif client is not None and client.outcome == CERTIFICATE:
+        outcome, detail = "failed", (f"{client.reason}: install the root Entra chains to (DigiCert Global Root G2) or "
+                                     "trust the inspecting proxy's root. Not a TLS version problem.")
     elif _reboot_pending(host_facts, verdict):
         outcome, detail = "reboot_pending", "The values are in place; restart the host, then run this notebook again."
     elif works and wrote:
         outcome = "fixed_after_reboot" if restart_before == "reboot" else "fixed"
-        detail = "The registry fix is in place and a fresh process signs in over TLS 1.2+."
+        detail = f"The registry fix is in place and Entra accepts a fresh Windows PowerShell: {client.reason}."
     elif works and not verdict.changes:
-        outcome, detail = "compliant", "Nothing needed changing: a fresh process already uses TLS 1.2+."
+        outcome, detail = "compliant", f"Nothing needed changing: {client.reason}."
     elif verdict.changes and not wrote:
         outcome = "fixable"
         detail = ("Not fixed yet: the plan was not applied (dry run). Run 03_registry_remediation.ipynb with "
@@ -1009,6 +1072,18 @@ def final_verdict(session: Session) -> None:
                       f"Final verdict for {session.host}: {outcome.upper()}\n{detail}" +
                       "".join(f"\n  blocker {f.id}: {f.message}" for f in verdict.findings
                               if f.severity == "blocker")))
+
+
+def _last_apply_that_wrote(folder: Path) -> dict:
+    """The newest apply report that wrote values: the current one, else one a later run of 03 archived (after a
+    pending reboot, 03 runs again with nothing left to write and only reboots)."""
+    archived = sorted((folder / "history").glob("*/apply-report.json"), key=lambda path: path.parent.name,
+                      reverse=True)
+    for path in (folder / "apply-report.json", *archived):
+        report = _read_json(path)
+        if any(r.get("status") == "written" for r in report.get("results", [])):
+            return report
+    return {}
 
 
 def _read_json(path: Path) -> dict:
@@ -1106,7 +1181,8 @@ def run_headless(source: Path, output: Path, values: dict, cell_timeout_s: int =
 
 
 __all__ = ["Parameters", "validate_parameters", "parameters_from", "open_session", "Session", "parse_error_text",
-           "ParsedError", "explain_error", "security_protocol_default", "probe_as_entra_would", "diagnose_cause",
+           "ParsedError", "explain_error", "security_protocol_default", "probe_as_entra_would", "entra_request",
+           "diagnose_cause",
            "inspect", "facts_table", "os_matrix", "assess_host", "show_plan", "apply_fix", "read_back",
            "reboot_if_needed", "verify_after", "session_fix_demo", "fresh_process_check", "final_verdict",
            "show_flow", "control_panel", "collect_results", "is_interactive", "Card", "EVIDENCE_FILES", "OUTCOMES",

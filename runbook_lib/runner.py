@@ -182,6 +182,9 @@ def _verdict_word(verdict: dict) -> str:
 
 
 def _outcome_without_04(before: dict, after: dict) -> str:
+    """Without notebook 04's own verdict: a host still affected with nothing left to change is not fixed."""
+    if after and after.get("affected") and not after.get("changes") and not after.get("blockers"):
+        return "reboot_pending" if before.get("restart") == "reboot" else "failed"
     word = _verdict_word(after) or _verdict_word(before)
     return {"compliant": "compliant" if not after else "fixed", "blocked": "blocked"}.get(word, "fixable")
 

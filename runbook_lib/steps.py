@@ -17,6 +17,7 @@ from typing import Any
 
 from . import facts as facts_module
 from . import knowledge as k
+from .acceptance import all_accepted, describe_session, entra_answer
 from .errors import FactsError, RemoteScriptFailed, TimedOut
 from .facts import HostFacts
 from .plan import RemediationPlan
@@ -55,6 +56,11 @@ def inspect_host(target: Target, endpoints: tuple[str, ...] | list[str] = DEFAUL
 
 
 # --- probe ---------------------------------------------------------------------------------------------------
+_ANSWER_WORDS = {"accepted": "ACCEPTED", "aadsts1002016": "REFUSED: AADSTS1002016", "handshake_failure":
+                 "HANDSHAKE FAILED", "certificate": "CERTIFICATE INVALID", "unreachable": "UNREACHABLE",
+                 "unknown": "-"}
+
+
 @dataclass(frozen=True)
 class ProbeReport:
     host: str
@@ -62,53 +68,69 @@ class ProbeReport:
     probes: tuple[facts_module.Probe, ...]
     title: str = "TLS probes"
     security_protocol: tuple[int, int] | None = None  # (before, after) for the session fix
+    fix_error: str | None = None  # the runtime refused the session fix's SecurityProtocol
 
     @property
     def ok(self) -> bool:
-        """Every TLS probe that reached its endpoint was accepted by it."""
-        tls = [p for p in self.probes if p.mode != "tcp"]
-        return bool(tls) and all(p.ok for p in tls)
+        """Entra accepts what the probes saw (runbook_lib.acceptance decides), and nothing was refused or cut off."""
+        return all_accepted(self.probes)
 
     def rows(self) -> list[list[Any]]:
-        return [[p.endpoint, p.mode, "ok" if p.ok else "FAILED", p.protocol or "", p.cipher or "", p.error or ""]
-                for p in self.probes]
+        rows = []
+        for p in self.probes:
+            answer = entra_answer(p)
+            if p.mode == "app":
+                seen = (f"HTTP {p.http_status}" + (f", AADSTS{p.aadsts}" if p.aadsts else "") if p.ok
+                        else f"no answer ({p.web_status or 'no status'})")
+            elif p.mode == "tcp":
+                seen = "connected" if p.ok else "no connection"
+            else:
+                seen = describe_session(p) if p.ok else "no handshake"
+            rows.append([p.endpoint, p.mode, seen, _ANSWER_WORDS[answer.outcome],
+                         p.error or (p.aadsts_text or "")])
+        return rows
 
     def render_text(self) -> str:
         lines = [SIMULATED_TEXT] if self.simulated else []
         lines.append(f"{self.title} from {self.host}")
-        if self.security_protocol:
-            before, after = self.security_protocol
-            lines.append(f"SecurityProtocol {k.security_protocol_name(before)} ({before}) -> "
-                         f"{k.security_protocol_name(after)} ({after})")
+        lines += self._security_protocol_lines()
         lines += ["  " + "  ".join(str(c) for c in row) for row in self.rows()]
         return "\n".join(lines)
 
+    def _security_protocol_lines(self) -> list[str]:
+        if not self.security_protocol:
+            return []
+        before, after = self.security_protocol
+        lines = [f"SecurityProtocol {k.security_protocol_name(before)} ({before}) -> "
+                 f"{k.security_protocol_name(after)} ({after})"]
+        if self.fix_error:
+            lines.append(f"The runtime refused the new value: {self.fix_error}")
+        return lines
+
     def _repr_html_(self) -> str:
-        sp = ""
-        if self.security_protocol:
-            before, after = self.security_protocol
-            sp = (f"<p>SecurityProtocol <code>{k.security_protocol_name(before)}</code> ({before}) &rarr; "
-                  f"<code>{k.security_protocol_name(after)}</code> ({after})</p>")
-        return (f"{_banner(self.simulated)}<h4>{html.escape(self.title)} from {html.escape(self.host)}</h4>{sp}"
-                + html_table(["Endpoint", "Mode", "Result", "Protocol", "Cipher", "Error"], self.rows()))
+        notes = "".join(f"<p>{html.escape(line)}</p>" for line in self._security_protocol_lines())
+        return (f"{_banner(self.simulated)}<h4>{html.escape(self.title)} from {html.escape(self.host)}</h4>{notes}"
+                + html_table(["Endpoint", "Probe", "Seen", "Entra", "Error or answer"], self.rows()))
 
 
 def _probes(items: list[dict]) -> tuple[facts_module.Probe, ...]:
-    return tuple(facts_module.Probe(p["endpoint"], p["mode"], bool(p["ok"]), p.get("protocol"), p.get("cipher"),
-                                    p.get("error")) for p in items)
+    return tuple(facts_module.probe_from_dict(item, f"probes[{index}]") for index, item in enumerate(items))
 
 
 def probe_host(target: Target, endpoints: tuple[str, ...] | list[str] = DEFAULT_ENDPOINTS) -> ProbeReport:
+    """TCP, the default and an explicit TLS 1.2 handshake, and the token request Connect-AzureAD makes, from a fresh
+    Windows PowerShell on the host."""
     data = target.run("probe", {"endpoints": list(endpoints)})
     return ProbeReport(target.name, target.simulated, _probes(data["probes"]))
 
 
 def session_fix(target: Target, mode: str = "bor",
                 endpoints: tuple[str, ...] | list[str] = DEFAULT_ENDPOINTS) -> ProbeReport:
-    """The per-session fix in one process, proven by a probe in that same process."""
+    """The per-session fix in one process, proven by a handshake and a token request in that same process."""
     data = target.run("session_fix", {"mode": mode, "endpoints": list(endpoints)})
     title = "Session fix: " + ("SecurityProtocol -bor Tls12" if mode == "bor" else "SecurityProtocol = Tls12")
-    return ProbeReport(target.name, target.simulated, _probes(data["probes"]), title, (data["before"], data["after"]))
+    return ProbeReport(target.name, target.simulated, _probes(data["probes"]), title, (data["before"], data["after"]),
+                       data.get("error"))
 
 
 # --- apply ---------------------------------------------------------------------------------------------------

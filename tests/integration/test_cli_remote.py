@@ -45,6 +45,8 @@ def test_probe_exits_1_when_the_host_would_fail_and_says_simulated(simulator_pro
     result = cli("probe", url, env=env)
     assert result.returncode == 1
     assert result.stdout.startswith("*** SIMULATED HOST") and "AADSTS1002016" in result.stdout
+    [request] = [line for line in result.stdout.splitlines() if "  app  " in line]
+    assert "HTTP 400, AADSTS1002016" in request and "REFUSED" in request  # the application-level probe
 
 
 def test_wrong_password_is_a_one_line_error_without_the_password(simulator_process, password):

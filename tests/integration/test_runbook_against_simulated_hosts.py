@@ -99,6 +99,15 @@ def test_session_fix_bor_adds_tls12_in_the_same_process(simulated):
     report = session_fix(target, "bor")
     assert report.security_protocol == (240, 240 | 3072)
     assert report.ok and report.simulated
+    assert [(p.mode, p.aadsts) for p in report.probes] == [("session", None), ("app", 700016)]
+
+
+def test_session_fix_on_powershell_2_reports_the_runtime_refusing_tls12(simulated):
+    target = connect(simulated("ws2008r2_untouched").url)
+    report = session_fix(target, "pin")
+    assert report.fix_error == "The requested security protocol is not supported."
+    assert report.security_protocol == (240, 240) and not report.ok
+    assert [p.aadsts for p in report.probes if p.mode == "app"] == [1002016]
 
 
 def test_operation_scripts_are_far_past_the_command_line_limit_and_still_run(simulated):

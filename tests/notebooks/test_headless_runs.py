@@ -93,6 +93,11 @@ def test_url_target_chain_fixes_the_host_after_a_reboot(runs):
     assert outcome["outcome"] == "fixed_after_reboot" and outcome["restart"] == "reboot"
     assert verdict_word(json.loads((evidence / "verdict.json").read_text())) == "fixable"
     assert chain["reboots"] == 1
+    # The proof the seed article's readers want: the token request that got AADSTS1002016 now gets past TLS.
+    answers = {name: [p["aadsts"] for p in json.loads((evidence / name).read_text())["observed"]["probes"]
+                      if p["mode"] == "app"] for name in ("facts.json", "facts-after.json")}
+    assert answers == {"facts.json": [1002016], "facts-after.json": [700016]}
+    assert "AADSTS700016" in chain["03"].text() and "AADSTS1002016" in chain["01"].text()
 
 
 def test_second_apply_changes_nothing_and_says_so(runs):

@@ -77,6 +77,7 @@ class RunbookPanel:
         session.params = replace(session.params, reboot=True)  # the click is the request
         nb.reboot_if_needed(session)
         nb.verify_after(session)
+        nb.entra_request(session, after=True)
 
     def _ask_to_apply(self) -> None:
         if self.session is None or self.session.plan is None:

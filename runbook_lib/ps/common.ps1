@@ -415,8 +415,9 @@ function Invoke-TrProbe([string]$Endpoint, [string]$Mode, [int]$TimeoutMs) {
             $stream = $client.GetStream()
             $stream.ReadTimeout = $TimeoutMs
             $stream.WriteTimeout = $TimeoutMs
-            # Runs synchronously inside AuthenticateAsClient, so $seen is this function's table.
-            $record = [System.Net.Security.RemoteCertificateValidationCallback]{
+            # A closure over $seen (GetNewClosure exists from PowerShell 2.0), so the callback fills this call's
+            # table whatever scope .NET invokes it from; it returns only $true.
+            $check = {
                 param($Caller, $Certificate, $Chain, $PolicyErrors)
                 $seen.errors = [int]$PolicyErrors
                 $statuses = New-Object System.Collections.ArrayList
@@ -426,6 +427,7 @@ function Invoke-TrProbe([string]$Endpoint, [string]$Mode, [int]$TimeoutMs) {
                 $seen.chain = $statuses.ToArray()
                 return $true
             }
+            $record = [System.Net.Security.RemoteCertificateValidationCallback]($check.GetNewClosure())
             $ssl = New-Object System.Net.Security.SslStream -ArgumentList $stream, $false, $record
             if ($Mode -eq 'default') {
                 $ssl.AuthenticateAsClient($ep.host)

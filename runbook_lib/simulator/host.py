@@ -133,11 +133,17 @@ class SimulatedHost:
             "hotfixes": list(self.hotfixes),
             "powershell": {"windows_powershell": self.powershell.windows_powershell, "pwsh": self.powershell.pwsh},
             "registry": [value.to_dict() for value in values if value is not None],
-            "observed": {"security_protocol": {"x64": self.tls.security_protocol(self.registry),
-                                               "x86": self.tls.security_protocol(self.registry, wow64=True)},
+            "observed": {"security_protocol": self._security_protocols(),
                          "probes": self._probes(args.get("endpoints") or [])},
         }
         return facts_doc
+
+    def _security_protocols(self) -> dict[str, int]:
+        """inspect.ps1 reads a fresh powershell.exe of each bitness the OS has: a 32-bit Windows has no 64-bit one."""
+        if not self.tls.wow64:
+            return {"x86": self.tls.security_protocol(self.registry)}
+        return {"x64": self.tls.security_protocol(self.registry),
+                "x86": self.tls.security_protocol(self.registry, wow64=True)}
 
     def _probes(self, endpoints: list[str]) -> list[dict]:
         """probe.ps1's four records per endpoint, from this operation's fresh process."""

@@ -9,6 +9,7 @@ made up fails.
 from __future__ import annotations
 
 import json
+from importlib import resources
 
 import pytest
 
@@ -18,7 +19,7 @@ from runbook_lib.facts import Probe
 from runbook_lib.knowledge import values_read
 from runbook_lib.remote.contract import contract_problem
 from runbook_lib.remote.scripts import RESULT_END, RESULT_START, compose, invocation, read_output, render_output
-from runbook_lib.simulator.host import SimulatedHost, builtin_profile, builtin_profile_names
+from runbook_lib.simulator.host import HostProfile, SimulatedHost, builtin_profile, builtin_profile_names
 
 ENDPOINTS = ["login.microsoftonline.com:443", "graph.microsoft.com:443", "nowhere.example:443"]
 # What Get-TrErrorText can report from these probes on an English Windows: the innermost exception's message.
@@ -44,8 +45,18 @@ def envelope(stdout: str) -> dict:
     return json.loads(stdout.split(RESULT_START, 1)[1].split(RESULT_END, 1)[0])
 
 
+def profile(name: str) -> HostProfile:
+    """A built-in profile, or "<name>@x86": the same host on 32-bit Windows."""
+    base, _, architecture = name.partition("@")
+    if not architecture:
+        return builtin_profile(base)
+    doc = json.loads((resources.files("runbook_lib.simulator") / "profiles" / f"{base}.json").read_text())
+    doc["state"]["os"]["architecture"] = architecture
+    return HostProfile.from_dict(doc, name)
+
+
 def every_output(name: str, certificate_chain: tuple[str, ...] = ()) -> list[tuple[str, str]]:
-    host = SimulatedHost(builtin_profile(name), name.replace("_", "-"))
+    host = SimulatedHost(profile(name), name.replace("_", "-").replace("@", "-"))
     host.certificate_chain = certificate_chain
     outputs = [("inspect", run(host, "inspect", {"host": "h1", "endpoints": ENDPOINTS, "values": [
         {"path": path, "name": value} for path, value in values_read()]})),
@@ -61,7 +72,7 @@ def every_output(name: str, certificate_chain: tuple[str, ...] = ()) -> list[tup
 
 
 CASES = [(name, ()) for name in builtin_profile_names()] + [("ws2022_healthy", ("PartialChain",)),
-                                                           ("win7_wmf51", ("UntrustedRoot",))]
+                                                           ("win7_wmf51", ("UntrustedRoot",)), ("win7_wmf51@x86", ())]
 
 
 @pytest.mark.parametrize("name, chain", CASES, ids=[f"{n}{'-' + c[0] if c else ''}" for n, c in CASES])
@@ -81,6 +92,13 @@ def test_every_simulated_error_text_is_one_dotnet_really_writes(name, chain):
         texts = [p["error"] for p in result.get("probes", ()) if p["error"]]
         texts += [result["error"]] if operation == "session_fix" and result["error"] else []
         assert set(texts) <= REAL_DOTNET_TEXTS, (operation, set(texts) - REAL_DOTNET_TEXTS)
+
+
+def test_a_32_bit_windows_reports_no_64_bit_process():
+    doc = envelope(every_output("win7_wmf51@x86")[0][1])["result"]
+    assert set(doc["observed"]["security_protocol"]) == {"x86"}
+    x64_too = dict(doc, observed=dict(doc["observed"], security_protocol={"x64": 240, "x86": 240}))
+    assert contract_problem("inspect", x64_too).startswith("'observed.security_protocol'")
 
 
 def test_simulated_ok_means_the_handshake_completed_even_when_entra_refuses_it():

@@ -12,6 +12,7 @@ from __future__ import annotations
 import ipaddress
 from ..errors import InputError, RunbookError
 from ..inventory import Inventory
+from .records import SignIn
 
 MAPPED_KINDS = ("ip", "device")
 
@@ -29,6 +30,10 @@ class HostMap:
         if kind == "device":
             return self._by_name(key)
         return ()
+
+    def hosts_of(self, record: SignIn) -> set[str]:
+        """Every host a sign-in may have come from, by its address and its device."""
+        return {*self._by_address(record.ip), *self._by_name(record.device)}
 
     def _by_address(self, text: str) -> tuple[str, ...]:
         try:

@@ -336,8 +336,8 @@ def build(sources: list[SourceRead], window: Window, host_map: HostMap | None = 
           redact: Redactor | None = None) -> ScopeReport:
     records = distinct(sources)
     if not records:
-        where = " and ".join(format_time(t) for t in (window.since, window.until) if t)
-        span = f" in the window ({where})" if where else ""
+        ends = [f"{word} {format_time(t)}" for word, t in (("from", window.since), ("to", window.until)) if t]
+        span = f" {' '.join(ends)}" if ends else ""
         raise EmptyWindow(f"no sign-ins{span} in {', '.join(s.name for s in sources)}: widen --since/--until; Entra "
                           "keeps sign-ins 30 days on P1/P2 and 7 on Free")
     times = [r.time for r in records]

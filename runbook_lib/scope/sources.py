@@ -43,7 +43,7 @@ class SourceRead:
     @property
     def warning(self) -> str | None:
         if "legacy" in self.cannot_count:
-            return (f"{self.name}: the admin center's CSV has no legacy-TLS flag; only AADSTS1002016 failures are "
+            return (f"warning: {self.name}: the admin center's CSV has no legacy-TLS flag; only AADSTS1002016 failures are "
                     "counted from it (download JSON for the flag)")
         return None
 

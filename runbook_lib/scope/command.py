@@ -64,6 +64,7 @@ def run(args: argparse.Namespace) -> int:
     from .collect import make_report, redactor
     from .mapping import limit_expression
     from .records import Window
+    from .sources import GRAPH_PREFIX
 
     if args.emit_limit and not args.inventory:
         raise InputError("--emit-limit needs --inventory: the expression names inventory hosts")
@@ -71,9 +72,13 @@ def run(args: argparse.Namespace) -> int:
         raise InputError("--after needs --inventory: sign-ins are compared per host of the run")
     if args.redact_key and not args.redact:
         raise InputError("--redact-key goes with --redact")
-    auth = GraphAuth(client_id=args.client_id, client_secret=args.client_secret,
+    tenants = [spec[len(GRAPH_PREFIX):].strip() for spec in args.sources if spec.startswith(GRAPH_PREFIX)]
+    auth = GraphAuth(tenant=tenants[0] if tenants else "", client_id=args.client_id, client_secret=args.client_secret,
                      client_certificate=args.client_certificate, certificate_password=args.certificate_password,
-                     token=args.token).validate()
+                     token=args.token)
+    if not tenants and auth.method != "device_code" or not tenants and args.client_id:
+        raise InputError("--client-id, --client-secret, --client-certificate and --token are for graph: sources")
+    auth.validate()
     window = Window.parse(args.since, args.until)
     event_types = tuple(t.strip() for t in args.sign_in_types.split(",") if t.strip())
     inventory = load_inventory(args.inventory) if args.inventory else None

@@ -153,8 +153,10 @@ def test_an_empty_window_is_an_error_not_a_report_of_zero():
     (["--emit-limit"], "--emit-limit needs --inventory"),
     (["--after", "somewhere"], "--after needs --inventory"),
     (["--redact-key", "env:X"], "--redact-key goes with --redact"),
-    (["--token", "eyJhbGciOi.secret-token-pasted"], "--token takes a reference"),
-    (["--token", "env:T", "--client-secret", "env:S"], "--token and --client-secret exclude each other"),
+    (["graph:", "--token", "eyJhbGciOi.secret-token-pasted"], "--token takes a reference"),
+    (["graph:", "--token", "env:T", "--client-secret", "env:S"], "--token and --client-secret exclude each other"),
+    (["--client-secret", "env:S"], "are for graph: sources"),
+    (["graph:", "--client-secret", "env:S"], "client credentials need the tenant (graph:TENANT) and --client-id"),
 ])
 def test_bad_options_are_one_line_and_exit_2(args, message):
     result = scope_cli(LA_JSON, *args)

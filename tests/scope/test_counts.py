@@ -9,7 +9,7 @@ The fixtures hold 15 sign-ins of all four types. Hand count: legacy ("True", "TR
 import json
 
 import pytest
-from conftest import ENTRA_CSV, ENTRA_JSON, INVENTORY, LA_CSV, LA_JSON, scope_cli
+from scope_files import ENTRA_CSV, ENTRA_JSON, INVENTORY, LA_CSV, LA_JSON, scope_cli
 
 from runbook_lib.scope.collect import make_report, redactor
 from runbook_lib.scope.records import Window

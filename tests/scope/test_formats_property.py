@@ -2,7 +2,7 @@
 
 import json
 
-from conftest import INVENTORY
+from scope_files import INVENTORY
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from shapes import TABLES, entra_csv, la_csv, la_row, la_tables, sign_in

@@ -5,7 +5,7 @@ import json
 import os
 
 import pytest
-from conftest import ENTRA_JSON, INVENTORY, scope_cli
+from scope_files import ENTRA_JSON, INVENTORY, scope_cli
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import rsa

@@ -49,7 +49,17 @@ class HostMap:
         if not wanted:
             return ()
         return tuple(host.name for host in self.inventory.hosts if any(
-            _same_machine(wanted, candidate.lower()) for candidate in (host.name, host.address)))
+            _same_machine(wanted, candidate.lower()) for candidate in (host.name, host.address)
+            if not _is_address(candidate)))
+
+
+def _is_address(text: str) -> bool:
+    """An IP address is no machine name: "10.0.0.5" must not match a device called "10"."""
+    try:
+        ipaddress.ip_address(text)
+    except ValueError:
+        return False
+    return True
 
 
 def _same_machine(device: str, host: str) -> bool:

@@ -47,3 +47,17 @@ def test_no_host_found_prints_nothing_and_fails(tmp_path):
     result = scope_cli(*ENTRA_JSON, "--inventory", path, "--emit-limit")
     assert result.returncode == 1 and result.stdout == ""
     assert "no inventory host matches" in result.stderr and len(result.stderr.splitlines()) == 1
+
+
+def test_device_names_match_host_names_short_or_qualified_but_never_addresses(tmp_path):
+    from runbook_lib.scope.mapping import HostMap
+
+    path = tmp_path / "hosts.yml"
+    path.write_text("hosts:\n  - name: srv01.contoso.com\n  - name: SRV02\n  - name: web\n    address: 10.0.0.5\n"
+                    "  - name: srv03.fabrikam.com\n")
+    host_map = HostMap(load_inventory(path))
+    assert host_map.hosts_for("device", "SRV01") == ("srv01.contoso.com",)
+    assert host_map.hosts_for("device", "srv02.contoso.com") == ("SRV02",)
+    assert host_map.hosts_for("device", "srv03.contoso.com") == ()  # another domain is another machine
+    assert host_map.hosts_for("device", "10") == ()
+    assert host_map.hosts_for("device", "WEB") == ("web",)

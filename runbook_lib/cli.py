@@ -284,6 +284,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", type=Path, default=Path("evidence"))
     p.add_argument("--parallel", type=int, default=4)
     p.set_defaults(run=_cmd_demo)
+
+    from .scope.command import add_parser as add_scope_parser
+
+    add_scope_parser(commands)
     return parser
 
 

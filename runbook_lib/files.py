@@ -17,3 +17,11 @@ def read_limited(path: Path, limit: int) -> bytes:
     if len(raw) > limit:
         raise FileTooLarge(f"larger than {limit // (1024 * 1024)} MiB")
     return raw
+
+
+def decode_text(raw: bytes) -> str:
+    """UTF-8 (with or without a byte-order mark), or UTF-16 with one, which Windows PowerShell 5.1 writes with
+    ``>`` and Out-File. UnicodeDecodeError passes to the caller, which names the file."""
+    if raw.startswith((b"\xff\xfe", b"\xfe\xff")):
+        return raw.decode("utf-16")
+    return raw.decode("utf-8-sig")

@@ -18,6 +18,7 @@ import csv
 import fnmatch
 import hashlib
 import io
+import ipaddress
 import re
 import shlex
 import string
@@ -30,7 +31,7 @@ import yaml
 
 from .errors import InputError
 from .facts import host_problem
-from .files import FileTooLarge, read_limited
+from .files import FileTooLarge, decode_text, read_limited
 from .remote.credentials import DEFAULT_REFERENCE, reference_problem
 from .remote.transport import AUTH_METHODS
 
@@ -49,6 +50,7 @@ _BY_REFERENCE = ("pass it by reference: set tls_runbook_credential (or credentia
                  "PREFIX_USER and PREFIX_PASSWORD), keyring:SERVICE/USER or prompt")
 _TRUTHY = {"true", "yes", "on", "1", "validate"}
 _FALSY = {"false", "no", "off", "0", "ignore"}
+EGRESS_VARIABLE = "tls_runbook_egress"  # where a host's sign-ins leave for Entra: IP addresses and CIDR ranges
 _INI_SECTION = re.compile(r"^\[([^:\]\s]+)(?::(\w+))?\]\s*(?:#.*)?$")
 _INI_GROUP = re.compile(r"^([^:\]\s]+)\s*(?:#.*)?$")
 _HOST_RANGE = re.compile(r"\[([^\[\]]*:[^\[\]]*)\]")
@@ -71,6 +73,7 @@ class HostEntry:
     ca_trust_path: str | None = None
     groups: tuple[str, ...] = ()
     variables: dict = field(default_factory=dict, hash=False)
+    egress: tuple[str, ...] = ()  # networks (ipaddress notation) Entra sees this host's sign-ins come from
 
 
 @dataclass(frozen=True)
@@ -180,11 +183,8 @@ def _show(value: object) -> str:
 
 
 def _decode(raw: bytes) -> str:
-    """UTF-8, or UTF-16 with a byte-order mark, which Windows PowerShell 5.1 writes with ``>`` and Out-File."""
     try:
-        if raw.startswith((b"\xff\xfe", b"\xfe\xff")):
-            return raw.decode("utf-16")
-        return raw.decode("utf-8-sig")
+        return decode_text(raw)
     except UnicodeDecodeError as exc:
         raise _Problem(f"not UTF-8 text (byte {exc.start})") from None
 
@@ -316,9 +316,29 @@ def _entry(name: object, fields: dict, variables: dict, groups: tuple[str, ...],
             ca_trust_path=_text(fields.get("ca_trust_path"), "ca_trust_path", 1024),
             groups=groups,
             variables=variables,
+            egress=_egress(fields["egress"] if "egress" in fields else variables.get(EGRESS_VARIABLE)),
         )
     except _Problem as exc:
         raise _Problem(f"{where}: {exc}") from None
+
+
+def _egress(value: object) -> tuple[str, ...]:
+    """A list (or a comma/space/semicolon-separated text, as INI and CSV cells hold it) of IPs or CIDR ranges."""
+    if value is None:
+        return ()
+    items = re.split(r"[\s,;]+", value.strip()) if isinstance(value, str) else value
+    if not isinstance(items, list):
+        raise _Problem(f"{EGRESS_VARIABLE} must be a list of IP addresses or CIDR ranges")
+    networks = []
+    for item in items:
+        if item == "":
+            continue
+        try:
+            networks.append(str(ipaddress.ip_network(item.strip() if isinstance(item, str) else None)))
+        except (ValueError, TypeError):
+            raise _Problem(f"{EGRESS_VARIABLE}: {_show(item)} is not an IP address or CIDR range (host bits "
+                           "must be zero: 198.51.100.0/24)") from None
+    return tuple(dict.fromkeys(networks))
 
 
 def _refuse_duplicates(hosts: list[HostEntry]) -> None:
@@ -342,6 +362,8 @@ def _native_vars(value: object) -> dict:
     if not isinstance(value, dict):
         raise _Problem("vars must be a mapping")
     for key, item in value.items():
+        if key == EGRESS_VARIABLE and isinstance(item, list):
+            continue
         if not isinstance(key, str) or not isinstance(item, (str, int, float)):
             raise _Problem(f"vars: {_show(key)} must be a name with a text, number or true/false value")
     return dict(value)
@@ -529,6 +551,7 @@ def _map_ansible_vars(merged: dict) -> tuple[dict, dict]:
         "credential": merged.get("tls_runbook_credential"),
         "ca_trust_path": merged.get("ansible_winrm_ca_trust_path"),
         "validate_certificate": None if validation is None else _ansible_validation(validation),
+        "egress": merged.get(EGRESS_VARIABLE),
     }
     variables = {key: value for key, value in merged.items()
                  if not key.startswith("ansible_") and key != "tls_runbook_credential"

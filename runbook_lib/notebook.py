@@ -236,6 +236,10 @@ class Card:
     def _repr_html_(self) -> str:
         return self.html
 
+    def _repr_mimebundle_(self, include=None, exclude=None) -> dict:
+        """Returned as a cell's value (not emitted), the plain-text form is the text, not the dataclass repr."""
+        return {"text/html": self.html, "text/plain": self.text}
+
     def render_text(self) -> str:
         return self.text
 

@@ -11,6 +11,10 @@ References:
     Manager generic credentials do). The user name can contain a backslash (``DOMAIN\\user``) but not ``/``.
 ``prompt`` / ``prompt:USER``
     Ask interactively: the user name (unless given) with ``input``, the password with ``getpass``.
+
+A single secret (a client secret, an access token, a certificate's password) uses the same schemes through
+:func:`resolve_secret`: ``env:VARIABLE`` reads that variable itself, ``keyring:SERVICE/NAME`` the stored password,
+``prompt`` asks with ``getpass``.
 """
 
 from __future__ import annotations
@@ -125,3 +129,28 @@ def resolve_credential(
     if scheme == "keyring":
         return _from_keyring(rest)
     return _from_prompt(rest, ask_user or input, ask_password or getpass.getpass)
+
+
+def resolve_secret(
+    reference: str,
+    what: str,
+    *,
+    environ: Mapping[str, str] | None = None,
+    ask_password: Callable[[str], str] | None = None,
+) -> str:
+    """One secret value by reference; errors name ``what`` and the variable or entry, never a value."""
+    problem = reference_problem(reference)
+    if problem:
+        raise InputError(f"{what}: {problem}")
+    scheme, _, rest = reference.partition(":")
+    if scheme == "env":
+        value = (os.environ if environ is None else environ).get(rest)
+        if not value:
+            raise CredentialError(f"{what}: environment variable {rest} is {'empty' if value == '' else 'not set'}")
+        return value
+    if scheme == "keyring":
+        return _from_keyring(rest).password
+    value = (ask_password or getpass.getpass)(f"{what}: ")
+    if not value:
+        raise CredentialError(f"{what}: nothing entered")
+    return value

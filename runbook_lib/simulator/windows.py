@@ -161,8 +161,8 @@ class WindowsTls:
             mine = [s for s in mine if s in k.TLS13_SUITES]
         if not mine:
             return Handshake(True, error=NO_COMMON_ALGORITHM)  # nothing to offer for that protocol
-        if protocol == "TLS 1.2":  # Entra's server picks only suites it has (3DES included, refused later)
-            mine = [s for s in mine if s in k.ENTRA_TLS12_SUITES or s == k.TRIPLE_DES_SUITE]
+        if protocol == "TLS 1.2":  # the server chooses: Entra takes one of its own suites before 3DES
+            mine = [s for s in mine if s in k.ENTRA_TLS12_SUITES] or [s for s in mine if s == k.TRIPLE_DES_SUITE]
         if not mine:
             return Handshake(True, error=REMOTE_CLOSED)
         return Handshake(True, _SSL_NAMES[protocol], mine[0])

@@ -60,7 +60,11 @@ class HostModel:
         self.row = k.os_row(facts.os.version_tuple, facts.os.service_pack, facts.os.product_type)
         self.release = self.reg.dword(k.NDP_V4_FULL, "Release")
         self.has_wow64 = facts.os.architecture in ("x64", "arm64")
-        self.policy_suites = self._policy_suites()
+        self.suite_names = self.row.suite_names
+        self.policy_entries = self._policy_entries()
+        # What Schannel makes of the policy: base names of the entries this OS has ([X11]).
+        self.policy_suites = None if self.policy_entries is None else tuple(
+            suite for suite in map(self.suite_names.policy_suite, self.policy_entries) if suite)
 
     # --- OS capability -------------------------------------------------------------------------------------
     @property
@@ -89,7 +93,7 @@ class HostModel:
         return ON if default_on else OPT_IN
 
     # --- cipher policy ([X4]) -----------------------------------------------------------------------------
-    def _policy_suites(self) -> tuple[str, ...] | None:
+    def _policy_entries(self) -> tuple[str, ...] | None:
         value = self.reg.get(k.CIPHER_POLICY, "Functions")
         if value is None:
             return None
@@ -106,7 +110,7 @@ class HostModel:
         if protocol == TLS13:
             return "modern" if suites is None or set(suites) & set(k.TLS13_SUITES) else None
         if protocol == TLS12:
-            if suites is None or set(suites) & set(k.ENTRA_TLS12_SUITES):
+            if suites is None or set(suites) & self.suite_names.entra_bases:
                 return "modern"
             return "3des" if k.TRIPLE_DES_SUITE in suites else None
         if suites is None:
@@ -373,20 +377,61 @@ def _dotnet_findings(a: _Assessment, winps: ClientPrediction) -> None:
 
 
 def _cipher_findings(a: _Assessment) -> None:
-    suites = a.model.policy_suites
-    if suites is None or set(suites) & set(k.ENTRA_TLS12_SUITES):
+    m = a.model
+    if m.policy_entries is None:
         return
-    only_3des = k.TRIPLE_DES_SUITE in suites
+    unknown = [entry for entry in m.policy_entries if m.suite_names.policy_suite(entry) is None]
+    if unknown:
+        a.add("cipher.names_unknown", "warning",
+              f"The SSL Cipher Suite Order policy lists {', '.join(unknown)}, which {m.row.name} does not have, "
+              "so Schannel skips them (before Windows 10 an ECDHE suite exists only with its curve suffix, such "
+              "as ..._P256 or ..._P384)", m.suite_names.sources[0])
+    if m.suite_for(TLS12) == "modern":
+        return
+    suites = set(m.policy_suites or ())
+    only_3des = suites == {k.TRIPLE_DES_SUITE}
+    what = "only 3DES" if only_3des else "no suite Entra accepts" + (
+        " (the 3DES suite it lists is one Entra refuses)" if k.TRIPLE_DES_SUITE in suites else "")
     a.add("cipher.only_3des" if only_3des else "cipher.no_entra_suite", "error",
-          "The SSL Cipher Suite Order policy leaves " + ("only 3DES" if only_3des else "no suite Entra accepts")
-          + " for TLS 1.2: Entra refuses the connection even with TLS 1.2", "X4")
-    proposed = list(k.ENTRA_SUITES_ON_OLD_WINDOWS)
-    if a.model.row.tls13:
-        proposed = list(k.TLS13_SUITES) + proposed
-    proposed += [s for s in suites if s not in proposed]
-    a.add("gpo.managed", "blocker",
-          "The cipher suite order is Group Policy (" + k.CIPHER_POLICY + "\\Functions): set the policy "
-          "'SSL Cipher Suite Order' to " + ",".join(proposed), "X4")
+          f"The SSL Cipher Suite Order policy leaves {what} for TLS 1.2: a TLS 1.2 connection to Entra fails "
+          "however the protocols are set", "X4")
+    proposed = _proposed_cipher_order(m)
+    where = (f"The cipher suite order is Group Policy ({k.CIPHER_POLICY}\\Functions): set the policy "
+             "'SSL Cipher Suite Order'")
+    if proposed is None:
+        a.add("gpo.managed", "blocker",
+              f"{where} so that it lists TLS 1.2 suites Entra accepts ({', '.join(k.ENTRA_TLS12_SUITES)}) as "
+              f"{m.row.name} names them; Microsoft does not document which of them this OS has: check on the host",
+              m.suite_names.sources[0])
+        return
+    order = ",".join(proposed)
+    if len(order) > k.MAX_CIPHER_ORDER_CHARS:
+        where += (f" (the policy takes at most {k.MAX_CIPHER_ORDER_CHARS} characters and this order has "
+                  f"{len(order)}: leave out suites this host does not need)")
+    a.add("gpo.managed", "blocker", f"{where} to {order}", m.suite_names.sources[0])
+
+
+def _proposed_cipher_order(m: HostModel) -> list[str] | None:
+    """The suites Entra accepts, spelled as this OS lists them (TLS 1.3 first where the OS has it), then the
+    policy's own entries this OS has, in their order; never 3DES. None when the OS's names are not documented."""
+    names = m.suite_names.entra_tls12
+    if names is None:
+        return None
+    proposed = (list(k.TLS13_SUITES) if m.row.tls13 else []) + list(names)
+
+    def same(entry: str) -> str:  # before Windows 10 each curve is its own entry; from 10 the suffix is ignored
+        return entry.strip().upper() if m.suite_names.curve_suffixed else k.suite_base(entry)
+
+    taken = {same(name) for name in proposed}
+    for entry in m.policy_entries or ():
+        suite = m.suite_names.policy_suite(entry)
+        if suite is None or suite == k.TRIPLE_DES_SUITE or same(entry) in taken:
+            continue
+        if suite in k.TLS13_SUITES and not m.row.tls13:
+            continue
+        taken.add(same(entry))
+        proposed.append(entry.strip().upper())
+    return proposed
 
 
 def _client_findings(a: _Assessment, winps: ClientPrediction, pwsh: ClientPrediction,

@@ -108,6 +108,20 @@ CASES = {
     "win7_fixed_reboot_pending": (False, None, {
         "minimal": (set(), "none", set()), "recommended": (set(), "none", set())}),
 }
+# Expert cases from Microsoft documentation: each facts file's "note" cites its source.
+EXPERT_CASES = {
+    "ws2016_cipher_policy_curve_suffixes": (False, None, {
+        "minimal": (set(), "none", set()), "recommended": (set(), "none", set())}),
+    "ws2012r2_cipher_policy_curve_suffixes": (False, None, {
+        "minimal": (set(), "none", set()), "recommended": (set(), "none", set())}),
+    "ws2012_cipher_policy_windows10_names": (True, "aadsts1002016", {
+        "minimal": (set(), "none", {"gpo.managed"}), "recommended": (set(), "none", {"gpo.managed"})}),
+    "ws2008r2_cipher_policy_only_3des": (True, "aadsts1002016", {
+        "minimal": (set(), "none", {"gpo.managed"}), "recommended": (set(), "none", {"gpo.managed"})}),
+    "ws2016_cipher_policy_rsa_aes_and_3des": (True, "aadsts1002016", {
+        "minimal": (set(), "none", {"gpo.managed"}), "recommended": (set(), "none", {"gpo.managed"})}),
+}
+CASES.update(EXPERT_CASES)
 
 
 @pytest.mark.parametrize("profile", ["minimal", "recommended"])
@@ -154,14 +168,21 @@ def test_gpo_finding_names_the_value_that_must_change(facts_path):
     assert "TLS 1.2\\Client\\Enabled" in gpo.message and gpo.severity == "blocker"
 
 
-def test_cipher_policy_finding_proposes_an_order_with_entra_suites_and_no_new_3des(facts_path):
-    verdict = assess(facts.load(facts_path("ws2016_cipher_policy_only_3des")))
-    ids = {f.id for f in verdict.findings}
-    assert "cipher.only_3des" in ids
+def proposed_cipher_order(verdict):
     [gpo] = [f for f in verdict.findings if f.id == "gpo.managed"]
-    proposed = gpo.message.rsplit(" to ", 1)[1].split(",")
-    assert proposed[0].startswith("TLS_ECDHE_")
-    assert proposed.count("TLS_RSA_WITH_3DES_EDE_CBC_SHA") == 1  # kept where it was, never added
+    return gpo.message.rsplit(" to ", 1)[1].split(",")
+
+
+def test_cipher_policy_finding_proposes_the_entra_suites_windows_10_lists_and_drops_3des(facts_path):
+    verdict = assess(facts.load(facts_path("ws2016_cipher_policy_only_3des")))
+    assert "cipher.only_3des" in {f.id for f in verdict.findings}
+    # Server 2016 lists all eight suites Entra accepts, without curve suffixes (TLS Cipher Suites in Windows 10
+    # v1607); 3DES is what Entra refuses, so the order never carries it on, even when the policy had it.
+    assert proposed_cipher_order(verdict) == [
+        "TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384", "TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256",
+        "TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384", "TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256",
+        "TLS_ECDHE_ECDSA_WITH_AES_256_CBC_SHA384", "TLS_ECDHE_ECDSA_WITH_AES_128_CBC_SHA256",
+        "TLS_ECDHE_RSA_WITH_AES_256_CBC_SHA384", "TLS_ECDHE_RSA_WITH_AES_128_CBC_SHA256"]
 
 
 def test_observed_failure_on_a_fixed_registry_is_called_out(facts_path):
@@ -191,3 +212,59 @@ def test_winhttp_is_unknown_on_server_2008_sp2(facts_path):
 def test_pwsh_failing_alone_makes_the_host_affected(facts_path):
     verdict = assess(facts.load(facts_path("win7_pwsh_strong_crypto")))
     assert verdict.clients == {"windows_powershell": "ok", "pwsh": "fails", "winhttp": "fails"}
+
+
+# --- expert cases ---------------------------------------------------------------------------------------------
+WINDOWS_7_ENTRA_NAMES = [  # TLS Cipher Suites in Windows 7 (the same names on 8 / 2012 and 8.1 / 2012 R2)
+    "TLS_ECDHE_RSA_WITH_AES_256_CBC_SHA384_P256", "TLS_ECDHE_RSA_WITH_AES_256_CBC_SHA384_P384",
+    "TLS_ECDHE_RSA_WITH_AES_128_CBC_SHA256_P256", "TLS_ECDHE_RSA_WITH_AES_128_CBC_SHA256_P384",
+    "TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384_P384", "TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256_P256",
+    "TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256_P384", "TLS_ECDHE_ECDSA_WITH_AES_256_CBC_SHA384_P384",
+    "TLS_ECDHE_ECDSA_WITH_AES_128_CBC_SHA256_P256", "TLS_ECDHE_ECDSA_WITH_AES_128_CBC_SHA256_P384"]
+
+
+@pytest.mark.parametrize("name", sorted(EXPERT_CASES))
+def test_expert_case_cites_its_microsoft_source_in_the_facts_file(name, facts_path):
+    note = facts.load(facts_path(name)).note
+    assert note and ("https://learn.microsoft.com/" in note or "https://support.microsoft.com/" in note)
+
+
+@pytest.mark.parametrize("name", ["ws2016_cipher_policy_curve_suffixes", "ws2012r2_cipher_policy_curve_suffixes"])
+def test_curve_suffixed_policy_names_are_the_suites_entra_accepts(name, facts_path):
+    verdict = assess(facts.load(facts_path(name)))
+    assert not [f for f in verdict.findings if f.id.startswith("cipher.") or f.id == "gpo.managed"]
+    [client] = [f for f in verdict.findings if f.id == "client.windows_powershell"]
+    assert client.message.endswith("TLS 1.2 is negotiated and Entra accepts it")
+
+
+def test_ecdhe_names_without_a_curve_are_not_suites_server_2012_has(facts_path):
+    verdict = assess(facts.load(facts_path("ws2012_cipher_policy_windows10_names")))
+    [unknown] = [f for f in verdict.findings if f.id == "cipher.names_unknown"]
+    assert "TLS_ECDHE_RSA_WITH_AES_256_CBC_SHA384," in unknown.message
+    assert unknown.source.endswith("/tls-cipher-suites-in-windows-8")
+    assert proposed_cipher_order(verdict) == WINDOWS_7_ENTRA_NAMES  # the Windows 10 spellings are dropped
+
+
+def test_order_proposed_for_server_2008_r2_uses_its_own_names_and_never_3des(facts_path):
+    verdict = assess(facts.load(facts_path("ws2008r2_cipher_policy_only_3des")))
+    assert proposed_cipher_order(verdict) == WINDOWS_7_ENTRA_NAMES
+    [gpo] = [f for f in verdict.findings if f.id == "gpo.managed"]
+    assert gpo.source.endswith("/tls-cipher-suites-in-windows-7")
+
+
+def test_policy_with_rsa_aes_suites_left_is_not_called_only_3des(facts_path):
+    verdict = assess(facts.load(facts_path("ws2016_cipher_policy_rsa_aes_and_3des")))
+    ids = {f.id for f in verdict.findings}
+    assert "cipher.no_entra_suite" in ids and "cipher.only_3des" not in ids
+    assert not [f for f in verdict.findings if "only 3DES" in f.message]
+    proposed = proposed_cipher_order(verdict)
+    assert proposed[-2:] == ["TLS_RSA_WITH_AES_256_CBC_SHA256", "TLS_RSA_WITH_AES_128_CBC_SHA"]  # kept, in order
+    assert "TLS_RSA_WITH_3DES_EDE_CBC_SHA" not in proposed
+
+
+def test_proposed_order_over_the_policy_limit_says_so(facts_path):
+    doc = facts.load(facts_path("ws2016_cipher_policy_rsa_aes_and_3des")).to_dict()
+    policy = [v for v in doc["registry"] if v["name"] == "Functions"][0]
+    policy["data"] += "," + ",".join(f"TLS_RSA_WITH_AES_{n}_CBC_SHA" for n in range(40))
+    [gpo] = [f for f in assess(facts.from_dict(doc)).findings if f.id == "gpo.managed"]
+    assert "at most 1023 characters" in gpo.message

@@ -74,11 +74,13 @@ class WindowsTls:
         return result
 
     def _suites(self, boot: Registry) -> list[str] | None:
+        """The cipher order Schannel loaded at boot, by base name: Windows 10 and later ignore a curve suffix
+        (``..._P256``), earlier releases know an ECDHE suite only by its suffixed name and skip other entries."""
         value = boot.get(k.CIPHER_POLICY, "Functions")
         if value is None or value.type not in ("REG_SZ", "REG_MULTI_SZ", "REG_EXPAND_SZ"):
             return None
         items = value.data.split(",") if isinstance(value.data, str) else value.data
-        return [item.strip().upper() for item in items if item.strip()]
+        return [suite for suite in map(self.row.suite_names.policy_suite, items) if suite]
 
     @staticmethod
     def reachable(endpoint: str) -> bool:
@@ -115,8 +117,8 @@ class WindowsTls:
         if protocol == "TLS 1.3":
             return "Aes256"
         usable = [s for s in suites if protocol == "TLS 1.2" or k.suite_works_before_tls12(s)]
-        if protocol == "TLS 1.2":
-            usable = [s for s in usable if s in k.ENTRA_TLS12_SUITES or s == k.TRIPLE_DES_SUITE]
+        if protocol == "TLS 1.2":  # the server chooses: Entra takes one of its own suites before 3DES
+            usable = [s for s in usable if s in k.ENTRA_TLS12_SUITES] or [s for s in usable if s == k.TRIPLE_DES_SUITE]
         if not usable:
             return None
         first = usable[0]

@@ -322,9 +322,11 @@ def _schannel_findings(a: _Assessment) -> None:
               "TLS 1.2 is disabled for clients (TLS 1.2\\Client Enabled=0): nothing on this host can use it, "
               "not even an explicit Tls12", "S1")
     elif state == OPT_IN:
+        default = m.negotiate(None).protocol
         a.add("schannel.tls12_client_off_by_default", "warning",
               "TLS 1.2 is off by default for clients: only apps that ask for it explicitly use it; "
-              "system-default callers (PowerShell 7, SystemDefaultTlsVersions, WinHTTP) stay on TLS 1.0", "S1")
+              "system-default callers (PowerShell 7, .NET with SystemDefaultTlsVersions) "
+              + (f"stay on {default}" if default else "find no protocol at all"), "S1")
 
 
 def _dotnet_findings(a: _Assessment, winps: ClientPrediction) -> None:
@@ -334,11 +336,17 @@ def _dotnet_findings(a: _Assessment, winps: ClientPrediction) -> None:
         return
     if version:
         a.add("dotnet.release", "info", f".NET Framework {version} (Release {m.release})", "N2")
-        if m.release < k.RELEASE_4_7:
+        if m.release < k.RELEASE_4_7 and m.row.dotnet_max_reads_system_default:
             a.add("dotnet.old_release", "warning",
                   f".NET Framework {version} ignores SystemDefaultTlsVersions (4.7+); Microsoft recommends "
                   f"4.7 or later (up to {m.row.dotnet_max} on this OS)", "N1")
-    if (a.facts.powershell.windows_powershell_major or 0) < 3:
+        elif m.release < k.RELEASE_4_7:
+            a.add("dotnet.old_release", "warning",
+                  f".NET Framework {version} ignores SystemDefaultTlsVersions (4.7+), and {m.row.name} cannot run "
+                  f"4.7 or later (its newest is {m.row.dotnet_max}): SchUseStrongCrypto=1 is what makes Windows "
+                  "PowerShell ask for TLS 1.2 here", "N3")
+    clr2 = (a.facts.powershell.windows_powershell_major or 0) < 3
+    if clr2:
         wmf = "WMF 5.1" if m.row.wmf51 else "WMF 3.0 (the newest this OS can run)"
         a.add("powershell.v2", "blocker",
               f"Windows PowerShell {a.facts.powershell.windows_powershell} runs on CLR 2 and cannot run the "
@@ -355,8 +363,8 @@ def _dotnet_findings(a: _Assessment, winps: ClientPrediction) -> None:
                     a.add("dotnet.value_not_dword", "error",
                           f"{value.path}\\{name} is {value.type} {value.data!r}: .NET ignores values that are not "
                           "REG_DWORD", "N5")
-    if winps.state == "absent" or not m.dotnet4_usable:
-        return
+    if winps.state == "absent" or not m.dotnet4_usable or clr2:
+        return  # PowerShell 2.0 runs on CLR 2, which never reads the v4.0.30319 values: they explain nothing
     native = winps.security_protocol
     if native == k.SP_LEGACY_DEFAULT:
         a.add("dotnet.strong_crypto_off", "error",
@@ -437,8 +445,12 @@ def _proposed_cipher_order(m: HostModel) -> list[str] | None:
 def _client_findings(a: _Assessment, winps: ClientPrediction, pwsh: ClientPrediction,
                      winhttp: ClientPrediction) -> None:
     if winps.state != "absent" and winps.negotiation:
+        version = a.facts.powershell.windows_powershell
+        bitness = "64-bit" if a.model.has_wow64 else "32-bit"
+        runtime = (" runs on CLR 2 (.NET 2.0-3.5), which never reads the .NET 4 (v4.0.30319) values, and"
+                   if (a.facts.powershell.windows_powershell_major or 0) < 3 else "")
         a.add("client.windows_powershell", "error" if winps.state == "fails" else "info",
-              f"Windows PowerShell {a.facts.powershell.windows_powershell} (64-bit) requests "
+              f"Windows PowerShell {version} ({bitness}){runtime} requests "
               f"{k.security_protocol_name(winps.security_protocol)} ({winps.security_protocol}): "
               f"{winps.negotiation.describe()}", "N4")
     if pwsh.negotiation:

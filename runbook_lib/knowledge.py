@@ -108,6 +108,11 @@ class OsRow:
     def suite_names(self) -> "SuiteNames":
         return SUITE_NAMES[self.suite_family]
 
+    @property
+    def dotnet_max_reads_system_default(self) -> bool:
+        """Whether the newest .NET Framework this OS can run honours SystemDefaultTlsVersions (4.7+, [N1])."""
+        return tuple(int(part) for part in self.dotnet_max.split(".")) >= (4, 7)
+
 
 _VISTA_2008_RTM = OsRow("Windows Vista / Server 2008 (before SP2)", "no", False, False, dotnet_max="4.6.2",
                         wmf51=False, winhttp_default_mask=None, explicit_schannel_values=True,
@@ -118,9 +123,11 @@ _2008_SP2 = OsRow("Windows Server 2008 SP2", "update", False, False, required_up
 _WIN7 = OsRow("Windows 7 SP1 / Server 2008 R2 SP1", "yes", False, False, winhttp_update="KB3140245",
               winhttp_default_mask=0x00A0, explicit_schannel_values=True, dotnet_max="4.8", suite_family="win7",
               sources=("S2", "W2"))
-_WIN8 = OsRow("Windows 8 / Server 2012", "yes", True, False, winhttp_update="KB3140245",
-              winhttp_default_mask=0x00A0, explicit_schannel_values=True, dotnet_max="4.8", suite_family="win8",
-              sources=("S2", "W2", "V1"))
+_WIN8 = OsRow("Windows 8", "yes", True, False, winhttp_update="KB3140245", winhttp_default_mask=0x00A0,
+              explicit_schannel_values=True, dotnet_max="4.6.1", wmf51=False, suite_family="win8",
+              sources=("S2", "N3", "P7"))
+_2012 = OsRow("Windows Server 2012", "yes", True, False, winhttp_update="KB3140245", winhttp_default_mask=0x00A0,
+              explicit_schannel_values=True, dotnet_max="4.8", suite_family="win8", sources=("S2", "W2", "V1"))
 _WIN81 = OsRow("Windows 8.1 / Server 2012 R2", "yes", True, False, dotnet_max="4.8", suite_family="win81",
                sources=("S2", "E1"))
 
@@ -143,7 +150,7 @@ def os_row(version: tuple[int, int, int], service_pack: int, product_type: str) 
     if (major, minor) == (6, 1):
         return _WIN7
     if (major, minor) == (6, 2):
-        return _WIN8
+        return _WIN8 if workstation else _2012
     if (major, minor) == (6, 3):
         return _WIN81
     if workstation:

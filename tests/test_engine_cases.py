@@ -8,6 +8,7 @@ import pytest
 
 from runbook_lib import facts
 from runbook_lib.engine import assess
+from runbook_lib.knowledge import os_row
 
 SCH = "HKLM\\SYSTEM\\CurrentControlSet\\Control\\SecurityProviders\\SCHANNEL\\Protocols\\TLS 1.2\\"
 NET = "HKLM\\SOFTWARE\\Microsoft\\.NETFramework\\"
@@ -120,6 +121,11 @@ EXPERT_CASES = {
         "minimal": (set(), "none", {"gpo.managed"}), "recommended": (set(), "none", {"gpo.managed"})}),
     "ws2016_cipher_policy_rsa_aes_and_3des": (True, "aadsts1002016", {
         "minimal": (set(), "none", {"gpo.managed"}), "recommended": (set(), "none", {"gpo.managed"})}),
+    "ws2008r2_ps2_net48_values_set": (True, "aadsts1002016", {
+        "minimal": (set(), "none", {"powershell.v2"}), "recommended": (set(), "none", {"powershell.v2"})}),
+    "win8_net45": (True, "aadsts1002016", {
+        "minimal": (STRONG_NATIVE, "new_process", set()),
+        "recommended": (SCHANNEL_ALL | dotnet(), "reboot", {"update.KB3140245"})}),
 }
 CASES.update(EXPERT_CASES)
 
@@ -268,3 +274,32 @@ def test_proposed_order_over_the_policy_limit_says_so(facts_path):
     policy["data"] += "," + ",".join(f"TLS_RSA_WITH_AES_{n}_CBC_SHA" for n in range(40))
     [gpo] = [f for f in assess(facts.from_dict(doc)).findings if f.id == "gpo.managed"]
     assert "at most 1023 characters" in gpo.message
+
+
+def test_powershell_2_failure_is_explained_by_clr2_not_by_correct_dotnet4_values(facts_path):
+    verdict = assess(facts.load(facts_path("ws2008r2_ps2_net48_values_set")))
+    ids = {f.id for f in verdict.findings}
+    assert not ids & {"dotnet.strong_crypto_off", "dotnet.system_default_os_off", "dotnet.views_differ",
+                      "dotnet.wow64_only"}
+    [client] = [f for f in verdict.findings if f.id == "client.windows_powershell"]
+    assert "runs on CLR 2" in client.message
+    assert verdict.blockers == ("powershell.v2",)
+
+
+def test_x86_host_reports_32_bit_windows_powershell(facts_path):
+    [client] = [f for f in assess(facts.load(facts_path("win7_x86_wmf51"))).findings
+                if f.id == "client.windows_powershell"]
+    assert "(32-bit)" in client.message and "64-bit" not in client.message
+
+
+def test_windows_8_is_not_advised_dotnet_48_or_wmf_51(facts_path):
+    verdict = assess(facts.load(facts_path("win8_net45")))
+    [old] = [f for f in verdict.findings if f.id == "dotnet.old_release"]
+    assert "its newest is 4.6.1" in old.message
+    assert not [f for f in verdict.findings if "4.8" in f.message or "WMF 5.1" in f.message]
+
+
+def test_windows_8_and_server_2012_are_separate_rows():
+    client, server = os_row((6, 2, 9200), 0, "workstation"), os_row((6, 2, 9200), 0, "server")
+    assert (client.dotnet_max, client.wmf51) == ("4.6.1", False)
+    assert (server.dotnet_max, server.wmf51) == ("4.8", True)

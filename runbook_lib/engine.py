@@ -184,7 +184,21 @@ class HostModel:
     def winhttp_mask(self, wow64: bool = False) -> int | None:
         return self.reg.dword(k.WINHTTP_WOW64 if wow64 else k.WINHTTP_NATIVE, "DefaultSecureProtocols")
 
-    def winhttp(self) -> ClientPrediction:
+    def winhttp_views_without_tls12(self) -> list[tuple[bool, int | None]]:
+        """(wow64, value) of each registry view whose DefaultSecureProtocols leaves TLS 1.2 out, once WinHTTP
+        honours the value; None is an absent value on an OS whose default lacks TLS 1.2 ([W1], [W2])."""
+        default = self.row.winhttp_default_mask
+        if default is None or (self.row.winhttp_update and not self.facts.has_hotfix(self.row.winhttp_update)):
+            return []
+        views = []
+        for wow64 in (False, True) if self.has_wow64 else (False,):
+            mask = self.winhttp_mask(wow64)
+            if not (default if mask is None else mask) & k.WINHTTP_TLS12:
+                views.append((wow64, mask))
+        return views
+
+    def winhttp(self, wow64: bool = False) -> ClientPrediction:
+        """WinHTTP with the default protocol set, in the 64-bit (native) or the 32-bit (WOW64) view ([W1], [W2])."""
         if not self.tls12_possible:
             return ClientPrediction("fails", None, self.negotiate(None))
         if self.row.winhttp_default_mask is None:
@@ -192,7 +206,7 @@ class HostModel:
         if self.row.winhttp_update and not self.facts.has_hotfix(self.row.winhttp_update):
             mask = self.row.winhttp_default_mask  # without the update the value is ignored ([W2])
         else:
-            mask = self.winhttp_mask()
+            mask = self.winhttp_mask(wow64 and self.has_wow64)
             if mask is None:
                 mask = self.row.winhttp_default_mask | (k.WINHTTP_TLS13 if self.row.tls13 else 0)
         negotiation = self.negotiate(frozenset(name for bit, name in _WINHTTP_PROTOCOLS.items() if mask & bit))
@@ -248,7 +262,7 @@ def assess(facts: HostFacts, profile: str = DEFAULT_PROFILE) -> Verdict:
     _client_findings(a, winps, pwsh, winhttp)
     if m.tls12_possible:
         (_plan_minimal if profile == "minimal" else _plan_recommended)(a, winps)
-    _winhttp_findings(a, winhttp)
+    _winhttp_findings(a)
     _observed_findings(a, winps)
 
     failing = [c for c in (winps, pwsh) if c.state == "fails"]
@@ -459,21 +473,36 @@ def _client_findings(a: _Assessment, winps: ClientPrediction, pwsh: ClientPredic
               "S2")
     if winhttp.negotiation:
         a.add("client.winhttp", "warning" if winhttp.state == "fails" else "info",
-              f"WinHTTP clients (agents, WinRM client): {winhttp.negotiation.describe()}", "W2")
+              f"WinHTTP clients (agents, WinRM client): {winhttp.negotiation.describe()}",
+              "W2" if a.model.row.winhttp_update else "W1")
 
 
-def _winhttp_findings(a: _Assessment, winhttp: ClientPrediction) -> None:
+def _winhttp_findings(a: _Assessment) -> None:
     m = a.model
     update = m.row.winhttp_update
-    if not (update and m.tls12_possible):
+    if not m.tls12_possible:
         return
-    if not a.facts.has_hotfix(update):
+    if update and not a.facts.has_hotfix(update):
         severity = "blocker" if a.profile == "recommended" else "warning"
         a.add(f"update.{update}", severity,
               f"WinHTTP on this OS needs {update} before DefaultSecureProtocols can add TLS 1.2", "W2")
-    elif winhttp.state == "fails":
-        a.add("winhttp.tls12_missing", "warning",
-              "WinHTTP DefaultSecureProtocols does not include TLS 1.2 (0x800)", "W2")
+        return
+    views = m.winhttp_views_without_tls12()
+    if not views:
+        return
+    default = m.row.winhttp_default_mask or 0
+    shown = "; ".join(f"{'Wow6432Node (32-bit)' if wow64 else 'native'} view " + (
+        f"{mask:#x} ({_winhttp_names(mask)})" if mask is not None
+        else f"absent, so the OS default {default:#x} ({_winhttp_names(default)})") for wow64, mask in views)
+    fix = ("the plan adds TLS 1.2 (0x800) and keeps the TLS versions already allowed" if a.profile == "recommended"
+           else "the recommended profile adds TLS 1.2 (0x800)")
+    a.add("winhttp.tls12_missing", "warning",
+          f"WinHTTP DefaultSecureProtocols leaves out TLS 1.2 ({shown}): WinHTTP clients (agents, the WinRM "
+          f"client) cannot use it; {fix}", "W2" if update else "W1")
+
+
+def _winhttp_names(mask: int) -> str:
+    return ", ".join(name for bit, name in k.WINHTTP_BITS.items() if mask & bit) or "nothing"
 
 
 def _observed_findings(a: _Assessment, winps: ClientPrediction) -> None:
@@ -572,16 +601,13 @@ def _plan_recommended(a: _Assessment, winps: ClientPrediction) -> None:
             for name in k.DOTNET_VALUES:
                 reason = "dotnet.strong_crypto_off" if name == "SchUseStrongCrypto" else "dotnet.system_default"
                 a.want(k.netfx_key(clr, wow), name, 1, reason, _is_dword_one)
-    update = m.row.winhttp_update
-    if update and a.facts.has_hotfix(update):
-        for wow in (False, True) if m.has_wow64 else (False,):
-            current = m.winhttp_mask(wow)
-            base = m.row.winhttp_default_mask if current is None else current
-            # Keep the TLS versions already in use, drop SSL, add TLS 1.2: never enables anything legacy.
-            new = (base & (k.WINHTTP_TLS10 | k.WINHTTP_TLS11 | k.WINHTTP_TLS13)) | k.WINHTTP_TLS12
-            a.want(k.WINHTTP_WOW64 if wow else k.WINHTTP_NATIVE, "DefaultSecureProtocols", new,
-                   "winhttp.tls12_missing",
-                   lambda v: v is not None and v.dword is not None and bool(v.dword & k.WINHTTP_TLS12))
+    for wow, current in m.winhttp_views_without_tls12():
+        base = m.row.winhttp_default_mask if current is None else current
+        # Keep the TLS versions already in use, drop SSL, add TLS 1.2: never enables anything legacy.
+        new = (base & (k.WINHTTP_TLS10 | k.WINHTTP_TLS11 | k.WINHTTP_TLS13)) | k.WINHTTP_TLS12
+        a.want(k.WINHTTP_WOW64 if wow else k.WINHTTP_NATIVE, "DefaultSecureProtocols", new,
+               "winhttp.tls12_missing",
+               lambda v: v is not None and v.dword is not None and bool(v.dword & k.WINHTTP_TLS12))
 
 
 class WeakeningRefused(AssertionError):

@@ -7,8 +7,9 @@ fails these tests instead of agreeing with itself.
 import pytest
 
 from runbook_lib import facts
-from runbook_lib.engine import assess
+from runbook_lib.engine import HostModel, assess
 from runbook_lib.knowledge import os_row
+from runbook_lib.plan import RemediationPlan
 
 SCH = "HKLM\\SYSTEM\\CurrentControlSet\\Control\\SecurityProviders\\SCHANNEL\\Protocols\\TLS 1.2\\"
 NET = "HKLM\\SOFTWARE\\Microsoft\\.NETFramework\\"
@@ -126,6 +127,12 @@ EXPERT_CASES = {
     "win8_net45": (True, "aadsts1002016", {
         "minimal": (STRONG_NATIVE, "new_process", set()),
         "recommended": (SCHANNEL_ALL | dotnet(), "reboot", {"update.KB3140245"})}),
+    "ws2016_winhttp_tls10_only": (False, None, {
+        "minimal": (set(), "none", set()),
+        "recommended": (winhttp(0x880), "reboot", set())}),
+    "ws2012r2_winhttp_native_excludes_tls12": (False, None, {
+        "minimal": (set(), "none", set()),
+        "recommended": (winhttp(0x880, views=(WINHTTP,)), "reboot", set())}),
 }
 CASES.update(EXPERT_CASES)
 
@@ -303,3 +310,19 @@ def test_windows_8_and_server_2012_are_separate_rows():
     client, server = os_row((6, 2, 9200), 0, "workstation"), os_row((6, 2, 9200), 0, "server")
     assert (client.dotnet_max, client.wmf51) == ("4.6.1", False)
     assert (server.dotnet_max, server.wmf51) == ("4.8", True)
+
+
+@pytest.mark.parametrize("profile", ["minimal", "recommended"])
+def test_winhttp_value_without_tls12_is_explained_on_server_2016(profile, facts_path):
+    verdict = assess(facts.load(facts_path("ws2016_winhttp_tls10_only")), profile)
+    assert verdict.clients["winhttp"] == "fails"
+    [finding] = [f for f in verdict.findings if f.id == "winhttp.tls12_missing"]
+    assert "native view 0x80 (TLS 1.0)" in finding.message and "Wow6432Node (32-bit) view 0x80" in finding.message
+    assert finding.source == "https://learn.microsoft.com/windows-server/networking/configure-secure-protocol-options-winhttp"
+
+
+def test_recommended_plan_makes_winhttp_work_in_both_views(facts_path):
+    host = facts.load(facts_path("ws2016_winhttp_tls10_only"))
+    verdict = assess(host)
+    model = HostModel(host.with_registry(RemediationPlan.from_verdict(verdict, host).apply_to(host.registry)))
+    assert model.winhttp().state == "ok" and model.winhttp(wow64=True).state == "ok"

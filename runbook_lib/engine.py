@@ -262,6 +262,7 @@ def assess(facts: HostFacts, profile: str = DEFAULT_PROFILE) -> Verdict:
     _client_findings(a, winps, pwsh, winhttp)
     if m.tls12_possible:
         (_plan_minimal if profile == "minimal" else _plan_recommended)(a, winps)
+        _refuse_changes_that_break_a_working_client(a)
     _winhttp_findings(a)
     _observed_findings(a, winps)
 
@@ -608,6 +609,74 @@ def _plan_recommended(a: _Assessment, winps: ClientPrediction) -> None:
         a.want(k.WINHTTP_WOW64 if wow else k.WINHTTP_NATIVE, "DefaultSecureProtocols", new,
                "winhttp.tls12_missing",
                lambda v: v is not None and v.dword is not None and bool(v.dword & k.WINHTTP_TLS12))
+
+
+# --- never make a host worse ----------------------------------------------------------------------------------
+def _client_predictions(model: HostModel) -> dict[str, ClientPrediction]:
+    """Every client the engine models, in both registry views where the host has two."""
+    views = ((False, "64-bit "), (True, "32-bit ")) if model.has_wow64 else ((False, ""),)
+    clients = {f"{label}Windows PowerShell": model.windows_powershell(wow64) for wow64, label in views}
+    clients["PowerShell 7"] = model.pwsh()
+    clients.update({f"{label}WinHTTP": model.winhttp(wow64) for wow64, label in views})
+    return clients
+
+
+def _refuse_changes_that_break_a_working_client(a: _Assessment) -> None:
+    """Re-assess the host as it will be once the plan is in effect (after the restart it needs) and drop every
+    change under which a client that works now would fail: a fix must never make a host worse.
+
+    The known case: Group Policy keeps TLS 1.2 off by default, so SystemDefaultTlsVersions=1 would hand the
+    choice to an OS default without TLS 1.2 and take TLS 1.2 away from a Windows PowerShell that has it through
+    SchUseStrongCrypto ([N1], [S1]).
+    """
+    now = _client_predictions(a.model)
+    working = [name for name, prediction in now.items() if prediction.state == "ok"]
+    if not a.changes or not working:
+        return
+
+    def broken(changes: list[Change]) -> dict[str, ClientPrediction]:
+        registry = a.facts.registry
+        for change in changes:
+            registry = registry.set(change.path, change.name, change.type, change.data)
+        after = _client_predictions(HostModel(a.facts.with_registry(registry)))
+        return {name: after[name] for name in working if after[name].state != "ok"}
+
+    kept = list(a.changes)
+    while broken(kept):  # drop the change whose absence leaves the fewest clients broken; the later one on a tie
+        _, _, index = min((len(broken(kept[:i] + kept[i + 1:])), -i, i) for i in range(len(kept)))
+        del kept[index]
+    restored = True
+    while restored:  # put back every dropped change that does no harm next to what is kept
+        restored = False
+        for change in a.changes:
+            if change not in kept and not broken(kept + [change]):
+                kept.append(change)
+                restored = True
+    kept = [change for change in a.changes if change in kept]
+    for change in a.changes:
+        if change in kept:
+            continue
+        name, after = next(iter(broken(kept + [change]).items()))
+        a.add("guard.change_dropped", "warning",
+              f"Not writing {change.path}\\{change.name}={change.data}: once the plan is in effect it would make "
+              f"{name} fail, which works now ({_client_story(now[name])}; with this change it "
+              f"{_client_story(after)})", _source_of_change(change))
+    a.changes[:] = kept
+
+
+def _client_story(prediction: ClientPrediction) -> str:
+    asks = (f"requests {k.security_protocol_name(prediction.security_protocol)} "
+            f"({prediction.security_protocol}) and " if prediction.security_protocol is not None else "")
+    return asks + (prediction.negotiation.describe() if prediction.negotiation else f"is {prediction.state}")
+
+
+def _source_of_change(change: Change) -> str:
+    path = change.path.casefold()
+    if path.startswith(k.SCHANNEL_PROTOCOLS.casefold()):
+        return "S1"
+    if path in (k.WINHTTP_NATIVE.casefold(), k.WINHTTP_WOW64.casefold()):
+        return "W1"
+    return "N1"
 
 
 class WeakeningRefused(AssertionError):

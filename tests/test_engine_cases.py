@@ -133,6 +133,14 @@ EXPERT_CASES = {
     "ws2012r2_winhttp_native_excludes_tls12": (False, None, {
         "minimal": (set(), "none", set()),
         "recommended": (winhttp(0x880, views=(WINHTTP,)), "reboot", set())}),
+    "win7_gpo_tls12_off_by_default_strong_crypto": (False, None, {
+        "minimal": (set(), "none", set()),
+        "recommended": ({(SCH + "Client", "Enabled", 1), (SCH + "Server", "Enabled", 1),
+                         (SCH + "Server", "DisabledByDefault", 0)} | dotnet(clrs=("v2.0.50727",)) | winhttp(0x880),
+                        "reboot", {"gpo.managed"})}),
+    "ws2016_gpo_tls12_off_by_default_pwsh": (True, "aadsts1002016", {
+        "minimal": (set(), "none", {"gpo.managed"}),
+        "recommended": (dotnet(clrs=("v2.0.50727",)), "new_process", {"gpo.managed"})}),
 }
 CASES.update(EXPERT_CASES)
 
@@ -326,3 +334,28 @@ def test_recommended_plan_makes_winhttp_work_in_both_views(facts_path):
     verdict = assess(host)
     model = HostModel(host.with_registry(RemediationPlan.from_verdict(verdict, host).apply_to(host.registry)))
     assert model.winhttp().state == "ok" and model.winhttp(wow64=True).state == "ok"
+
+
+def test_guard_keeps_system_default_off_where_a_gpo_keeps_tls12_off_by_default(facts_path):
+    host = facts.load(facts_path("win7_gpo_tls12_off_by_default_strong_crypto"))
+    verdict = assess(host)
+    dropped = [f for f in verdict.findings if f.id == "guard.change_dropped"]
+    assert [f.message.split(":")[0] for f in dropped] == [
+        "Not writing HKLM\\SOFTWARE\\Microsoft\\.NETFramework\\v4.0.30319\\SystemDefaultTlsVersions=1",
+        "Not writing HKLM\\SOFTWARE\\Wow6432Node\\Microsoft\\.NETFramework\\v4.0.30319\\SystemDefaultTlsVersions=1"]
+    assert "64-bit Windows PowerShell fail" in dropped[0].message and "32-bit" in dropped[1].message
+    assert all(f.source == "https://learn.microsoft.com/dotnet/framework/network-programming/tls" for f in dropped)
+    applied = host.with_registry(RemediationPlan.from_verdict(verdict, host).apply_to(host.registry))
+    model = HostModel(applied)
+    assert model.windows_powershell().state == "ok" and model.windows_powershell(wow64=True).state == "ok"
+    # the engine's own model says why: with the value written, Windows PowerShell leaves the choice to the OS
+    with_it = applied.registry.set(NET + "v4.0.30319", "SystemDefaultTlsVersions", "REG_DWORD", 1)
+    assert HostModel(applied.with_registry(with_it)).windows_powershell().state == "fails"
+
+
+def test_guarded_plan_converges_in_one_apply(facts_path):
+    for name in ("win7_gpo_tls12_off_by_default_strong_crypto", "ws2016_gpo_tls12_off_by_default_pwsh"):
+        host = facts.load(facts_path(name))
+        verdict = assess(host)
+        after = host.with_registry(RemediationPlan.from_verdict(verdict, host).apply_to(host.registry))
+        assert assess(after).changes == ()

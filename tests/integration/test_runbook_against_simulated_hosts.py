@@ -62,7 +62,7 @@ def test_second_apply_changes_nothing_and_says_so(simulated, tmp_path):
 
 
 def test_plan_under_a_gpo_that_keeps_tls12_off_by_default_leaves_windows_powershell_working(simulated, tmp_path):
-    node = simulated("ws2016_gpo_tls12_off_by_default")
+    node = simulated("ws2016_tls12_off_default_gpo")
     target = connect(node.url)
     before = inspect_host(target)
     verdict = assess(before)

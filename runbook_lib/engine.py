@@ -61,7 +61,11 @@ class HostModel:
         self.row = k.os_row(facts.os.version_tuple, facts.os.service_pack, facts.os.product_type)
         self.release = self.reg.dword(k.NDP_V4_FULL, "Release")
         self.has_wow64 = facts.os.architecture in ("x64", "arm64")
-        self.policy_suites = self._policy_suites()
+        self.suite_names = self.row.suite_names
+        self.policy_entries = self._policy_entries()
+        # What Schannel makes of the policy: base names of the entries this OS has ([X11]).
+        self.policy_suites = None if self.policy_entries is None else tuple(
+            suite for suite in map(self.suite_names.policy_suite, self.policy_entries) if suite)
 
     # --- OS capability -------------------------------------------------------------------------------------
     @property
@@ -90,7 +94,7 @@ class HostModel:
         return ON if default_on else OPT_IN
 
     # --- cipher policy ([X4]) -----------------------------------------------------------------------------
-    def _policy_suites(self) -> tuple[str, ...] | None:
+    def _policy_entries(self) -> tuple[str, ...] | None:
         value = self.reg.get(k.CIPHER_POLICY, "Functions")
         if value is None:
             return None
@@ -107,7 +111,7 @@ class HostModel:
         if protocol == TLS13:
             return "modern" if suites is None or set(suites) & set(k.TLS13_SUITES) else None
         if protocol == TLS12:
-            if suites is None or set(suites) & set(k.ENTRA_TLS12_SUITES):
+            if suites is None or set(suites) & self.suite_names.entra_bases:
                 return "modern"
             return "3des" if k.TRIPLE_DES_SUITE in suites else None
         if suites is None:
@@ -181,7 +185,21 @@ class HostModel:
     def winhttp_mask(self, wow64: bool = False) -> int | None:
         return self.reg.dword(k.WINHTTP_WOW64 if wow64 else k.WINHTTP_NATIVE, "DefaultSecureProtocols")
 
-    def winhttp(self) -> ClientPrediction:
+    def winhttp_views_without_tls12(self) -> list[tuple[bool, int | None]]:
+        """(wow64, value) of each registry view whose DefaultSecureProtocols leaves TLS 1.2 out, once WinHTTP
+        honours the value; None is an absent value on an OS whose default lacks TLS 1.2 ([W1], [W2])."""
+        default = self.row.winhttp_default_mask
+        if default is None or (self.row.winhttp_update and not self.facts.has_hotfix(self.row.winhttp_update)):
+            return []
+        views = []
+        for wow64 in (False, True) if self.has_wow64 else (False,):
+            mask = self.winhttp_mask(wow64)
+            if not (default if mask is None else mask) & k.WINHTTP_TLS12:
+                views.append((wow64, mask))
+        return views
+
+    def winhttp(self, wow64: bool = False) -> ClientPrediction:
+        """WinHTTP with the default protocol set, in the 64-bit (native) or the 32-bit (WOW64) view ([W1], [W2])."""
         if not self.tls12_possible:
             return ClientPrediction("fails", None, self.negotiate(None))
         if self.row.winhttp_default_mask is None:
@@ -189,7 +207,7 @@ class HostModel:
         if self.row.winhttp_update and not self.facts.has_hotfix(self.row.winhttp_update):
             mask = self.row.winhttp_default_mask  # without the update the value is ignored ([W2])
         else:
-            mask = self.winhttp_mask()
+            mask = self.winhttp_mask(wow64 and self.has_wow64)
             if mask is None:
                 mask = self.row.winhttp_default_mask | (k.WINHTTP_TLS13 if self.row.tls13 else 0)
         negotiation = self.negotiate(frozenset(name for bit, name in _WINHTTP_PROTOCOLS.items() if mask & bit))
@@ -245,7 +263,8 @@ def assess(facts: HostFacts, profile: str = DEFAULT_PROFILE) -> Verdict:
     _client_findings(a, winps, pwsh, winhttp)
     if m.tls12_possible:
         (_plan_minimal if profile == "minimal" else _plan_recommended)(a, winps)
-    _winhttp_findings(a, winhttp)
+        _refuse_changes_that_break_a_working_client(a)
+    _winhttp_findings(a)
     winps = _observed_findings(a, winps)
 
     failing = [c for c in (winps, pwsh) if c.state == "fails"]
@@ -319,9 +338,11 @@ def _schannel_findings(a: _Assessment) -> None:
               "TLS 1.2 is disabled for clients (TLS 1.2\\Client Enabled=0): nothing on this host can use it, "
               "not even an explicit Tls12", "S1")
     elif state == OPT_IN:
+        default = m.negotiate(None).protocol
         a.add("schannel.tls12_client_off_by_default", "warning",
               "TLS 1.2 is off by default for clients: only apps that ask for it explicitly use it; "
-              "system-default callers (PowerShell 7, SystemDefaultTlsVersions, WinHTTP) stay on TLS 1.0", "S1")
+              "system-default callers (PowerShell 7, .NET with SystemDefaultTlsVersions) "
+              + (f"stay on {default}" if default else "find no protocol at all"), "S1")
 
 
 def _dotnet_findings(a: _Assessment, winps: ClientPrediction) -> None:
@@ -331,11 +352,17 @@ def _dotnet_findings(a: _Assessment, winps: ClientPrediction) -> None:
         return
     if version:
         a.add("dotnet.release", "info", f".NET Framework {version} (Release {m.release})", "N2")
-        if m.release < k.RELEASE_4_7:
+        if m.release < k.RELEASE_4_7 and m.row.dotnet_max_reads_system_default:
             a.add("dotnet.old_release", "warning",
                   f".NET Framework {version} ignores SystemDefaultTlsVersions (4.7+); Microsoft recommends "
                   f"4.7 or later (up to {m.row.dotnet_max} on this OS)", "N1")
-    if (a.facts.powershell.windows_powershell_major or 0) < 3:
+        elif m.release < k.RELEASE_4_7:
+            a.add("dotnet.old_release", "warning",
+                  f".NET Framework {version} ignores SystemDefaultTlsVersions (4.7+), and {m.row.name} cannot run "
+                  f"4.7 or later (its newest is {m.row.dotnet_max}): SchUseStrongCrypto=1 is what makes Windows "
+                  "PowerShell ask for TLS 1.2 here", "N3")
+    clr2 = (a.facts.powershell.windows_powershell_major or 0) < 3
+    if clr2:
         wmf = "WMF 5.1" if m.row.wmf51 else "WMF 3.0 (the newest this OS can run)"
         a.add("powershell.v2", "blocker",
               f"Windows PowerShell {a.facts.powershell.windows_powershell} runs on CLR 2 and cannot run the "
@@ -352,8 +379,8 @@ def _dotnet_findings(a: _Assessment, winps: ClientPrediction) -> None:
                     a.add("dotnet.value_not_dword", "error",
                           f"{value.path}\\{name} is {value.type} {value.data!r}: .NET ignores values that are not "
                           "REG_DWORD", "N5")
-    if winps.state == "absent" or not m.dotnet4_usable:
-        return
+    if winps.state == "absent" or not m.dotnet4_usable or clr2:
+        return  # PowerShell 2.0 runs on CLR 2, which never reads the v4.0.30319 values: they explain nothing
     native = winps.security_protocol
     if native == k.SP_LEGACY_DEFAULT:
         a.add("dotnet.strong_crypto_off", "error",
@@ -374,27 +401,72 @@ def _dotnet_findings(a: _Assessment, winps: ClientPrediction) -> None:
 
 
 def _cipher_findings(a: _Assessment) -> None:
-    suites = a.model.policy_suites
-    if suites is None or set(suites) & set(k.ENTRA_TLS12_SUITES):
+    m = a.model
+    if m.policy_entries is None:
         return
-    only_3des = k.TRIPLE_DES_SUITE in suites
+    unknown = [entry for entry in m.policy_entries if m.suite_names.policy_suite(entry) is None]
+    if unknown:
+        a.add("cipher.names_unknown", "warning",
+              f"The SSL Cipher Suite Order policy lists {', '.join(unknown)}, which {m.row.name} does not have, "
+              "so Schannel skips them (before Windows 10 an ECDHE suite exists only with its curve suffix, such "
+              "as ..._P256 or ..._P384)", m.suite_names.sources[0])
+    if m.suite_for(TLS12) == "modern":
+        return
+    suites = set(m.policy_suites or ())
+    only_3des = suites == {k.TRIPLE_DES_SUITE}
+    what = "only 3DES" if only_3des else "no suite Entra accepts" + (
+        " (the 3DES suite it lists is one Entra refuses)" if k.TRIPLE_DES_SUITE in suites else "")
     a.add("cipher.only_3des" if only_3des else "cipher.no_entra_suite", "error",
-          "The SSL Cipher Suite Order policy leaves " + ("only 3DES" if only_3des else "no suite Entra accepts")
-          + " for TLS 1.2: Entra refuses the connection even with TLS 1.2", "X4")
-    proposed = list(k.ENTRA_SUITES_ON_OLD_WINDOWS)
-    if a.model.row.tls13:
-        proposed = list(k.TLS13_SUITES) + proposed
-    proposed += [s for s in suites if s not in proposed]
-    a.add("gpo.managed", "blocker",
-          "The cipher suite order is Group Policy (" + k.CIPHER_POLICY + "\\Functions): set the policy "
-          "'SSL Cipher Suite Order' to " + ",".join(proposed), "X4")
+          f"The SSL Cipher Suite Order policy leaves {what} for TLS 1.2: a TLS 1.2 connection to Entra fails "
+          "however the protocols are set", "X4")
+    proposed = _proposed_cipher_order(m)
+    where = (f"The cipher suite order is Group Policy ({k.CIPHER_POLICY}\\Functions): set the policy "
+             "'SSL Cipher Suite Order'")
+    if proposed is None:
+        a.add("gpo.managed", "blocker",
+              f"{where} so that it lists TLS 1.2 suites Entra accepts ({', '.join(k.ENTRA_TLS12_SUITES)}) as "
+              f"{m.row.name} names them; Microsoft does not document which of them this OS has: check on the host",
+              m.suite_names.sources[0])
+        return
+    order = ",".join(proposed)
+    if len(order) > k.MAX_CIPHER_ORDER_CHARS:
+        where += (f" (the policy takes at most {k.MAX_CIPHER_ORDER_CHARS} characters and this order has "
+                  f"{len(order)}: leave out suites this host does not need)")
+    a.add("gpo.managed", "blocker", f"{where} to {order}", m.suite_names.sources[0])
+
+
+def _proposed_cipher_order(m: HostModel) -> list[str] | None:
+    """The suites Entra accepts, spelled as this OS lists them (TLS 1.3 first where the OS has it), then the
+    policy's own entries this OS has, in their order; never 3DES. None when the OS's names are not documented."""
+    names = m.suite_names.entra_tls12
+    if names is None:
+        return None
+    proposed = (list(k.TLS13_SUITES) if m.row.tls13 else []) + list(names)
+
+    def same(entry: str) -> str:  # before Windows 10 each curve is its own entry; from 10 the suffix is ignored
+        return entry.strip().upper() if m.suite_names.curve_suffixed else k.suite_base(entry)
+
+    taken = {same(name) for name in proposed}
+    for entry in m.policy_entries or ():
+        suite = m.suite_names.policy_suite(entry)
+        if suite is None or suite == k.TRIPLE_DES_SUITE or same(entry) in taken:
+            continue
+        if suite in k.TLS13_SUITES and not m.row.tls13:
+            continue
+        taken.add(same(entry))
+        proposed.append(entry.strip().upper())
+    return proposed
 
 
 def _client_findings(a: _Assessment, winps: ClientPrediction, pwsh: ClientPrediction,
                      winhttp: ClientPrediction) -> None:
     if winps.state != "absent" and winps.negotiation:
+        version = a.facts.powershell.windows_powershell
+        bitness = "64-bit" if a.model.has_wow64 else "32-bit"
+        runtime = (" runs on CLR 2 (.NET 2.0-3.5), which never reads the .NET 4 (v4.0.30319) values, and"
+                   if (a.facts.powershell.windows_powershell_major or 0) < 3 else "")
         a.add("client.windows_powershell", "error" if winps.state == "fails" else "info",
-              f"Windows PowerShell {a.facts.powershell.windows_powershell} (64-bit) requests "
+              f"Windows PowerShell {version} ({bitness}){runtime} requests "
               f"{k.security_protocol_name(winps.security_protocol)} ({winps.security_protocol}): "
               f"{winps.negotiation.describe()}", "N4")
     if pwsh.negotiation:
@@ -403,21 +475,36 @@ def _client_findings(a: _Assessment, winps: ClientPrediction, pwsh: ClientPredic
               "S2")
     if winhttp.negotiation:
         a.add("client.winhttp", "warning" if winhttp.state == "fails" else "info",
-              f"WinHTTP clients (agents, WinRM client): {winhttp.negotiation.describe()}", "W2")
+              f"WinHTTP clients (agents, WinRM client): {winhttp.negotiation.describe()}",
+              "W2" if a.model.row.winhttp_update else "W1")
 
 
-def _winhttp_findings(a: _Assessment, winhttp: ClientPrediction) -> None:
+def _winhttp_findings(a: _Assessment) -> None:
     m = a.model
     update = m.row.winhttp_update
-    if not (update and m.tls12_possible):
+    if not m.tls12_possible:
         return
-    if not a.facts.has_hotfix(update):
+    if update and not a.facts.has_hotfix(update):
         severity = "blocker" if a.profile == "recommended" else "warning"
         a.add(f"update.{update}", severity,
               f"WinHTTP on this OS needs {update} before DefaultSecureProtocols can add TLS 1.2", "W2")
-    elif winhttp.state == "fails":
-        a.add("winhttp.tls12_missing", "warning",
-              "WinHTTP DefaultSecureProtocols does not include TLS 1.2 (0x800)", "W2")
+        return
+    views = m.winhttp_views_without_tls12()
+    if not views:
+        return
+    default = m.row.winhttp_default_mask or 0
+    shown = "; ".join(f"{'Wow6432Node (32-bit)' if wow64 else 'native'} view " + (
+        f"{mask:#x} ({_winhttp_names(mask)})" if mask is not None
+        else f"absent, so the OS default {default:#x} ({_winhttp_names(default)})") for wow64, mask in views)
+    fix = ("the plan adds TLS 1.2 (0x800) and keeps the TLS versions already allowed" if a.profile == "recommended"
+           else "the recommended profile adds TLS 1.2 (0x800)")
+    a.add("winhttp.tls12_missing", "warning",
+          f"WinHTTP DefaultSecureProtocols leaves out TLS 1.2 ({shown}): WinHTTP clients (agents, the WinRM "
+          f"client) cannot use it; {fix}", "W2" if update else "W1")
+
+
+def _winhttp_names(mask: int) -> str:
+    return ", ".join(name for bit, name in k.WINHTTP_BITS.items() if mask & bit) or "nothing"
 
 
 # What the model cannot see, named in every disagreement between it and the host.
@@ -580,16 +667,81 @@ def _plan_recommended(a: _Assessment, winps: ClientPrediction) -> None:
             for name in k.DOTNET_VALUES:
                 reason = "dotnet.strong_crypto_off" if name == "SchUseStrongCrypto" else "dotnet.system_default"
                 a.want(k.netfx_key(clr, wow), name, 1, reason, _is_dword_one)
-    update = m.row.winhttp_update
-    if update and a.facts.has_hotfix(update):
-        for wow in (False, True) if m.has_wow64 else (False,):
-            current = m.winhttp_mask(wow)
-            base = m.row.winhttp_default_mask if current is None else current
-            # Keep the TLS versions already in use, drop SSL, add TLS 1.2: never enables anything legacy.
-            new = (base & (k.WINHTTP_TLS10 | k.WINHTTP_TLS11 | k.WINHTTP_TLS13)) | k.WINHTTP_TLS12
-            a.want(k.WINHTTP_WOW64 if wow else k.WINHTTP_NATIVE, "DefaultSecureProtocols", new,
-                   "winhttp.tls12_missing",
-                   lambda v: v is not None and v.dword is not None and bool(v.dword & k.WINHTTP_TLS12))
+    for wow, current in m.winhttp_views_without_tls12():
+        base = m.row.winhttp_default_mask if current is None else current
+        # Keep the TLS versions already in use, drop SSL, add TLS 1.2: never enables anything legacy.
+        new = (base & (k.WINHTTP_TLS10 | k.WINHTTP_TLS11 | k.WINHTTP_TLS13)) | k.WINHTTP_TLS12
+        a.want(k.WINHTTP_WOW64 if wow else k.WINHTTP_NATIVE, "DefaultSecureProtocols", new,
+               "winhttp.tls12_missing",
+               lambda v: v is not None and v.dword is not None and bool(v.dword & k.WINHTTP_TLS12))
+
+
+# --- never make a host worse ----------------------------------------------------------------------------------
+def _client_predictions(model: HostModel) -> dict[str, ClientPrediction]:
+    """Every client the engine models, in both registry views where the host has two."""
+    views = ((False, "64-bit "), (True, "32-bit ")) if model.has_wow64 else ((False, ""),)
+    clients = {f"{label}Windows PowerShell": model.windows_powershell(wow64) for wow64, label in views}
+    clients["PowerShell 7"] = model.pwsh()
+    clients.update({f"{label}WinHTTP": model.winhttp(wow64) for wow64, label in views})
+    return clients
+
+
+def _refuse_changes_that_break_a_working_client(a: _Assessment) -> None:
+    """Re-assess the host as it will be once the plan is in effect (after the restart it needs) and drop every
+    change under which a client that works now would fail: a fix must never make a host worse.
+
+    The known case: Group Policy keeps TLS 1.2 off by default, so SystemDefaultTlsVersions=1 would hand the
+    choice to an OS default without TLS 1.2 and take TLS 1.2 away from a Windows PowerShell that has it through
+    SchUseStrongCrypto ([N1], [S1]).
+    """
+    now = _client_predictions(a.model)
+    working = [name for name, prediction in now.items() if prediction.state == "ok"]
+    if not a.changes or not working:
+        return
+
+    def broken(changes: list[Change]) -> dict[str, ClientPrediction]:
+        registry = a.facts.registry
+        for change in changes:
+            registry = registry.set(change.path, change.name, change.type, change.data)
+        after = _client_predictions(HostModel(a.facts.with_registry(registry)))
+        return {name: after[name] for name in working if after[name].state != "ok"}
+
+    kept = list(a.changes)
+    while broken(kept):  # drop the change whose absence leaves the fewest clients broken; the later one on a tie
+        _, _, index = min((len(broken(kept[:i] + kept[i + 1:])), -i, i) for i in range(len(kept)))
+        del kept[index]
+    restored = True
+    while restored:  # put back every dropped change that does no harm next to what is kept
+        restored = False
+        for change in a.changes:
+            if change not in kept and not broken(kept + [change]):
+                kept.append(change)
+                restored = True
+    kept = [change for change in a.changes if change in kept]
+    for change in a.changes:
+        if change in kept:
+            continue
+        name, after = next(iter(broken(kept + [change]).items()))
+        a.add("guard.change_dropped", "warning",
+              f"Not writing {change.path}\\{change.name}={change.data}: once the plan is in effect it would make "
+              f"{name} fail, which works now ({_client_story(now[name])}; with this change it "
+              f"{_client_story(after)})", _source_of_change(change))
+    a.changes[:] = kept
+
+
+def _client_story(prediction: ClientPrediction) -> str:
+    asks = (f"requests {k.security_protocol_name(prediction.security_protocol)} "
+            f"({prediction.security_protocol}) and " if prediction.security_protocol is not None else "")
+    return asks + (prediction.negotiation.describe() if prediction.negotiation else f"is {prediction.state}")
+
+
+def _source_of_change(change: Change) -> str:
+    path = change.path.casefold()
+    if path.startswith(k.SCHANNEL_PROTOCOLS.casefold()):
+        return "S1"
+    if path in (k.WINHTTP_NATIVE.casefold(), k.WINHTTP_WOW64.casefold()):
+        return "W1"
+    return "N1"
 
 
 class WeakeningRefused(AssertionError):

@@ -26,6 +26,7 @@ _HOST_RE = re.compile(r"^(?=.{1,253}$)[A-Za-z0-9_](?:[A-Za-z0-9_.-]*[A-Za-z0-9_]
 _VERSION_RE = re.compile(r"^\d{1,5}\.\d{1,5}\.\d{1,6}(\.\d{1,6})?$")
 _KB_RE = re.compile(r"^KB\d{4,8}$")
 _ENDPOINT_RE = re.compile(r"^[A-Za-z0-9_.-]{1,253}:\d{1,5}$")
+MAX_NOTE_CHARS = 2000
 
 
 def host_problem(host: object) -> str | None:
@@ -117,6 +118,7 @@ class HostFacts:
     powershell: PowerShellInfo
     registry: Registry
     observed: Observed | None = None
+    note: str | None = None  # a person's word on where the facts come from; nothing decides on it
 
     def has_hotfix(self, kb: str) -> bool:
         return kb.upper() in (h.upper() for h in self.hotfixes)
@@ -124,7 +126,7 @@ class HostFacts:
     def with_registry(self, registry: Registry) -> "HostFacts":
         """The same host after registry writes; observations belong to the old state, so they are dropped."""
         return HostFacts(self.host, self.simulated, self.collected_at, self.os, self.hotfixes, self.powershell,
-                         registry, None)
+                         registry, None, self.note)
 
     def to_dict(self) -> dict:
         doc: dict[str, Any] = {
@@ -140,6 +142,8 @@ class HostFacts:
         }
         if self.observed is not None:
             doc["observed"] = self.observed.to_dict()
+        if self.note is not None:
+            doc["note"] = self.note
         return doc
 
     def dumps(self) -> str:
@@ -210,8 +214,8 @@ class _Reader:
             raise FactsError(self.field(name), f"expected {expected}, got {_json_type(value)}")
         return value
 
-    def string(self, name: str, *, nullable: bool = False, max_len: int = 1000) -> str:
-        value = self.get(name, (str,), nullable=nullable)
+    def string(self, name: str, *, nullable: bool = False, optional: bool = False, max_len: int = 1000) -> str:
+        value = self.get(name, (str,), nullable=nullable, optional=optional)
         if value is not None and (len(value) > max_len or any(not ch.isprintable() for ch in value)):
             raise FactsError(self.field(name), f"must be printable text of at most {max_len} characters")
         return value
@@ -238,7 +242,7 @@ def _join(where: str, name: str) -> str:
 
 def from_dict(doc: Any) -> HostFacts:
     top = _Reader(doc, "", ("schema", "host", "simulated", "collected_at", "os", "hotfixes", "powershell",
-                            "registry"), optional=("observed",))
+                            "registry"), optional=("observed", "note"))
     schema = top.get("schema", (str,))
     if schema != SCHEMA:
         raise FactsError("schema", f"unknown schema {schema[:80]!r} (expected {SCHEMA!r})")
@@ -256,6 +260,7 @@ def from_dict(doc: Any) -> HostFacts:
         powershell=_powershell(top.get("powershell", (dict,))),
         registry=_registry(top.get("registry", (list,))),
         observed=_observed(top.get("observed", (dict,), optional=True)),
+        note=top.string("note", optional=True, max_len=MAX_NOTE_CHARS),
     )
 
 

@@ -28,8 +28,14 @@ SOURCES = {
     "P6": "https://learn.microsoft.com/powershell/module/microsoft.powershell.core/about/about_profiles",
     "P7": "https://learn.microsoft.com/powershell/scripting/windows-powershell/wmf-overview",
     "M1": "https://learn.microsoft.com/powershell/exchange/exchange-online-powershell-v2",
+    "X1": "https://learn.microsoft.com/windows/win32/secauthn/tls-cipher-suites-in-windows-7",
+    "X2": "https://learn.microsoft.com/windows/win32/secauthn/tls-cipher-suites-in-windows-8-1",
     "X3": "https://learn.microsoft.com/azure/active-directory-b2c/https-cipher-tls-requirements",
     "X4": "https://learn.microsoft.com/windows-server/security/tls/manage-tls",
+    "X10": "https://learn.microsoft.com/windows/win32/secauthn/tls-cipher-suites-in-windows-8",
+    "X11": "https://learn.microsoft.com/windows/win32/secauthn/cipher-suites-in-schannel",
+    "X12": "https://learn.microsoft.com/windows/win32/secauthn/tls-cipher-suites-in-windows-10-v1607",
+    "X13": "https://learn.microsoft.com/windows/win32/secauthn/tls-cipher-suites-in-windows-server-2022",
     "V1": "https://github.com/microsoft/azure-devops-tls12/blob/main/AzureDevOpsTls12Analysis.ps1",
     "R1": "https://learn.microsoft.com/entra/identity/hybrid/connect/reference-connect-tls-enforcement",
     "O1": "https://learn.microsoft.com/windows/win32/sysinfo/operating-system-version",
@@ -91,25 +97,39 @@ class OsRow:
     explicit_schannel_values: bool = False  # [V1]: at or below 6.2 write explicit values rather than trust absence
     dotnet_max: str = "4.8.1"
     wmf51: bool = True
+    suite_family: str = "win10"  # a key of SUITE_NAMES: how this release names its cipher suites
     sources: tuple[str, ...] = ("S2",)
 
     @property
     def source(self) -> str:
         return SOURCES[self.sources[0]]
 
+    @property
+    def suite_names(self) -> "SuiteNames":
+        return SUITE_NAMES[self.suite_family]
+
+    @property
+    def dotnet_max_reads_system_default(self) -> bool:
+        """Whether the newest .NET Framework this OS can run honours SystemDefaultTlsVersions (4.7+, [N1])."""
+        return tuple(int(part) for part in self.dotnet_max.split(".")) >= (4, 7)
+
 
 _VISTA_2008_RTM = OsRow("Windows Vista / Server 2008 (before SP2)", "no", False, False, dotnet_max="4.6.2",
                         wmf51=False, winhttp_default_mask=None, explicit_schannel_values=True,
-                        sources=("S2", "N3"))
+                        suite_family="vista", sources=("S2", "N3"))
 _2008_SP2 = OsRow("Windows Server 2008 SP2", "update", False, False, required_update="KB4019276",
                   winhttp_default_mask=None, explicit_schannel_values=True, dotnet_max="4.6.2", wmf51=False,
-                  sources=("S2", "P7", "N3"))
+                  suite_family="vista", sources=("S2", "P7", "N3"))
 _WIN7 = OsRow("Windows 7 SP1 / Server 2008 R2 SP1", "yes", False, False, winhttp_update="KB3140245",
-              winhttp_default_mask=0x00A0, explicit_schannel_values=True, dotnet_max="4.8", sources=("S2", "W2"))
-_WIN8 = OsRow("Windows 8 / Server 2012", "yes", True, False, winhttp_update="KB3140245",
-              winhttp_default_mask=0x00A0, explicit_schannel_values=True, dotnet_max="4.8",
-              sources=("S2", "W2", "V1"))
-_WIN81 = OsRow("Windows 8.1 / Server 2012 R2", "yes", True, False, dotnet_max="4.8", sources=("S2", "E1"))
+              winhttp_default_mask=0x00A0, explicit_schannel_values=True, dotnet_max="4.8", suite_family="win7",
+              sources=("S2", "W2"))
+_WIN8 = OsRow("Windows 8", "yes", True, False, winhttp_update="KB3140245", winhttp_default_mask=0x00A0,
+              explicit_schannel_values=True, dotnet_max="4.6.1", wmf51=False, suite_family="win8",
+              sources=("S2", "N3", "P7"))
+_2012 = OsRow("Windows Server 2012", "yes", True, False, winhttp_update="KB3140245", winhttp_default_mask=0x00A0,
+              explicit_schannel_values=True, dotnet_max="4.8", suite_family="win8", sources=("S2", "W2", "V1"))
+_WIN81 = OsRow("Windows 8.1 / Server 2012 R2", "yes", True, False, dotnet_max="4.8", suite_family="win81",
+               sources=("S2", "E1"))
 
 _SERVER_BUILDS = {14393: "Windows Server 2016", 17763: "Windows Server 2019", 20348: "Windows Server 2022",
                   26100: "Windows Server 2025"}
@@ -122,7 +142,7 @@ def os_row(version: tuple[int, int, int], service_pack: int, product_type: str) 
     workstation = product_type == "workstation"
     if (major, minor) < (6, 0):
         return OsRow(f"Windows {major}.{minor} (before Vista)", "no", False, False, winhttp_default_mask=None,
-                     explicit_schannel_values=True, wmf51=False, dotnet_max="4.0")
+                     explicit_schannel_values=True, wmf51=False, dotnet_max="4.0", suite_family="vista")
     if (major, minor) == (6, 0):
         if workstation or service_pack < 2 or build < 6002:
             return _VISTA_2008_RTM
@@ -130,7 +150,7 @@ def os_row(version: tuple[int, int, int], service_pack: int, product_type: str) 
     if (major, minor) == (6, 1):
         return _WIN7
     if (major, minor) == (6, 2):
-        return _WIN8
+        return _WIN8 if workstation else _2012
     if (major, minor) == (6, 3):
         return _WIN81
     if workstation:
@@ -199,7 +219,7 @@ WINHTTP_TLS13 = 0x2000
 WINHTTP_BITS = {WINHTTP_SSL2: "SSL 2.0", WINHTTP_SSL3: "SSL 3.0", WINHTTP_TLS10: "TLS 1.0",
                 WINHTTP_TLS11: "TLS 1.1", WINHTTP_TLS12: "TLS 1.2", WINHTTP_TLS13: "TLS 1.3"}
 
-# --- cipher suites ([E1], [X3], [X1], [X4]) -------------------------------------------------------------------
+# --- cipher suites ([E1], [X3], [X1], [X2], [X10], [X11], [X12], [X13], [X4]) ----------------------------------
 ENTRA_TLS12_SUITES = (
     "TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256",
     "TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384",
@@ -212,16 +232,73 @@ ENTRA_TLS12_SUITES = (
 )
 TLS13_SUITES = ("TLS_AES_256_GCM_SHA384", "TLS_AES_128_GCM_SHA256")
 TRIPLE_DES_SUITE = "TLS_RSA_WITH_3DES_EDE_CBC_SHA"
-# Suites every Windows release from 7 on offers for TLS 1.2 that Entra accepts ([X1], [X2]): the ones a
-# corrected policy order puts first.
-ENTRA_SUITES_ON_OLD_WINDOWS = ("TLS_ECDHE_RSA_WITH_AES_256_CBC_SHA384", "TLS_ECDHE_RSA_WITH_AES_128_CBC_SHA256",
-                               "TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384", "TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256")
+CURVE_SUFFIXES = ("_P256", "_P384", "_P521")
+MAX_CIPHER_ORDER_CHARS = 1023  # what the 'SSL Cipher Suite Order' policy accepts ([X4])
+
+
+def suite_base(name: str) -> str:
+    """A suite name in upper case without its elliptic-curve suffix: ``..._SHA384_P256`` and ``..._SHA384`` are
+    the same suite on different curves ([X11])."""
+    upper = name.strip().upper()
+    for suffix in CURVE_SUFFIXES:
+        if upper.endswith(suffix):
+            return upper[:-len(suffix)]
+    return upper
+
+
+@dataclass(frozen=True)
+class SuiteNames:
+    """How one Windows family spells its cipher suites, and which of them Entra accepts for TLS 1.2.
+
+    Before Windows 10 an ECDHE suite exists only as one name per curve (``..._P256``, ``..._P384``); from
+    Windows 10 the suffix is ignored, so an order written for the older systems still works there ([X11]).
+    """
+
+    curve_suffixed: bool
+    entra_tls12: tuple[str, ...] | None  # as the OS lists them, in its default priority; None: not documented
+    sources: tuple[str, ...]
+
+    def policy_suite(self, entry: str) -> str | None:
+        """The suite a cipher-order policy entry selects on this OS (its base name), or None: no such name here."""
+        base = suite_base(entry)
+        if self.curve_suffixed and base.startswith("TLS_ECDHE_") and base == entry.strip().upper():
+            return None
+        if self.entra_tls12 is not None and base in ENTRA_TLS12_SUITES and base not in self.entra_bases:
+            return None  # e.g. ECDHE_RSA with GCM, which Windows lists only from Windows 10
+        return base
+
+    @property
+    def entra_bases(self) -> frozenset[str]:
+        return frozenset(suite_base(name) for name in (self.entra_tls12 or ENTRA_TLS12_SUITES))
+
+
+# Windows 7 / 2008 R2 (after 3042058), 8 / 2012 (after 3042058) and 8.1 / 2012 R2 (after 2919355) list the same
+# TLS 1.2 suites; of the ones Entra accepts they have no ECDHE_RSA GCM suite ([X1], [X10], [X2]).
+_ENTRA_NAMES_BEFORE_WINDOWS_10 = (
+    "TLS_ECDHE_RSA_WITH_AES_256_CBC_SHA384_P256", "TLS_ECDHE_RSA_WITH_AES_256_CBC_SHA384_P384",
+    "TLS_ECDHE_RSA_WITH_AES_128_CBC_SHA256_P256", "TLS_ECDHE_RSA_WITH_AES_128_CBC_SHA256_P384",
+    "TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384_P384", "TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256_P256",
+    "TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256_P384", "TLS_ECDHE_ECDSA_WITH_AES_256_CBC_SHA384_P384",
+    "TLS_ECDHE_ECDSA_WITH_AES_128_CBC_SHA256_P256", "TLS_ECDHE_ECDSA_WITH_AES_128_CBC_SHA256_P384",
+)
+SUITE_NAMES = {
+    # Vista / 2008 name ECDHE suites with the curve too; which TLS 1.2 suites KB4019276 adds is not documented.
+    "vista": SuiteNames(True, None, ("X11",)),
+    "win7": SuiteNames(True, _ENTRA_NAMES_BEFORE_WINDOWS_10, ("X1",)),
+    "win8": SuiteNames(True, _ENTRA_NAMES_BEFORE_WINDOWS_10, ("X10",)),
+    "win81": SuiteNames(True, _ENTRA_NAMES_BEFORE_WINDOWS_10, ("X2",)),
+    "win10": SuiteNames(False, (
+        "TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384", "TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256",
+        "TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384", "TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256",
+        "TLS_ECDHE_ECDSA_WITH_AES_256_CBC_SHA384", "TLS_ECDHE_ECDSA_WITH_AES_128_CBC_SHA256",
+        "TLS_ECDHE_RSA_WITH_AES_256_CBC_SHA384", "TLS_ECDHE_RSA_WITH_AES_128_CBC_SHA256"), ("X12", "X13")),
+}
 
 
 def suite_works_before_tls12(suite: str) -> bool:
     """GCM and SHA-2 MAC suites are TLS 1.2-only; the old CBC/SHA-1 ones (3DES included) also run on 1.0/1.1."""
-    upper = suite.upper()
-    return upper.endswith("_SHA") and "GCM" not in upper
+    base = suite_base(suite)
+    return base.endswith("_SHA") and "GCM" not in base
 
 
 AADSTS_ERROR_TEXT = ("AADSTS1002016: You are using TLS version 1.0, 1.1 and/or 3DES cipher which are deprecated "

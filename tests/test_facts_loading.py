@@ -40,6 +40,9 @@ def load_with(mutate):
     (lambda d: d.update(host="srv01; Remove-Item C:\\ -Recurse"), "host", "DNS name"),
     (lambda d: d.update(host="$(Invoke-Expression evil)"), "host", "DNS name"),
     (lambda d: d.update(extra=1), "extra", "unknown field"),
+    (lambda d: d.update(note=["a"]), "note", "expected a string"),
+    (lambda d: d.update(note="line one\nline two"), "note", "printable text"),
+    (lambda d: d.update(note="x" * 2001), "note", "at most 2000"),
     (lambda d: d["powershell"].update(pwsh="seven"), "powershell.pwsh", "expected a version"),
     (lambda d: d.update(observed={"security_protocol": {"x64": "240"}}), "observed.security_protocol.x64",
      "SecurityProtocolType"),
@@ -103,3 +106,12 @@ def test_save_then_load_gives_the_same_facts(tmp_path):
     host = facts.from_dict(good_doc())
     host.save(tmp_path / "f.json")
     assert facts.load(tmp_path / "f.json") == host
+
+
+def test_a_note_on_where_the_facts_come_from_survives_saving_and_a_registry_change(tmp_path):
+    doc = good_doc()
+    doc["note"] = "Case from https://learn.microsoft.com/windows/win32/secauthn/cipher-suites-in-schannel"
+    host = facts.from_dict(doc)
+    host.save(tmp_path / "f.json")
+    assert facts.load(tmp_path / "f.json").note == doc["note"]
+    assert host.with_registry(host.registry).note == doc["note"]

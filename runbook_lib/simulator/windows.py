@@ -128,11 +128,13 @@ class WindowsTls:
         return result
 
     def _suites(self, boot: Registry) -> list[str] | None:
+        """The cipher order Schannel loaded at boot, by base name: Windows 10 and later ignore a curve suffix
+        (``..._P256``), earlier releases know an ECDHE suite only by its suffixed name and skip other entries."""
         value = boot.get(k.CIPHER_POLICY, "Functions")
         if value is None or value.type not in ("REG_SZ", "REG_MULTI_SZ", "REG_EXPAND_SZ"):
             return None
         items = value.data.split(",") if isinstance(value.data, str) else value.data
-        return [item.strip().upper() for item in items if item.strip()]
+        return [suite for suite in map(self.row.suite_names.policy_suite, items) if suite]
 
     @staticmethod
     def reachable(endpoint: str) -> bool:

@@ -61,6 +61,23 @@ def test_second_apply_changes_nothing_and_says_so(simulated, tmp_path):
     assert again.summary().startswith("Nothing changed")
 
 
+def test_plan_under_a_gpo_that_keeps_tls12_off_by_default_leaves_windows_powershell_working(simulated, tmp_path):
+    node = simulated("ws2016_tls12_off_default_gpo")
+    target = connect(node.url)
+    before = inspect_host(target)
+    verdict = assess(before)
+    assert verdict.clients["windows_powershell"] == "ok"
+    assert "guard.change_dropped" in {f.id for f in verdict.findings}
+    assert apply_plan(target, RemediationPlan.from_verdict(verdict, before), apply=True, evidence_dir=tmp_path).completed
+    if verdict.restart == "reboot":
+        reboot_and_wait(target, poll_s=0.2)
+    after = inspect_host(target)
+    # The simulated host, not the engine, says what a new Windows PowerShell asks for and gets.
+    assert after.observed.security_protocol == {"x64": 3072 | 768 | 192, "x86": 3072 | 768 | 192}
+    assert [p.protocol for p in after.observed.probes if p.mode == "default"] == ["Tls12"]
+    assert assess(after).clients["windows_powershell"] == "ok"
+
+
 def test_dry_run_writes_reg_files_but_nothing_on_the_host(simulated, tmp_path):
     node = simulated("ws2016_untouched")
     target = connect(node.url)

@@ -2,9 +2,9 @@
 
 from runbook_lib.remote.credentials import DEFAULT_REFERENCE, Credential, resolve_credential
 from runbook_lib.remote.scripts import (
-    LOADER,
-    MAX_COMMAND_LINE,
+    LANGUAGE_MODE_ERROR,
     OPERATIONS,
+    POWERSHELL_COMMAND,
     Invocation,
     ScriptOutput,
     compose,
@@ -28,9 +28,9 @@ from runbook_lib.remote.transport import (
 __all__ = [
     "AUTH_METHODS",
     "DEFAULT_REFERENCE",
-    "LOADER",
-    "MAX_COMMAND_LINE",
+    "LANGUAGE_MODE_ERROR",
     "OPERATIONS",
+    "POWERSHELL_COMMAND",
     "Credential",
     "Invocation",
     "LocalTransport",

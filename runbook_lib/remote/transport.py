@@ -1,7 +1,7 @@
 """Run one operation on one host and return its parsed result, whatever carries the script there.
 
 ``WinRMTransport`` drives pywinrm's ``Protocol`` directly rather than ``Session.run_ps``: that gives a wall-clock
-limit per command, stdin for scripts longer than one command line, and control over which failures may be retried
+limit per command, the script on stdin (never on the command line), and control over which failures may be retried
 (only those before a command started: an ``apply`` whose command may have run is never sent twice).
 ``LocalTransport`` is for an operator whose JupyterLab runs on the Windows host itself.
 
@@ -202,11 +202,11 @@ class WinRMTransport(Transport):
             shell_id = self._open_shell(protocol)
             try:
                 started = True
-                command_id = protocol.run_command(shell_id, run.command_line, console_mode_stdin=run.stdin is None)
-                if run.stdin:
-                    chunks = [run.stdin[i : i + _STDIN_CHUNK] for i in range(0, len(run.stdin), _STDIN_CHUNK)]
-                    for index, chunk in enumerate(chunks):
-                        protocol.send_command_input(shell_id, command_id, chunk, end=index == len(chunks) - 1)
+                # stdin as a pipe, not a console: PowerShell reads the script from it line by line.
+                command_id = protocol.run_command(shell_id, run.command_line, console_mode_stdin=False)
+                chunks = [run.stdin[i : i + _STDIN_CHUNK] for i in range(0, len(run.stdin), _STDIN_CHUNK)]
+                for index, chunk in enumerate(chunks):
+                    protocol.send_command_input(shell_id, command_id, chunk, end=index == len(chunks) - 1)
                 stdout, stderr, exit_code = self._collect(protocol, shell_id, command_id, operation)
                 with contextlib.suppress(Exception):
                     protocol.cleanup_command(shell_id, command_id)
@@ -301,14 +301,14 @@ class LocalTransport(Transport):
         self.host = host
 
     def run(self, operation: str, args: dict) -> OperationResult:
-        """The script goes in as stdin behind the encoded loader (or as -EncodedCommand when it is short)."""
+        """The script goes in as plain text on stdin, as over WinRM; ``executable`` may be pwsh.exe."""
         started_at = time.monotonic()
         run = invocation(compose(operation, args))
         argv = self.command + run.argv[1:]
         try:
             proc = subprocess.run(
                 argv,
-                input=run.stdin if run.stdin is not None else b"",
+                input=run.stdin,
                 capture_output=True,
                 timeout=self.timeout_s,
                 creationflags=getattr(subprocess, "CREATE_NO_WINDOW", 0),

@@ -2,7 +2,9 @@
 
 The host answers only the project's own scripts, recognised by the operation they declare and the arguments
 they carry (:func:`runbook_lib.remote.scripts.read_declaration`); anything else gets the CLIXML "not recognized"
-error with exit code 1, so a script that drifted from what the simulator knows fails loudly.
+error with exit code 1, so a script that drifted from what the simulator knows fails loudly. Before that, stdin
+is cut into statements the way ``powershell -Command -`` does (:func:`.wsman_shells.console_statements`), so a
+script that real PowerShell would cut short, or never run, fails here the same way.
 """
 
 from __future__ import annotations
@@ -20,12 +22,13 @@ from .. import facts as facts_module
 from ..errors import InputError
 from ..registry import Registry, RegistryValue
 from ..remote import scripts
-from .wsman_shells import CommandResult, DropConnection, clixml_error
+from .wsman_shells import CommandResult, DropConnection, clixml_error, console_statements, statement_parses
 from .windows import UNKNOWN_HOST, WindowsTls
 
 def _profiles_folder():
     return resources.files("runbook_lib.simulator").joinpath("profiles")
-INTENTS = ("fixable", "compliant", "blocked")
+INTENTS = ("fixable", "compliant", "blocked", "failed")  # failed: the runbook cannot run its scripts there
+LANGUAGE_MODES = ("FullLanguage", "ConstrainedLanguage", "RestrictedLanguage", "NoLanguage")
 
 
 @dataclass(frozen=True)
@@ -39,6 +42,7 @@ class HostProfile:
     state: dict
     boot_seconds: float = 2.0
     faults: dict = field(default_factory=dict)
+    language_mode: str = "FullLanguage"  # ConstrainedLanguage under AppLocker/WDAC enforcement
 
     @classmethod
     def from_dict(cls, doc: Any, origin: str) -> "HostProfile":
@@ -48,11 +52,14 @@ class HostProfile:
             intent = doc["intent"]
             profile = cls(name=str(doc["name"]), description=str(doc["description"]), intent=intent["outcome"],
                           intent_blockers=tuple(intent.get("blockers", ())), state=doc["state"],
-                          boot_seconds=float(doc.get("boot_seconds", 2.0)), faults=dict(doc.get("faults", {})))
+                          boot_seconds=float(doc.get("boot_seconds", 2.0)), faults=dict(doc.get("faults", {})),
+                          language_mode=str(doc.get("language_mode", "FullLanguage")))
         except (KeyError, TypeError, ValueError) as exc:
             raise InputError(f"profile {origin}: missing or malformed field {exc}") from None
         if profile.intent not in INTENTS:
             raise InputError(f"profile {origin}: intent.outcome must be one of {', '.join(INTENTS)}")
+        if profile.language_mode not in LANGUAGE_MODES:
+            raise InputError(f"profile {origin}: language_mode must be one of {', '.join(LANGUAGE_MODES)}")
         profile.initial_facts("check")  # validates the state through the host-facts loader
         return profile
 
@@ -108,16 +115,36 @@ class SimulatedHost:
         if self.process_start_s:
             time.sleep(self.process_start_s)
         try:
-            script = scripts.decode_invocation(command_line, stdin)
-            operation, args = scripts.read_declaration(script)
+            text = scripts.decode_invocation(command_line, stdin)
         except InputError:
             return _not_recognized(command_line)
+        statements, _never_ran = console_statements(text)
+        if len(statements) < 3 or not statement_parses(statements[2]):
+            return self._cut_short(statements)
+        try:
+            operation, args = scripts.read_declaration("\n".join(statements[:3]) + "\n" * 3)
+        except InputError:
+            return _not_recognized(command_line)
+        if len(statements) > 3:
+            return _not_recognized(command_line)
+        if self.profile.language_mode != "FullLanguage":  # the language check is the only statement that runs
+            return CommandResult(stdout="\r\n".join(scripts.language_mode_lines(operation)) + "\r\n", exit_code=1)
         handler = getattr(self, f"_op_{operation}")
         with self._lock:
             result = handler(args)
         if operation != "inspect":  # host facts carry their own "simulated" field
             result = {**result, "simulated": True}  # so every report made from it can say SIMULATED
         return CommandResult(stdout=scripts.render_output(operation, result))
+
+    def _cut_short(self, statements: list[str]) -> CommandResult:
+        """What PowerShell does with a script the console cut apart: a parse error, or nothing at all."""
+        broken = [s for s in statements if not statement_parses(s)]
+        if broken:
+            v2 = (self.powershell.windows_powershell or "").startswith("2.")
+            text = "Missing closing '}' in statement block." + ("" if v2 else " or type definition.")
+            return CommandResult(stdout="", stderr=clixml_error(text), exit_code=1)
+        # An unfinished statement at the end of the input is dropped without a word (exit code of the last one).
+        return CommandResult(stdout="", exit_code=0)
 
     # --- operations -----------------------------------------------------------------------------------------
     def _op_inspect(self, args: dict) -> dict:

@@ -97,6 +97,112 @@ def decode_encoded_command(command_line: str) -> str | None:
     return None
 
 
+def _open_constructs(text: str) -> bool:
+    """Whether PowerShell's parser would ask for more input: an open bracket, string or comment at the end.
+
+    A small lexer, enough for the shapes the runbook sends and the mistakes that would break them: quotes ('' and
+    backtick escapes, here-strings, $( ) inside double quotes), # and <# #> comments, brackets, and a trailing
+    backtick or pipe.
+    """
+    modes = ["code"]  # "code", "sq", "dq", "hsq", "hdq", "block" (comment); "sub" is code inside "$( )"
+    brackets: list[str] = []
+    i, n = 0, len(text)
+    while i < n:
+        ch, mode = text[i], modes[-1]
+        if mode in ("code", "sub"):
+            if ch == "#":
+                end = text.find("\n", i)
+                i = n if end < 0 else end
+                continue
+            if text.startswith("<#", i):
+                modes.append("block")
+                i += 2
+                continue
+            if text.startswith("@'\n", i) or text.startswith("@\"\n", i):
+                modes.append("hsq" if ch == "@" and text[i + 1] == "'" else "hdq")
+                i += 3
+                continue
+            if ch == "'":
+                modes.append("sq")
+            elif ch == '"':
+                modes.append("dq")
+            elif ch in "({[":
+                brackets.append(ch)
+            elif ch in ")}]":
+                if brackets[-1:] == ["$"]:  # the ")" that ends a "$(" inside a double-quoted string
+                    if ch == ")":
+                        brackets.pop()
+                        modes.pop()
+                elif brackets:
+                    brackets.pop()
+            elif ch == "`":
+                i += 1
+            i += 1
+            continue
+        if mode == "block":
+            if text.startswith("#>", i):
+                modes.pop()
+                i += 1
+        elif mode == "sq":
+            if ch == "'":
+                if text.startswith("''", i):
+                    i += 1
+                else:
+                    modes.pop()
+        elif mode == "dq":
+            if ch == "`":
+                i += 1
+            elif text.startswith("$(", i):
+                modes.append("sub")
+                brackets.append("$")
+                i += 1
+            elif ch == '"':
+                if text.startswith('""', i):
+                    i += 1
+                else:
+                    modes.pop()
+        elif mode in ("hsq", "hdq"):
+            closing = "\n'@" if mode == "hsq" else '\n"@'
+            if text.startswith(closing, i):
+                modes.pop()
+                i += len(closing) - 1
+        i += 1
+    if modes != ["code"] or brackets:
+        return True
+    tail = text.rstrip()
+    return tail.endswith("`") or tail.endswith("|")
+
+
+def console_statements(text: str) -> tuple[list[str], str]:
+    """How ``powershell -Command -`` cuts stdin into statements, as at a console prompt.
+
+    A line that completes a statement on its own runs at once; a statement left open continues on the next lines
+    and runs only when an empty line follows (even if it is still open: then it fails to parse); an empty line
+    outside a statement does nothing. What is still pending at the end of the input never runs; it is returned
+    second, '' when nothing was pending.
+    """
+    statements: list[str] = []
+    pending: list[str] = []
+    for line in text.split("\n"):
+        if pending:
+            if line.strip():
+                pending.append(line)
+            else:
+                statements.append("\n".join(pending))
+                pending = []
+        elif line.strip():
+            if _open_constructs(line):
+                pending = [line]
+            else:
+                statements.append(line)
+    return statements, "\n".join(pending)
+
+
+def statement_parses(statement: str) -> bool:
+    """A statement the console submitted while still open is a parse error (e.g. "Missing closing '}'")."""
+    return not _open_constructs(statement)
+
+
 _CLIXML_NEEDS_ESCAPE = re.compile(r"[\x00-\x1f]|_(?=x[0-9A-Fa-f]{4}_)")
 
 

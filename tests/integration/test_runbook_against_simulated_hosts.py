@@ -5,14 +5,14 @@ import json
 import pytest
 
 from runbook_lib.engine import assess
-from runbook_lib.errors import AuthenticationFailed
+from runbook_lib.errors import AuthenticationFailed, RemoteScriptFailed
 from runbook_lib.plan import RemediationPlan
-from runbook_lib.remote.scripts import compose, invocation
+from runbook_lib.remote.scripts import OPERATIONS, compose, invocation
 from runbook_lib.simulator.host import builtin_profile, builtin_profile_names
 from runbook_lib.steps import apply_plan, inspect_host, probe_host, reboot_and_wait, session_fix
 from runbook_lib.target import connect
 
-PROFILES = builtin_profile_names()
+PROFILES = [name for name in builtin_profile_names() if builtin_profile(name).intent != "failed"]
 
 
 @pytest.mark.parametrize("name", PROFILES)
@@ -127,3 +127,53 @@ def test_wrong_password_is_an_authentication_error_without_the_password(simulate
     with pytest.raises(AuthenticationFailed) as caught:
         inspect_host(connect(node.url, credential=wrong))
     assert credential.password not in str(caught.value) and credential.password not in caplog.text
+
+
+CLM_ARGS = {"inspect": {"host": "h", "values": [{"path": "HKLM\\SOFTWARE\\X", "name": "V"}]},
+            "apply": {"apply_id": "clm-1", "changes": [{"path": "HKLM\\SOFTWARE\\X", "name": "V", "type": "REG_DWORD",
+                                                         "data": 1}]},
+            "probe": {"endpoints": ["login.microsoftonline.com:443"]},
+            "session_fix": {"mode": "bor", "endpoints": ["login.microsoftonline.com:443"]},
+            "reboot": {"delay_s": 5}, "journal": {"apply_id": "clm-1"},
+            "restore": {"apply_id": "clm-1", "backup": [{"path": "HKLM\\SOFTWARE\\X", "name": "V", "existed": False,
+                                                         "type": None, "data": None, "key_existed": True}]}}
+
+
+@pytest.mark.parametrize("operation", OPERATIONS)
+def test_constrained_language_host_answers_every_operation_with_one_clear_line_and_changes_nothing(operation,
+                                                                                                   simulated):
+    node = simulated("ws2019_constrained_language")
+    before = node.host.snapshot()
+    with pytest.raises(RemoteScriptFailed) as caught:
+        connect(node.url).run(operation, CLM_ARGS[operation])
+    assert str(caught.value) == (f"127.0.0.1: {operation}: Constrained Language Mode: the runbook needs FullLanguage "
+                                 "or a signed script")
+    assert node.host.snapshot() == before and node.host.reboots == 0
+
+
+def run_raw(node, credential, stdin: bytes) -> tuple[bytes, bytes, int]:
+    """One process start on the simulated host with exactly these stdin bytes (pywinrm's Protocol, no runbook)."""
+    from winrm.protocol import Protocol
+
+    from runbook_lib.remote import POWERSHELL_COMMAND
+
+    protocol = Protocol(node.url, transport="ntlm", username=credential.username, password=credential.password)
+    shell = protocol.open_shell()
+    try:
+        command = protocol.run_command(shell, POWERSHELL_COMMAND, console_mode_stdin=False)
+        protocol.send_command_input(shell, command, stdin, end=True)
+        return protocol.get_command_output(shell, command)
+    finally:
+        protocol.close_shell(shell)
+
+
+def test_simulated_powershell_reads_stdin_as_a_console_does(simulated, credential):
+    node = simulated("ws2016_untouched")
+    script = compose("probe", {"endpoints": ["login.microsoftonline.com:443"]})
+    whole = run_raw(node, credential, invocation(script).stdin)
+    assert b"<<<TLS-RUNBOOK-RESULT" in whole[0] and whole[2] == 0
+    never_ended = run_raw(node, credential, invocation(script.rstrip("\n")).stdin)
+    assert never_ended == (b"", b"", 0), "an unfinished last statement is dropped without a word"
+    cut = script.replace("\nfunction ConvertTo-TrJson(", "\n\nfunction ConvertTo-TrJson(", 1)
+    stdout, stderr, code = run_raw(node, credential, invocation(cut).stdin)
+    assert stdout == b"" and b"Missing closing '}'" in stderr and code == 1

@@ -28,7 +28,7 @@ class CannedHost:
         self.lock = threading.Lock()
 
     def __call__(self, command_line: str, stdin: bytes) -> CommandResult:
-        operation, args = read_declaration(decode_invocation(command_line, stdin or None))
+        operation, args = read_declaration(decode_invocation(command_line, stdin))
         with self.lock:
             self.seen.append((operation, args))
         if operation == "journal":

@@ -61,7 +61,7 @@ class FakeProtocol:
 
     def get_command_output_raw(self, shell_id, command_id):
         self._hook("receive")
-        operation, args = read_declaration(decode_invocation(self.command_line, self.stdin or None))
+        operation, args = read_declaration(decode_invocation(self.command_line, self.stdin))
         answer = FakeProtocol.script.get("answer", {operation: APPLY_RESULT}).get(operation)
         return render_output(operation, answer).encode("ascii"), b"", 0, True
 
@@ -90,7 +90,7 @@ def make(**options) -> WinRMTransport:
     return transport
 
 
-def test_apply_is_delivered_by_loader_and_stdin_and_cleaned_up(fake):
+def test_apply_is_delivered_as_text_on_stdin_and_cleaned_up(fake):
     outcome = make().run("apply", APPLY)
     protocol = fake.instances[0]
     assert outcome.data == APPLY_RESULT

@@ -66,7 +66,13 @@ class CertificateInvalid(RemoteError):
 
 
 class TimedOut(RemoteError):
-    """An operation exceeded its time limit; the remote state is unknown."""
+    """An operation exceeded its time limit or lost its connection after its command was sent: the remote state is
+    unknown. ``started`` is True when the host had acknowledged the command (its process ran, and may still run),
+    None when the command request itself got no answer (it may or may not have started)."""
+
+    def __init__(self, host: str, message: str, *, started: bool | None = None):
+        self.started = started
+        super().__init__(host, message)
 
 
 class ApplyIncomplete(RemoteError):

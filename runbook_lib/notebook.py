@@ -827,7 +827,8 @@ def _save_apply_report(session: Session, report: ApplyReport, plan: RemediationP
     session.save_json("apply-report.json", {
         "host": session.host, "simulated": report.simulated, "dry_run": report.dry_run,
         "changed": report.changed_anything, "restart": plan.restart, "apply_id": report.apply_id,
-        "completed": report.completed, "error": report.error, "results": report.results, "backup": backup})
+        "completed": report.completed, "error": report.error, "recovered": report.recovered,
+        "results": report.results, "backup": backup})
 
 
 def _read_after(session: Session) -> HostFacts:

@@ -183,26 +183,17 @@ def _check_apply(op: str, args: dict) -> None:
 
 
 def _check_journal(op: str, args: dict) -> None:
-    _keys(op, "arguments", args, {"apply_id"})
+    _keys(op, "arguments", args, {"apply_id"}, frozenset({"claim_if_absent"}))
     _apply_id(op, args["apply_id"])
+    if not isinstance(args.get("claim_if_absent", False), bool):
+        raise _fail(op, "claim_if_absent", "must be true or false")
 
 
 def _check_restore(op: str, args: dict) -> None:
-    _keys(op, "arguments", args, {"apply_id", "backup"})
+    _keys(op, "arguments", args, {"apply_id", "values"})
     _apply_id(op, args["apply_id"])
-    for i, entry in enumerate(_list(op, "backup", args["backup"])):
-        where = f"backup[{i}]"
-        _keys(op, where, entry, {"path", "name", "existed", "type", "data", "key_existed"})
-        _registry_value(op, where, entry)
-        for flag in ("existed", "key_existed"):
-            if not isinstance(entry[flag], bool):
-                raise _fail(op, f"{where}.{flag}", "must be true or false")
-        if entry["existed"]:
-            if entry["type"] not in REG_TYPES:
-                raise _fail(op, f"{where}.type", f"must be one of {', '.join(REG_TYPES)}")
-            _registry_data(op, f"{where}.data", entry["type"], entry["data"])
-        elif entry["type"] is not None or entry["data"] is not None:
-            raise _fail(op, where, "a value that did not exist has no type or data")
+    for i, item in enumerate(_list(op, "values", args["values"])):
+        _registry_value(op, f"values[{i}]", _keys(op, f"values[{i}]", item, {"path", "name"}))
 
 
 def _check_probe(op: str, args: dict) -> None:
@@ -376,8 +367,8 @@ def clixml_errors(stderr: str) -> str:
 _RESULT_KEYS: dict[str, dict[str, type | tuple[type, ...]]] = {
     "inspect": {"schema": str, "host": str, "os": dict, "registry": list, "observed": dict, "hotfixes": list},
     "apply": {"apply_id": str, "completed": bool, "backup": list, "results": list},
-    "journal": {"apply_id": str, "completed": bool, "backup": list, "results": list},
-    "restore": {"apply_id": str, "completed": bool, "keys_removed": list, "results": list},
+    "journal": {"apply_id": str, "state": str, "current": list},
+    "restore": {"apply_id": str, "completed": bool, "results": list},
     "probe": {"probes": list},
     "session_fix": {"before": int, "after": int, "mode": str, "probes": list},
     "reboot": {"scheduled": bool},

@@ -48,6 +48,8 @@ AUTH_METHODS = ("ntlm", "kerberos", "credssp", "basic", "certificate")
 _STDIN_CHUNK = 32 * 1024
 # WSManFault code for "Access is denied": authenticated, but not allowed to open a shell.
 _ACCESS_DENIED = 5
+# Where run() was when something failed: nothing sent yet, the command request sent, the command acknowledged.
+_CONNECTING, _SENDING, _RUNNING = "connecting", "sending", "running"
 
 
 @dataclass(frozen=True)
@@ -182,7 +184,8 @@ class WinRMTransport(Transport):
         stdout, stderr = [], []
         while True:
             if self._clock() > deadline:
-                raise TimedOut(self.host, f"{operation} did not finish within {self.command_timeout_s:g} s; remote state unknown")
+                raise TimedOut(self.host, f"{operation} did not finish within {self.command_timeout_s:g} s; remote state "
+                                          "unknown", started=True)
             try:
                 out, err, code, done = protocol.get_command_output_raw(shell_id, command_id)
             except WinRMOperationTimeoutError:
@@ -193,17 +196,19 @@ class WinRMTransport(Transport):
                 return b"".join(stdout), b"".join(stderr), code
 
     def run(self, operation: str, args: dict) -> OperationResult:
-        """Run one operation; a failure after the command was sent is reported as TimedOut (state unknown)."""
+        """Run one operation. A failure before a shell opened is HostUnreachable (nothing ran, safe to retry); one
+        after the command was sent is TimedOut, whose ``started`` says whether the host had acknowledged it."""
         started_at = self._clock()
         run = invocation(compose(operation, args))
         protocol = self._protocol()
-        started = False
+        phase = _CONNECTING
         try:
             shell_id = self._open_shell(protocol)
             try:
-                started = True
+                phase = _SENDING
                 # stdin as a pipe, not a console: PowerShell reads the script from it line by line.
                 command_id = protocol.run_command(shell_id, run.command_line, console_mode_stdin=False)
+                phase = _RUNNING
                 chunks = [run.stdin[i : i + _STDIN_CHUNK] for i in range(0, len(run.stdin), _STDIN_CHUNK)]
                 for index, chunk in enumerate(chunks):
                     protocol.send_command_input(shell_id, command_id, chunk, end=index == len(chunks) - 1)
@@ -211,23 +216,42 @@ class WinRMTransport(Transport):
                 with contextlib.suppress(Exception):
                     protocol.cleanup_command(shell_id, command_id)
             finally:
-                # Best effort: the result (or the original error) matters more than a failed shell teardown.
-                with contextlib.suppress(Exception):
-                    protocol.close_shell(shell_id)
+                self._close_shell(protocol, shell_id)
         except RemoteError:
             raise
         except Exception as exc:  # noqa: BLE001 - every library error is translated, none passes through raw
-            raise self._translate(exc, operation, started) from None
+            raise self._translate(exc, operation, phase) from None
         finally:
             with contextlib.suppress(Exception):
                 protocol.transport.close_session()
         output = read_output(operation, stdout, stderr, exit_code, host=self.host)
         return OperationResult(output.data, self._clock() - started_at, output.warnings)
 
-    def _translate(self, exc: Exception, operation: str, started: bool) -> RemoteError:
+    def _close_shell(self, protocol: Protocol, shell_id: str) -> None:
+        """Delete the shell, on a fresh connection when the first one broke (an encrypted NTLM session does not
+        survive its TCP connection). Deleting ends any process still running in it, as WinRS ends the shell's job;
+        a shell left behind would hold one of the user's few shells (5 on WinRM 2.0) until its idle timeout.
+        Best effort: the result, or the original error, matters more than a failed teardown."""
+        try:
+            protocol.close_shell(shell_id)
+            return
+        except Exception:  # noqa: BLE001 - retried below on a new session
+            pass
+        fresh = self._protocol()
+        try:
+            fresh.close_shell(shell_id)
+        except Exception:  # noqa: BLE001 - the host may be unreachable now; the shell times out there
+            pass
+        finally:
+            with contextlib.suppress(Exception):
+                fresh.transport.close_session()
+
+    def _translate(self, exc: Exception, operation: str, phase: str) -> RemoteError:
         """Map a pywinrm/requests error onto the project's exceptions, with text that holds no secret."""
         host = self.host
-        unknown = "; remote state unknown" if started else ""
+        sent = phase != _CONNECTING
+        started = True if phase == _RUNNING else None
+        unknown = "; remote state unknown" if sent else ""
         if isinstance(exc, AuthenticationError):
             return AuthenticationFailed(host, f"the credentials or the {self.auth} method were refused")
         if isinstance(exc, requests.exceptions.SSLError):
@@ -236,10 +260,14 @@ class WinRMTransport(Transport):
                 return CertificateInvalid(host, f"the certificate of {self.endpoint} did not validate; pass ca_trust_path")
             return HostUnreachable(host, f"TLS handshake with {self.endpoint} failed")
         if isinstance(exc, requests.exceptions.ReadTimeout):
-            return TimedOut(host, f"{operation}: no answer within {self.read_timeout_s} s{unknown}")
+            if not sent:
+                return HostUnreachable(host, f"{operation}: no answer within {self.read_timeout_s} s to opening a "
+                                             "shell; nothing ran")
+            return TimedOut(host, f"{operation}: no answer within {self.read_timeout_s} s{unknown}", started=started)
         if isinstance(exc, requests.exceptions.ConnectionError):
-            if started:
-                return TimedOut(host, f"{operation}: connection lost after the command was sent{unknown}")
+            if sent:
+                what = "the command was sent" if started else "the command request was sent (it may not have started)"
+                return TimedOut(host, f"{operation}: connection lost after {what}{unknown}", started=started)
             return HostUnreachable(host, f"cannot connect to {self.endpoint}")
         if isinstance(exc, WSManFaultError):
             if _mentions_encryption(exc.reason) or _mentions_encryption(exc.response):
@@ -314,7 +342,8 @@ class LocalTransport(Transport):
                 creationflags=getattr(subprocess, "CREATE_NO_WINDOW", 0),
             )
         except subprocess.TimeoutExpired:
-            raise TimedOut(self.host, f"{operation} did not finish within {self.timeout_s:g} s; state unknown") from None
+            raise TimedOut(self.host, f"{operation} did not finish within {self.timeout_s:g} s; state unknown",
+                           started=True) from None
         except OSError as exc:
             raise HostUnreachable(self.host, f"cannot start {self.command[0]}: {type(exc).__name__}") from None
         output = read_output(operation, proc.stdout, proc.stderr, proc.returncode, host=self.host)

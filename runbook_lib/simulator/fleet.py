@@ -61,6 +61,7 @@ def start_node(profile: HostProfile, credentials: Iterable[tuple[str, str]], *, 
                          strict=strict, credentials=list(credentials), faults=faults,
                          computer_name=hostname.split(".")[0].upper()[:15])
     host.on_reboot = server.go_down
+    host.on_network_drop = server.interrupt_network
     try:
         server.start()
     except OSError as exc:

@@ -22,7 +22,9 @@ from .. import facts as facts_module
 from ..errors import InputError
 from ..registry import Registry, RegistryValue
 from ..remote import scripts
-from .wsman_shells import CommandResult, DropConnection, clixml_error, console_statements, statement_parses
+from .journal_folder import JournalFolder, JournalRefused
+from .wsman_shells import (CommandResult, Process, clixml_error, console_statements, current_process,
+                           process_scope, statement_parses)
 from .windows import UNKNOWN_HOST, WindowsTls
 
 def _profiles_folder():
@@ -104,10 +106,17 @@ class SimulatedHost:
         self.boot_registry = start.registry  # what Schannel, WinHTTP and the cipher order loaded at boot
         self.tls = WindowsTls(start.os.version_tuple, start.os.service_pack, start.os.product_type,
                               start.os.architecture, start.hotfixes, start.powershell.windows_powershell)
-        self.program_data: dict[str, str] = {}
+        # %ProgramData%\tls-runbook: absent until an apply creates it, unless the profile says someone made it first
+        folder = profile.faults.get("journal_folder")
+        self.journal_folder = JournalFolder.from_profile(folder) if folder is not None else None
         self.drop_apply_after = profile.faults.get("drop_apply_after")  # values written before the network drops
+        self.network_down_s = float(profile.faults.get("network_down_s", 0.0))  # how long it then stays down
+        self.apply_value_s = float(profile.faults.get("apply_value_s", 0.0))  # between a write and its journal
         self.reboots = 0
         self.on_reboot: Callable[[float], None] | None = None
+        self.on_network_drop: Callable[[float], None] | None = None
+        self._processes: dict[int, Process] = {}
+        self._next_pid = 4100
         self._lock = threading.RLock()
 
     # --- the CommandHandler the WS-Management server calls --------------------------------------------------
@@ -130,8 +139,15 @@ class SimulatedHost:
         if self.profile.language_mode != "FullLanguage":  # the language check is the only statement that runs
             return CommandResult(stdout="\r\n".join(scripts.language_mode_lines(operation)) + "\r\n", exit_code=1)
         handler = getattr(self, f"_op_{operation}")
-        with self._lock:
-            result = handler(args)
+        try:
+            with process_scope():
+                if operation == "apply":  # takes the lock per step: a journal read must be able to run meanwhile
+                    result = handler(args)
+                else:
+                    with self._lock:
+                        result = handler(args)
+        except (ScriptFailed, JournalRefused) as exc:
+            return CommandResult(stdout=scripts.render_output(operation, error=str(exc)))
         if operation != "inspect":  # host facts carry their own "simulated" field
             result = {**result, "simulated": True}  # so every report made from it can say SIMULATED
         return CommandResult(stdout=scripts.render_output(operation, result))
@@ -186,65 +202,108 @@ class SimulatedHost:
         return {"before": before, "after": after, "mode": args["mode"], "error": None,
                 "probes": self._probes(args["endpoints"], requested=after)}
 
+    # --- apply, journal and restore: see apply.ps1, journal.ps1 and restore.ps1 -----------------------------
+    def _journal_folder(self, create: bool) -> JournalFolder | None:
+        if self.journal_folder is None and create:
+            self.journal_folder = JournalFolder()
+        if self.journal_folder is not None:
+            self.journal_folder.check()
+        return self.journal_folder
+
+    @staticmethod
+    def _state(value: RegistryValue | None) -> dict | None:
+        return None if value is None else {"type": value.type, "data": value.data}
+
     def _op_apply(self, args: dict) -> dict:
+        process = current_process()
         apply_id = args["apply_id"]
-        backup = []
-        for change in args["changes"]:
-            current = self.registry.get(change["path"], change["name"])
-            backup.append({"path": change["path"], "name": change["name"], "existed": current is not None,
-                           "type": current.type if current else None, "data": current.data if current else None,
-                           "key_existed": self.registry.has_key(change["path"])})
-        journal = {"apply_id": apply_id, "completed": False, "backup": backup,
-                   "results": [{"path": c["path"], "name": c["name"], "status": "not_attempted", "before": None,
-                                "after": None, "error": None} for c in args["changes"]]}
-        self._save_journal(journal)  # the backup exists on the host before the first write
+        with self._lock:
+            folder = self._journal_folder(create=True)
+            assert folder is not None
+            if folder.used(apply_id):
+                raise ScriptFailed(f"apply_id {apply_id} was already used on this host: read its journal")
+            backup, results = [], []
+            for change in args["changes"]:
+                current = self.registry.get(change["path"], change["name"])
+                backup.append({"path": change["path"], "name": change["name"], "existed": current is not None,
+                               "type": current.type if current else None, "data": current.data if current else None,
+                               "key_existed": self.registry.has_key(change["path"])})
+                planned = {"type": change["type"], "data": change["data"].lower() if change["type"] == "REG_BINARY"
+                           else change["data"]}
+                results.append({"path": change["path"], "name": change["name"], "status": "not_attempted",
+                                "planned": planned, "before": self._state(current), "after": None, "error": None})
+            pid, self._next_pid = self._next_pid, self._next_pid + 4
+            self._processes[pid] = process
+            journal = {"apply_id": apply_id, "revision": 0, "pid": pid, "completed": False, "journal_error": None,
+                       "process_started": datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%f0Z"),
+                       "backup": backup, "results": results}
+            folder.save(journal)  # the backup is on the host before the first write
         for index, change in enumerate(args["changes"]):
-            if self.drop_apply_after is not None and index >= self.drop_apply_after:
-                self.drop_apply_after = None  # the network comes back for the next attempt
-                raise DropConnection()
-            current = self.registry.get(change["path"], change["name"])
-            entry = journal["results"][index]
-            entry["before"] = {"type": current.type, "data": current.data} if current else None
-            if current is not None and current.same_as(change["type"], change["data"]):
-                entry["status"] = "unchanged"
-            else:
-                self.registry = self.registry.set(change["path"], change["name"], change["type"], change["data"])
-                entry["status"] = "written"
-            written = self.registry.get(change["path"], change["name"])
-            entry["after"] = {"type": written.type, "data": written.data}
-            self._save_journal(journal)
+            process.check()
+            if index == self.drop_apply_after and self.on_network_drop:
+                self.drop_apply_after = None  # one drop per fault
+                self.on_network_drop(self.network_down_s)  # the network fails; this process does not notice
+            entry = results[index]
+            with self._lock:
+                current = self.registry.get(change["path"], change["name"])
+                if current is not None and current.same_as(change["type"], change["data"]):
+                    entry["status"] = "unchanged"
+                else:
+                    self.registry = self.registry.set(change["path"], change["name"], change["type"], change["data"])
+                    entry["status"] = "written"
+                entry["after"] = self._state(self.registry.get(change["path"], change["name"]))
+            process.sleep(self.apply_value_s)  # a kill here leaves the value written but not journaled
+            with self._lock:
+                folder.save(journal)
         journal["completed"] = True
-        self._save_journal(journal)
+        with self._lock:
+            folder.save(journal)
         return journal
 
-    def _save_journal(self, journal: dict) -> None:
-        self.program_data[journal["apply_id"]] = json.dumps(journal)
-
     def _op_journal(self, args: dict) -> dict:
-        saved = self.program_data.get(args["apply_id"])
-        if saved is None:
-            return {"apply_id": args["apply_id"], "completed": False, "backup": [], "results": []}
-        return json.loads(saved)
+        apply_id, claim = args["apply_id"], args.get("claim_if_absent", False)
+        folder = self._journal_folder(create=claim)
+        found = folder.read(apply_id) if folder is not None else None
+        if found is None and claim:
+            assert folder is not None
+            folder.claim(apply_id)
+            found = folder.read(apply_id)
+        result = {"apply_id": apply_id, "state": "absent", "journal": None, "apply_running": None, "current": []}
+        if found is not None and "claimed" in found:
+            result["state"] = "claimed"
+        elif found is not None:
+            process = self._processes.get(found.get("pid"))
+            result.update(state="present", journal=found, apply_running=process is not None and process.alive,
+                          current=[{"path": e["path"], "name": e["name"],
+                                    "value": self._state(self.registry.get(e["path"], e["name"]))}
+                                   for e in found["backup"]])
+        return result
 
     def _op_restore(self, args: dict) -> dict:
-        results, removed = [], []
-        for entry in args["backup"]:
-            before = self.registry.get(entry["path"], entry["name"])
-            status = "unchanged"
-            if entry["existed"] and not (before and before.same_as(entry["type"], entry["data"])):
-                self.registry = self.registry.set(entry["path"], entry["name"], entry["type"], entry["data"])
-                status = "restored"
-            elif not entry["existed"] and before is not None:
-                self.registry = self.registry.delete(entry["path"], entry["name"])
-                status = "deleted"
-            after = self.registry.get(entry["path"], entry["name"])
-            results.append({"path": entry["path"], "name": entry["name"], "status": status,
-                            "before": before and {"type": before.type, "data": before.data},
-                            "after": after and {"type": after.type, "data": after.data}, "error": None})
-        for entry in args["backup"]:
-            if not entry["key_existed"] and entry["path"] not in removed and not self.registry.has_key(entry["path"]):
-                removed.append(entry["path"])
-        return {"apply_id": args["apply_id"], "completed": True, "keys_removed": removed, "results": results}
+        folder = self._journal_folder(create=False)
+        journal = folder.read(args["apply_id"]) if folder is not None else None
+        if journal is None or "claimed" in journal:
+            raise ScriptFailed(f"no journal of apply {args['apply_id']} on this host: nothing of it to restore")
+        index = {(e["path"].casefold(), e["name"].casefold()): i for i, e in enumerate(journal["backup"])}
+        results = []
+        for value in args["values"]:
+            path, name = value["path"], value["name"]
+            before = self.registry.get(path, name)
+            i = index.get((path.casefold(), name.casefold()))
+            status, error = "unchanged", None
+            if i is None:
+                status, error = "refused", f"not in the backup of apply {args['apply_id']} on this host"
+            elif _written_by(journal["results"][i], self._state(before)):
+                entry = journal["backup"][i]
+                if entry["existed"] and not (before and before.same_as(entry["type"], entry["data"])):
+                    self.registry = self.registry.set(path, name, entry["type"], entry["data"])
+                    status = "restored"
+                elif not entry["existed"] and before is not None:
+                    self.registry = self.registry.delete(path, name)
+                    status = "deleted"
+            results.append({"path": path, "name": name, "status": status, "before": self._state(before),
+                            "after": self._state(self.registry.get(path, name)), "error": error})
+        return {"apply_id": args["apply_id"], "completed": True, "results": results}
 
     def _op_reboot(self, args: dict) -> dict:
         threading.Timer(min(float(args.get("delay_s", 1)), 2.0), self.reboot).start()
@@ -266,6 +325,15 @@ class SimulatedHost:
     def snapshot(self) -> list[RegistryValue]:
         with self._lock:
             return list(self.registry)
+
+
+class ScriptFailed(Exception):
+    """An operation fails as a whole, as its script would: the answer is ok:false with this text."""
+
+
+def _written_by(result: dict, live: dict | None) -> bool:
+    """restore.ps1's rule: journaled as written, or holding exactly what was planned and no longer what was before."""
+    return result["status"] == "written" or (live == result["planned"] and live != result["before"])
 
 
 def _not_recognized(command_line: str) -> CommandResult:

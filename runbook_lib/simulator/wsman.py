@@ -54,6 +54,7 @@ from runbook_lib.simulator.wsman_shells import (
     CommandHandler,
     CommandResult,
     DropConnection,
+    Process,
     Shell,
     UnknownCodepage,
     clixml_error,
@@ -84,6 +85,8 @@ RECEIVE_BUDGET = 32 * 1024
 STREAM_PIECE = 8 * 1024
 # Bodies above this are not WS-Management (MaxEnvelopeSize is 150 KiB; encryption adds little).
 MAX_BODY = 1024 * 1024
+# How long a Receive waits for output when the client names no OperationTimeout (WinRM's MaxTimeoutms default).
+DEFAULT_OPERATION_TIMEOUT_S = 60.0
 _SIGNALS = {f"{SHELL}/signal/{name}".lower() for name in ("terminate", "ctrl_c", "ctrl_break")}
 
 
@@ -259,8 +262,7 @@ class WSManServer:
                 self._restart_timer.cancel()
                 self._restart_timer = None
             self._close_listener()
-            with self._state:
-                self._shells.clear()
+            self._end_all_shells()
             NTLM_USER_FILE.forget(self)
             if self._certificate is not None:
                 self._certificate.remove()
@@ -281,12 +283,28 @@ class WSManServer:
             if self._restart_timer is not None:
                 self._restart_timer.cancel()
             self._close_listener()
-            with self._state:
-                self._shells.clear()
+            self._end_all_shells()
             self._restart_timer = threading.Timer(seconds, self._come_back)
             self._restart_timer.daemon = True
             self._restart_timer.start()
         log.info("%s: down for %.1f s", self.computer_name, seconds)
+
+    def interrupt_network(self, seconds: float) -> None:
+        """The network between clients and this host fails: every open connection is cut and, for ``seconds``,
+        new ones are refused. Unlike a reboot, shells and the processes in them live on."""
+        with self._lifecycle:
+            if not self._started:
+                raise ServerNotStarted("interrupt_network() needs a started server")
+            if seconds <= 0:
+                self._cut_connections()
+                return
+            if self._restart_timer is not None:
+                self._restart_timer.cancel()
+            self._close_listener()
+            self._restart_timer = threading.Timer(seconds, self._come_back)
+            self._restart_timer.daemon = True
+            self._restart_timer.start()
+        log.info("%s: network down for %.1f s", self.computer_name, seconds)
 
     @property
     def port(self) -> int:
@@ -322,6 +340,9 @@ class WSManServer:
         self._listener.shutdown()
         self._listener.server_close()
         self._listener = None
+        self._cut_connections()
+
+    def _cut_connections(self) -> None:
         with self._state:
             connections = list(self._connections)
         for connection in connections:
@@ -342,6 +363,13 @@ class WSManServer:
                 log.exception("%s: could not listen again on %s:%d", self.computer_name, self.address, self._port)
                 return
         log.info("%s: back up", self.computer_name)
+
+    def _end_all_shells(self) -> None:
+        with self._state:
+            shells = list(self._shells.values())
+            self._shells.clear()
+        for shell in shells:
+            shell.end_processes()
 
     def _track(self, connection: socket.socket, alive: bool) -> None:
         with self._state:
@@ -577,6 +605,9 @@ class WSManServer:
                 raise FaultRaised(wsman_soap.invalid_parameter("The stdin stream is not base64.")) from None
             with command.lock:
                 command.stdin += data
+                if stream.get("End", "").lower() == "true":
+                    command.stdin_closed = True
+                    command.start(self.handler, shell.codec)  # the process has its whole input: it runs now
         return "<rsp:SendResponse/>"
 
     def _receive(self, soap: SoapRequest) -> str:
@@ -588,8 +619,14 @@ class WSManServer:
             if command.timeouts_before_output > 0:
                 command.timeouts_before_output -= 1
                 raise FaultRaised(wsman_soap.timed_out())
+            process = command.start(self.handler, shell.codec)  # no stdin end seen (run_ps): it starts now
+        # Like WinRS, a Receive waits for output up to the client's OperationTimeout, then answers TimedOut.
+        if not process.done.wait(soap.operation_timeout_s or DEFAULT_OPERATION_TIMEOUT_S):
+            raise FaultRaised(wsman_soap.timed_out())
+        self._raise_handler_error(process)
+        with command.lock:
             if not command.has_run:
-                self._run(command, shell)
+                command.collect(shell.codec)
             stdout, stderr = command.take_output(RECEIVE_BUDGET)
             finished = command.finished
             exit_code = command.exit_code
@@ -613,17 +650,17 @@ class WSManServer:
             for start in range(0, len(data), STREAM_PIECE)
         )
 
-    def _run(self, command: Command, shell: Shell) -> None:
-        try:
-            command.run(self.handler, shell.codec)
-        except DropConnection:
-            raise
-        except Exception as exc:
-            # A bug in the host model must be loud in the test that meets it, not a hang or a fake success.
-            log.exception("%s: command handler failed", self.computer_name)
-            raise FaultRaised(
-                wsman_soap.internal_error(f"The simulated host failed to run the command: {type(exc).__name__}.")
-            ) from None
+    def _raise_handler_error(self, process: Process) -> None:
+        error = process.error
+        if error is None:
+            return
+        if isinstance(error, DropConnection):
+            raise DropConnection()
+        # A bug in the host model must be loud in the test that meets it, not a hang or a fake success.
+        log.error("%s: command handler failed", self.computer_name, exc_info=error)
+        raise FaultRaised(
+            wsman_soap.internal_error(f"The simulated host failed to run the command: {type(error).__name__}.")
+        )
 
     def _signal(self, soap: SoapRequest) -> str:
         shell = self._shell(soap)
@@ -634,12 +671,15 @@ class WSManServer:
         if code.lower() not in _SIGNALS:
             raise FaultRaised(wsman_soap.invalid_parameter(f"The signal code {code!r} is not supported."))
         with self._state:
-            shell.commands.pop((command_id or "").upper(), None)
+            command = shell.commands.pop((command_id or "").upper(), None)
+        if command is not None:
+            command.kill()  # terminate ends the process if it still runs
         return "<rsp:SignalResponse/>"
 
     def _delete(self, soap: SoapRequest) -> str:
         shell = self._shell(soap)
         with self._state:
             self._shells.pop(shell.shell_id, None)
+        shell.end_processes()  # WinRS ends the shell's job object: every process still running in it dies
         return ""
 

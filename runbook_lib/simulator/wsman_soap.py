@@ -6,6 +6,7 @@ and neither agrees on ``mustUnderstand``, so nothing beyond what an operation ne
 
 from __future__ import annotations
 
+import re
 import uuid
 import xml.etree.ElementTree as ET
 from dataclasses import dataclass
@@ -109,6 +110,7 @@ class SoapRequest:
     selectors: dict[str, str]
     options: dict[str, str]
     body: ET.Element
+    operation_timeout_s: float | None = None  # w:OperationTimeout: how long the client lets one request wait
 
 
 def _text(element: ET.Element | None) -> str:
@@ -133,6 +135,7 @@ def parse_request(data: bytes) -> SoapRequest:
         option.get("Name", "").upper(): _text(option)
         for option in header.iterfind(f"{q(WSMAN, 'OptionSet')}/{q(WSMAN, 'Option')}")
     }
+    timeout = re.fullmatch(r"PT(\d+(?:\.\d+)?)S", _text(header.find(q(WSMAN, "OperationTimeout"))))
     return SoapRequest(
         action=_text(header.find(q(ADDRESSING, "Action"))),
         # echoed character for character: pypsrp compares RelatesTo as a string
@@ -141,6 +144,7 @@ def parse_request(data: bytes) -> SoapRequest:
         selectors=selectors,
         options=options,
         body=body,
+        operation_timeout_s=float(timeout.group(1)) if timeout else None,
     )
 
 

@@ -72,26 +72,66 @@ def test_dry_run_writes_reg_files_but_nothing_on_the_host(simulated, tmp_path):
     assert (tmp_path / "fix.reg").exists() and (tmp_path / "rollback.reg").exists()
 
 
-def test_dropped_connection_during_apply_leaves_a_backup_a_report_and_converges(simulated, tmp_path):
-    node = simulated("win7_wmf51")
-    node.host.drop_apply_after = 3
-    target = connect(node.url)
+def plan_for(target):
     host_facts = inspect_host(target)
-    plan = RemediationPlan.from_verdict(assess(host_facts), host_facts)
-    report = apply_plan(target, plan, apply=True, evidence_dir=tmp_path)
-    assert not report.completed and "connection lost" in report.error
-    assert [r["status"] for r in report.results].count("written") == 3
-    assert [r["status"] for r in report.results].count("not_attempted") == len(plan.changes) - 3
+    return RemediationPlan.from_verdict(assess(host_facts), host_facts)
+
+
+def assert_second_run_converges(target, first_plan, written):
+    second_facts = inspect_host(target)
+    second = assess(second_facts)
+    assert len(second.changes) == len(first_plan.changes) - written
+    assert apply_plan(target, RemediationPlan.from_verdict(second, second_facts), apply=True).completed
+    assert assess(inspect_host(target)).changes == ()
+
+
+def test_connection_lost_and_shell_deleted_mid_apply_reports_exactly_what_was_written(simulated, tmp_path):
+    node = simulated("win7_wmf51")
+    # The network drops after 3 values and is back at once: the transport's shell delete reaches the host and ends
+    # the apply process while it waits between writing the 4th value and journaling it.
+    node.host.drop_apply_after, node.host.apply_value_s = 3, 0.4
+    target = connect(node.url)
+    plan = plan_for(target)
+    report = apply_plan(target, plan, apply=True, evidence_dir=tmp_path, poll_s=0.2)
+    assert not report.completed and "ended part-way" in report.error and "connection lost" in report.recovered
+    statuses = [r["status"] for r in report.results]
+    assert statuses[:4] == ["written"] * 4 and statuses[4:] == ["not_attempted"] * (len(plan.changes) - 4)
+    assert "before it journaled" in report.results[3]["note"]
+    written_on_host = [c for c in plan.changes if node.host.registry.get(c.path, c.name) is not None]
+    assert len(written_on_host) == 4, "the report says exactly what the host holds"
     rollback = (tmp_path / "rollback.reg").read_bytes().decode("utf-16")
     assert rollback.count('"=-') == len(plan.changes), "the host's backup covers every planned value"
     saved = json.loads((tmp_path / "apply-report.json").read_text())
-    assert saved["completed"] is False and len(saved["backup"]) == len(plan.changes)
-    # A second run converges: it plans only what is still missing and completes.
-    second_facts = inspect_host(target)
-    second = assess(second_facts)
-    assert len(second.changes) == len(plan.changes) - 3
-    assert apply_plan(target, RemediationPlan.from_verdict(second, second_facts), apply=True).completed
+    assert saved["completed"] is False and len(saved["backup"]) == len(plan.changes) and saved["recovered"]
+    assert_second_run_converges(target, plan, 4)
+
+
+def test_connection_lost_while_the_apply_keeps_writing_waits_for_it_and_reports_it_complete(simulated, tmp_path):
+    node = simulated("win7_wmf51")
+    # The network stays down for 1.5 s: the shell delete cannot reach the host, the process writes on to the end.
+    node.host.drop_apply_after, node.host.network_down_s, node.host.apply_value_s = 3, 1.5, 0.1
+    target = connect(node.url)
+    plan = plan_for(target)
+    report = apply_plan(target, plan, apply=True, evidence_dir=tmp_path, poll_s=0.2)
+    assert report.completed and report.error is None and "completed" in report.recovered
+    assert [r["status"] for r in report.results] == ["written"] * len(plan.changes)
+    assert json.loads((tmp_path / "apply-report.json").read_text())["completed"] is True
     assert assess(inspect_host(target)).changes == ()
+
+
+def test_connection_lost_before_apply_started_claims_it_so_it_never_writes(simulated):
+    node = simulated("ws2016_untouched")
+    target = connect(node.url)
+    plan = plan_for(target)
+    node.server.faults.drop_after_requests = 2  # Create is answered; the Command request never is
+    before = node.host.snapshot()
+    report = apply_plan(target, plan, apply=True, poll_s=0.2)
+    assert report.error == "apply did not start: nothing was written" and "claimed" in report.recovered
+    assert {r["status"] for r in report.results} == {"not_attempted"} and node.host.snapshot() == before
+    with pytest.raises(RemoteScriptFailed, match="already used"):  # an apply that starts late writes nothing
+        target.run("apply", {"apply_id": report.apply_id, "changes": [
+            {"path": c.path, "name": c.name, "type": c.type, "data": c.data} for c in plan.changes]})
+    assert node.host.snapshot() == before
 
 
 def test_session_fix_bor_adds_tls12_in_the_same_process(simulated):
@@ -135,8 +175,7 @@ CLM_ARGS = {"inspect": {"host": "h", "values": [{"path": "HKLM\\SOFTWARE\\X", "n
             "probe": {"endpoints": ["login.microsoftonline.com:443"]},
             "session_fix": {"mode": "bor", "endpoints": ["login.microsoftonline.com:443"]},
             "reboot": {"delay_s": 5}, "journal": {"apply_id": "clm-1"},
-            "restore": {"apply_id": "clm-1", "backup": [{"path": "HKLM\\SOFTWARE\\X", "name": "V", "existed": False,
-                                                         "type": None, "data": None, "key_existed": True}]}}
+            "restore": {"apply_id": "clm-1", "values": [{"path": "HKLM\\SOFTWARE\\X", "name": "V"}]}}
 
 
 @pytest.mark.parametrize("operation", OPERATIONS)
@@ -177,3 +216,54 @@ def test_simulated_powershell_reads_stdin_as_a_console_does(simulated, credentia
     cut = script.replace("\nfunction ConvertTo-TrJson(", "\n\nfunction ConvertTo-TrJson(", 1)
     stdout, stderr, code = run_raw(node, credential, invocation(cut).stdin)
     assert stdout == b"" and b"Missing closing '}'" in stderr and code == 1
+
+
+def test_a_journal_folder_a_standard_user_created_is_refused_and_nothing_is_written(simulated, tmp_path):
+    from runbook_lib.simulator.journal_folder import JournalFolder
+
+    node = simulated("ws2016_untouched")
+    node.host.journal_folder = JournalFolder(owner=("CONTOSO\\jdoe", "S-1-5-21-1004336348-1177238915-682003330-1104"))
+    target = connect(node.url)
+    plan = plan_for(target)
+    before = node.host.snapshot()
+    report = apply_plan(target, plan, apply=True, evidence_dir=tmp_path, poll_s=0.1)
+    assert "journal folder C:\\ProgramData\\tls-runbook is owned by CONTOSO\\jdoe" in report.error
+    assert not report.completed and {r["status"] for r in report.results} == {"not_attempted"}
+    assert node.host.snapshot() == before
+
+
+def test_a_forged_backup_cannot_make_rollback_write_what_the_apply_did_not(simulated, tmp_path):
+    from runbook_lib import knowledge as k
+    from runbook_lib.steps import rollback_host
+
+    node = simulated("ws2016_untouched")
+    target = connect(node.url)
+    original = node.host.snapshot()
+    report = apply_plan(target, plan_for(target), apply=True, evidence_dir=tmp_path)
+    backup = json.loads((tmp_path / "apply-report.json").read_text())["backup"]
+    tls10 = k.schannel_key("TLS 1.0", "Client")
+    forged = backup + [
+        {"path": tls10, "name": "Enabled", "existed": True, "type": "REG_DWORD", "data": 1, "key_existed": True},
+        {"path": "HKLM\\SOFTWARE\\Microsoft\\Windows\\CurrentVersion\\Run", "name": "evil", "existed": True,
+         "type": "REG_SZ", "data": "C:\\evil.exe", "key_existed": True}]
+    restored = rollback_host(target, report.apply_id, forged, apply=True)
+    statuses = {(r["path"], r["name"]): r["status"] for r in restored.results}
+    assert statuses[(tls10, "Enabled")] == "refused"  # managed, but not in the host's own backup
+    assert statuses[("HKLM\\SOFTWARE\\Microsoft\\Windows\\CurrentVersion\\Run", "evil")] == "refused"
+    assert restored.completed and sorted(node.host.snapshot(), key=str) == sorted(original, key=str)
+
+
+def test_restore_and_rollback_reg_undo_an_apply_to_the_same_registry(simulated, tmp_path):
+    from runbook_lib import regfile
+    from runbook_lib.steps import rollback_host
+
+    node = simulated("win7_wmf51")  # its plan creates keys (SCHANNEL TLS 1.2, .NET) as well as values
+    target = connect(node.url)
+    original = node.host.registry
+    report = apply_plan(target, plan_for(target), apply=True, evidence_dir=tmp_path)
+    applied = node.host.registry
+    by_file = regfile.apply(applied, regfile.parse((tmp_path / "rollback.reg").read_bytes()))
+    backup = json.loads((tmp_path / "apply-report.json").read_text())["backup"]
+    assert rollback_host(target, report.apply_id, backup, apply=True).completed
+    assert node.host.registry == by_file == original
+    assert "[-HKEY" not in (tmp_path / "rollback.reg").read_bytes().decode("utf-16")

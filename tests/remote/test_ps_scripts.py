@@ -21,9 +21,8 @@ SAMPLE_ARGS = {
     "probe": {"endpoints": ["login.microsoftonline.com:443"], "timeout_ms": 5000},
     "session_fix": {"mode": "bor", "endpoints": ["login.microsoftonline.com:443"]},
     "reboot": {"delay_s": 5},
-    "journal": {"apply_id": "run-1"},
-    "restore": {"apply_id": "run-1", "backup": [{"path": "HKLM\\SOFTWARE\\X", "name": "Y", "existed": False,
-                                                 "type": None, "data": None, "key_existed": False}]},
+    "journal": {"apply_id": "run-1", "claim_if_absent": True},
+    "restore": {"apply_id": "run-1", "values": [{"path": "HKLM\\SOFTWARE\\X", "name": "Y"}]},
 }
 
 # Constructs that do not exist in Windows PowerShell 2.0 / .NET 3.5, or that the runbook must not depend on.

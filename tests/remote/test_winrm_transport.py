@@ -140,15 +140,32 @@ def test_host_that_never_answers_is_unreachable_after_bounded_retries(fake):
 
 def test_apply_is_never_sent_twice_when_the_connection_breaks_after_the_command(fake):
     fake.script["run_command"] = [requests.exceptions.ConnectionError("reset")]
-    with pytest.raises(TimedOut, match="remote state unknown"):
+    with pytest.raises(TimedOut, match="remote state unknown") as caught:
         make().run("apply", APPLY)
     assert fake.instances[0].calls.count("run_command") == 1
+    assert caught.value.started is None, "the command request got no answer: it may or may not have started"
 
 
-def test_connection_lost_while_reading_output_is_state_unknown(fake):
+def test_connection_lost_while_reading_output_is_state_unknown_of_a_started_command(fake):
     fake.script["receive"] = [requests.exceptions.ConnectionError("reset")]
-    with pytest.raises(TimedOut, match="remote state unknown"):
+    with pytest.raises(TimedOut, match="remote state unknown") as caught:
         make().run("apply", APPLY)
+    assert caught.value.started is True
+
+
+def test_a_shell_whose_connection_broke_is_deleted_over_a_fresh_session(fake):
+    fake.script["receive"] = [requests.exceptions.ConnectionError("reset")]
+    fake.script["close_shell"] = [requests.exceptions.ConnectionError("still the broken session")]
+    with pytest.raises(TimedOut):
+        make().run("apply", APPLY)
+    assert len(fake.instances) == 2 and fake.instances[1].calls == ["close_shell", "close_session"]
+
+
+def test_no_answer_while_opening_the_shell_is_unreachable_not_unknown(fake):
+    fake.script["open_shell"] = [requests.exceptions.ReadTimeout("slow")]
+    with pytest.raises(HostUnreachable, match="nothing ran"):
+        make(connect_retries=0).run("apply", APPLY)
+    assert "run_command" not in fake.instances[0].calls
 
 
 def test_operation_timeouts_while_waiting_for_output_are_polled_through(fake):
@@ -176,7 +193,7 @@ def fault(reason: str, code: int | None = None) -> WSManFaultError:
         (InvalidCredentialsError("the specified credentials were rejected by the server"), AuthenticationFailed, "ntlm"),
         (requests.exceptions.SSLError("[SSL: CERTIFICATE_VERIFY_FAILED] certificate verify failed"), CertificateInvalid, "ca_trust_path"),
         (requests.exceptions.SSLError("[SSL: WRONG_VERSION_NUMBER] wrong version number"), HostUnreachable, "TLS handshake"),
-        (requests.exceptions.ReadTimeout(f"read timed out password={SECRET}"), TimedOut, "no answer within 30 s"),
+        (requests.exceptions.ReadTimeout(f"read timed out password={SECRET}"), HostUnreachable, "nothing ran"),
         (fault("The WinRM service cannot process the request: unencrypted traffic is currently disabled"), EncryptionRequired, "unencrypted"),
         (WinRMTransportError("http", 500, "<f>AllowUnencrypted is false</f>"), EncryptionRequired, "unencrypted"),
         (fault("Access is denied.", 5), AuthenticationFailed, "access denied"),

@@ -75,6 +75,11 @@ class TimedOut(RemoteError):
         super().__init__(host, message)
 
 
+class RebootFailed(RemoteError):
+    """A restart the runbook asked for did not happen (the host still reports its old boot time), or was not
+    scheduled because another shutdown already was."""
+
+
 class ApplyIncomplete(RemoteError):
     """An apply stopped part-way (dropped connection, a value that would not write); the journal says where."""
 

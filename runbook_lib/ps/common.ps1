@@ -346,6 +346,33 @@ function Test-TrSameValue($A, $B) {
     return ([string]$A.type -ceq [string]$B.type) -and ((ConvertTo-TrJson $A.data) -ceq (ConvertTo-TrJson $B.data))
 }
 
+# ---------------------------------------------------------------- WMI
+function Get-TrWmiObjects([string]$Class) {
+    if ($null -ne (Get-Command Get-WmiObject -ErrorAction SilentlyContinue)) {
+        return @(Get-WmiObject -Class $Class)
+    }
+    if (-not ('System.Management.ManagementObjectSearcher' -as [type])) { Add-Type -AssemblyName System.Management }
+    $searcher = New-Object System.Management.ManagementObjectSearcher -ArgumentList ('SELECT * FROM ' + $Class)
+    return @($searcher.Get())
+}
+
+# psbase: the WMI adapter shows WMI properties and methods, the base object keeps .NET's GetPropertyValue.
+function Get-TrWmiValue($Object, [string]$Name) {
+    return $Object.psbase.GetPropertyValue($Name)
+}
+
+# A CIM datetime ("20260101120000.500000+060") as UTC "YYYY-MM-DDTHH:MM:SSZ".
+function ConvertFrom-TrWmiDate([string]$Text) {
+    $local = [System.Management.ManagementDateTimeConverter]::ToDateTime($Text)
+    return $local.ToUniversalTime().ToString("yyyy-MM-dd'T'HH:mm:ss'Z'", [Globalization.CultureInfo]::InvariantCulture)
+}
+
+# When Windows last started: a restart that happened changes it, a network blip does not.
+function Get-TrLastBoot {
+    $os = @(Get-TrWmiObjects 'Win32_OperatingSystem')[0]
+    return (ConvertFrom-TrWmiDate (Get-TrWmiValue $os 'LastBootUpTime'))
+}
+
 # ---------------------------------------------------------------- journal folder and journals
 # %ProgramData%\tls-runbook holds every apply's journal: its backup and what it wrote. Standard users may create
 # folders in ProgramData, and one who made this folder could forge the journals a recovery or a restore believes.

@@ -6,7 +6,8 @@
 # Result (tls-runbook/host-facts/v1):
 #   {"schema": "tls-runbook/host-facts/v1", "host": str, "simulated": false, "collected_at": "YYYY-MM-DDTHH:MM:SSZ",
 #    "os": {"caption": str, "version": "6.1.7601", "service_pack": int,
-#           "product_type": "workstation"|"server"|"domain_controller", "architecture": "x64"|"x86"|"arm64"},
+#           "product_type": "workstation"|"server"|"domain_controller", "architecture": "x64"|"x86"|"arm64",
+#           "last_boot": "YYYY-MM-DDTHH:MM:SSZ"},
 #    "hotfixes": ["KB...", ...],
 #    "powershell": {"windows_powershell": "5.1.14409.1005"|null, "pwsh": "7.4.1"|null},
 #    "registry": [{"path", "name", "type": REG_DWORD|REG_QWORD|REG_SZ|REG_EXPAND_SZ|REG_MULTI_SZ|REG_BINARY,
@@ -19,20 +20,6 @@
 # processes; a bitness the host does not have is left out, one that could not be read is left out with a warning. pwsh is found
 # through its MSI registration (PowerShellCore\InstalledVersions; numeric part only, so 7.5.0-rc.1 is 7.5.0);
 # zip or Store installs are not seen.
-
-function Get-TrWmiObjects([string]$Class) {
-    if ($null -ne (Get-Command Get-WmiObject -ErrorAction SilentlyContinue)) {
-        return @(Get-WmiObject -Class $Class)
-    }
-    if (-not ('System.Management.ManagementObjectSearcher' -as [type])) { Add-Type -AssemblyName System.Management }
-    $searcher = New-Object System.Management.ManagementObjectSearcher -ArgumentList ('SELECT * FROM ' + $Class)
-    return @($searcher.Get())
-}
-
-# psbase: the WMI adapter shows WMI properties and methods, the base object keeps .NET's GetPropertyValue.
-function Get-TrWmiValue($Object, [string]$Name) {
-    return $Object.psbase.GetPropertyValue($Name)
-}
 
 function Get-TrOsFacts {
     $os = @(Get-TrWmiObjects 'Win32_OperatingSystem')[0]
@@ -58,6 +45,7 @@ function Get-TrOsFacts {
         service_pack = [int](Get-TrWmiValue $os 'ServicePackMajorVersion')
         product_type = $kind
         architecture = $arch
+        last_boot = (ConvertFrom-TrWmiDate (Get-TrWmiValue $os 'LastBootUpTime'))
     }
 }
 

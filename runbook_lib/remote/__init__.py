@@ -20,7 +20,6 @@ from runbook_lib.remote.transport import (
     AUTH_METHODS,
     LocalTransport,
     OperationResult,
-    RebootWait,
     Transport,
     WinRMTransport,
 )
@@ -35,7 +34,6 @@ __all__ = [
     "Invocation",
     "LocalTransport",
     "OperationResult",
-    "RebootWait",
     "ScriptOutput",
     "Transport",
     "WinRMTransport",

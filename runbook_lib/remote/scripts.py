@@ -41,7 +41,7 @@ from runbook_lib.errors import InputError, RemoteScriptFailed, one_line
 from runbook_lib.facts import host_problem
 from runbook_lib.registry import REG_TYPES, data_problem, name_problem, path_problem
 
-OPERATIONS = ("inspect", "apply", "probe", "session_fix", "reboot", "journal", "restore")
+OPERATIONS = ("inspect", "apply", "probe", "session_fix", "reboot", "last_boot", "journal", "restore")
 RESULT_START = "<<<TLS-RUNBOOK-RESULT"
 RESULT_END = "TLS-RUNBOOK-RESULT>>>"
 RESULT_SCHEMA = "tls-runbook/result/v1"
@@ -215,12 +215,17 @@ def _check_reboot(op: str, args: dict) -> None:
     _integer(op, "delay_s", args["delay_s"], 5, 3600)
 
 
+def _check_last_boot(op: str, args: dict) -> None:
+    _keys(op, "arguments", args, set())
+
+
 _CHECKS: dict[str, Callable[[str, dict], None]] = {
     "inspect": _check_inspect,
     "apply": _check_apply,
     "probe": _check_probe,
     "session_fix": _check_session_fix,
     "reboot": _check_reboot,
+    "last_boot": _check_last_boot,
     "journal": _check_journal,
     "restore": _check_restore,
 }
@@ -371,7 +376,8 @@ _RESULT_KEYS: dict[str, dict[str, type | tuple[type, ...]]] = {
     "restore": {"apply_id": str, "completed": bool, "results": list},
     "probe": {"probes": list},
     "session_fix": {"before": int, "after": int, "mode": str, "probes": list},
-    "reboot": {"scheduled": bool},
+    "reboot": {"scheduled": bool, "already_scheduled": bool, "last_boot": str},
+    "last_boot": {"last_boot": str},
 }
 
 

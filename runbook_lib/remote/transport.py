@@ -12,7 +12,6 @@ requests and pywinrm exceptions can carry URLs, headers and response bodies.
 from __future__ import annotations
 
 import contextlib
-import socket
 import subprocess
 import time
 from abc import ABC, abstractmethod
@@ -59,14 +58,6 @@ class OperationResult:
     data: dict
     duration_s: float
     warnings: tuple[str, ...] = ()
-
-
-@dataclass(frozen=True)
-class RebootWait:
-    """How long the host took to go down after the reboot was scheduled, and then to answer WinRM again."""
-
-    down_after_s: float
-    up_after_s: float
 
 
 class Transport(ABC):
@@ -283,39 +274,6 @@ class WinRMTransport(Transport):
         if isinstance(exc, WinRMError):
             return RemoteError(host, f"{operation}: WinRM client error ({type(exc).__name__}){unknown}")
         return RemoteError(host, f"{operation}: unexpected {type(exc).__name__} talking to WinRM{unknown}")
-
-    def _port_open(self, timeout_s: float) -> bool:
-        try:
-            with socket.create_connection((self.host, self.port), timeout=timeout_s):
-                return True
-        except OSError:
-            return False
-
-    def _answers(self) -> bool:
-        """True when WinRM opens a shell; errors that waiting cannot cure are raised instead."""
-        protocol = self._protocol()
-        try:
-            protocol.close_shell(protocol.open_shell())
-            return True
-        except Exception as exc:  # noqa: BLE001 - classified below
-            error = self._translate(exc, "reboot", False)
-            if isinstance(error, (AuthenticationFailed, CertificateInvalid, EncryptionRequired)):
-                raise error from None
-            return False
-
-    def wait_for_reboot(self, down_timeout_s: float = 600, up_timeout_s: float = 1800, poll_s: float = 5) -> RebootWait:
-        """Wait until the listener stops answering and then until WinRM opens a shell again."""
-        start = self._clock()
-        while self._port_open(poll_s):
-            if self._clock() - start > down_timeout_s:
-                raise TimedOut(self.host, f"still up {down_timeout_s:g} s after the reboot was scheduled; it may not have happened")
-            self._sleep(poll_s)
-        down = self._clock()
-        while not (self._port_open(poll_s) and self._answers()):
-            if self._clock() - down > up_timeout_s:
-                raise TimedOut(self.host, f"WinRM did not come back within {up_timeout_s:g} s of going down")
-            self._sleep(poll_s)
-        return RebootWait(down - start, self._clock() - down)
 
 
 class LocalTransport(Transport):

@@ -13,7 +13,7 @@ import json
 import threading
 import time
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from importlib import resources
 from pathlib import Path
 from typing import Any, Callable
@@ -113,6 +113,9 @@ class SimulatedHost:
         self.network_down_s = float(profile.faults.get("network_down_s", 0.0))  # how long it then stays down
         self.apply_value_s = float(profile.faults.get("apply_value_s", 0.0))  # between a write and its journal
         self.reboots = 0
+        self.last_boot = datetime.now(timezone.utc).replace(microsecond=0) - timedelta(days=3)
+        self.shutdown_scheduled = bool(profile.faults.get("shutdown_scheduled"))  # shutdown.exe then exits 1190
+        self.reboot_aborted = bool(profile.faults.get("reboot_aborted"))  # scheduled, then cancelled (shutdown /a)
         self.on_reboot: Callable[[float], None] | None = None
         self.on_network_drop: Callable[[float], None] | None = None
         self._processes: dict[int, Process] = {}
@@ -169,7 +172,8 @@ class SimulatedHost:
             "schema": facts_module.SCHEMA, "host": args.get("host") or self.hostname, "simulated": True,
             "collected_at": datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
             "os": {"caption": self.os.caption, "version": self.os.version, "service_pack": self.os.service_pack,
-                   "product_type": self.os.product_type, "architecture": self.os.architecture},
+                   "product_type": self.os.product_type, "architecture": self.os.architecture,
+                   "last_boot": _utc(self.last_boot)},
             "hotfixes": list(self.hotfixes),
             "powershell": {"windows_powershell": self.powershell.windows_powershell, "pwsh": self.powershell.pwsh},
             "registry": [value.to_dict() for value in values if value is not None],
@@ -306,8 +310,15 @@ class SimulatedHost:
         return {"apply_id": args["apply_id"], "completed": True, "results": results}
 
     def _op_reboot(self, args: dict) -> dict:
-        threading.Timer(min(float(args.get("delay_s", 1)), 2.0), self.reboot).start()
-        return {"scheduled": True}
+        last_boot = _utc(self.last_boot)
+        if self.shutdown_scheduled:  # shutdown.exe: "A system shutdown has already been scheduled." (1190)
+            return {"scheduled": False, "already_scheduled": True, "last_boot": last_boot}
+        if not self.reboot_aborted:
+            threading.Timer(min(float(args.get("delay_s", 1)), 2.0), self.reboot).start()
+        return {"scheduled": True, "already_scheduled": False, "last_boot": last_boot}
+
+    def _op_last_boot(self, args: dict) -> dict:
+        return {"last_boot": _utc(self.last_boot)}
 
     def reboot(self) -> None:
         """Boot again: Group Policy re-applies its values, then Schannel and WinHTTP load the registry."""
@@ -316,6 +327,9 @@ class SimulatedHost:
             self.registry = Registry([*self.registry, *policy])
             self.boot_registry = self.registry
             self.reboots += 1
+            # LastBootUpTime has whole seconds here; a restart within the same second as the last one cannot happen
+            self.last_boot = max(datetime.now(timezone.utc).replace(microsecond=0),
+                                 self.last_boot + timedelta(seconds=1))
         if self.on_reboot:
             self.on_reboot(self.profile.boot_seconds)
 
@@ -325,6 +339,10 @@ class SimulatedHost:
     def snapshot(self) -> list[RegistryValue]:
         with self._lock:
             return list(self.registry)
+
+
+def _utc(moment: datetime) -> str:
+    return moment.strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 class ScriptFailed(Exception):

@@ -21,6 +21,7 @@ SAMPLE_ARGS = {
     "probe": {"endpoints": ["login.microsoftonline.com:443"], "timeout_ms": 5000},
     "session_fix": {"mode": "bor", "endpoints": ["login.microsoftonline.com:443"]},
     "reboot": {"delay_s": 5},
+    "last_boot": {},
     "journal": {"apply_id": "run-1", "claim_if_absent": True},
     "restore": {"apply_id": "run-1", "values": [{"path": "HKLM\\SOFTWARE\\X", "name": "Y"}]},
 }

@@ -33,8 +33,6 @@ class CannedHost:
             self.seen.append((operation, args))
         if operation == "journal":
             return CommandResult(render_output("journal", error=f"no journal for apply_id {args['apply_id']} on this host"))
-        if operation == "reboot":
-            return CommandResult(render_output("reboot", {"scheduled": True}))
         return CommandResult(render_output("inspect", dict(FACTS, host=args["host"]), warnings=("canned",)))
 
 
@@ -97,13 +95,3 @@ def test_script_error_from_the_host_is_remote_script_failed(serve):
     server, _ = serve()
     with pytest.raises(RemoteScriptFailed, match="127.0.0.1: journal: no journal for apply_id a1 on this host"):
         transport_for(server).run("journal", {"apply_id": "a1"})
-
-
-def test_reboot_then_wait_until_winrm_answers_again(serve):
-    server, _ = serve()
-    transport = transport_for(server)
-    assert transport.run("reboot", {"delay_s": 5}).data == {"scheduled": True}
-    server.go_down(1.0)
-    waited = transport.wait_for_reboot(down_timeout_s=5, up_timeout_s=10, poll_s=0.2)
-    assert waited.up_after_s >= 0.5
-    assert transport.run("inspect", INSPECT).data["host"] == "web01"

@@ -249,39 +249,3 @@ def test_ipv6_address_is_bracketed_in_the_endpoint():
 
 def test_repr_shows_endpoint_not_password():
     assert SECRET not in repr(make()) and "web01.contoso.com" in repr(make())
-
-
-# --- waiting for a reboot ----------------------------------------------------------------------------------------
-def reboot_transport(port_states, answers):
-    transport = make()
-    clock = iter(range(0, 10_000, 5))
-    transport._clock = lambda: next(clock)
-    states, replies = iter(port_states), iter(answers)
-    transport._port_open = lambda timeout: next(states)
-    transport._answers = lambda: next(replies)
-    return transport
-
-
-def test_wait_for_reboot_sees_the_host_go_down_and_come_back():
-    transport = reboot_transport([True, True, False, False, True, True], [False, True])
-    waited = transport.wait_for_reboot(down_timeout_s=100, up_timeout_s=100, poll_s=5)
-    assert waited.down_after_s > 0 and waited.up_after_s > 0
-
-
-def test_host_that_never_goes_down_times_out():
-    transport = reboot_transport([True] * 100, [])
-    with pytest.raises(TimedOut, match="may not have happened"):
-        transport.wait_for_reboot(down_timeout_s=20, up_timeout_s=100, poll_s=5)
-
-
-def test_host_that_never_comes_back_times_out():
-    transport = reboot_transport([True, False] + [False] * 100, [])
-    with pytest.raises(TimedOut, match="did not come back"):
-        transport.wait_for_reboot(down_timeout_s=100, up_timeout_s=20, poll_s=5)
-
-
-def test_refused_credentials_after_the_reboot_are_raised_not_waited_out(fake):
-    transport = make()
-    fake.script["open_shell"] = [InvalidCredentialsError("rejected")]
-    with pytest.raises(AuthenticationFailed):
-        transport._answers()

@@ -202,8 +202,10 @@ class SimulatedHost:
 
     def _op_session_fix(self, args: dict) -> dict:
         before = self.tls.security_protocol(self.registry)
-        after = before | 3072 if args["mode"] == "bor" else 3072
-        return {"before": before, "after": after, "mode": args["mode"], "error": None,
+        wanted = before | 3072 if args["mode"] == "bor" else 3072
+        error = self.tls.session_protocol_error(wanted)  # a CLR 2 process without the hotfix refuses TLS 1.2
+        after = before if error else wanted
+        return {"before": before, "after": after, "mode": args["mode"], "error": error,
                 "probes": self._probes(args["endpoints"], requested=after)}
 
     # --- apply, journal and restore: see apply.ps1, journal.ps1 and restore.ps1 -----------------------------

@@ -20,6 +20,12 @@ _SECURITY_PROTOCOL_BITS = {"TLS 1.0": k.SP_TLS, "TLS 1.1": k.SP_TLS11, "TLS 1.2"
 ENTRA_ENDPOINTS = ("login.microsoftonline.com", "login.windows.net", "graph.microsoft.com",
                    "login.microsoft.com", "device.login.microsoftonline.com")
 
+# The 2016 "TLS System Default Versions" hotfix that lets .NET 3.5 (CLR 2) ask for TLS 1.2, per Windows version;
+# Windows 10 / Server 2016 and later have it in their cumulative updates (windows-tls.md, section 3b).
+CLR2_TLS12_HOTFIX = {(6, 0): "KB3154517", (6, 1): "KB3154518", (6, 2): "KB3154519", (6, 3): "KB3154520"}
+# What the SecurityProtocol setter throws without it (NotSupportedException), as Get-TrErrorText reports it.
+CLR2_NO_TLS12 = "The requested security protocol is not supported."
+
 HANDSHAKE_FAILED = ("A call to SSPI failed, see inner exception. The client and server cannot communicate, "
                     "because they do not possess a common algorithm")
 UNKNOWN_HOST = "No such host is known"
@@ -46,6 +52,8 @@ class WindowsTls:
         self.hotfixes = {h.upper() for h in hotfixes}
         self.wow64 = architecture in ("x64", "arm64")
         self.clr2 = windows_powershell is not None and windows_powershell.startswith("2.")
+        hotfix = CLR2_TLS12_HOTFIX.get(version[:2])
+        self.clr2_knows_tls12 = version[0] >= 10 or (hotfix is not None and hotfix in self.hotfixes)
 
     # --- Schannel, as loaded at boot -------------------------------------------------------------------------
     def _implemented(self, protocol: str) -> bool:
@@ -121,6 +129,12 @@ class WindowsTls:
             return None
         first = usable[0]
         return "TripleDes" if "3DES" in first else ("Aes256" if "AES_256" in first else "Aes128")
+
+    def session_protocol_error(self, requested: int) -> str | None:
+        """Why ServicePointManager.SecurityProtocol = requested throws in Windows PowerShell, or None."""
+        if self.clr2 and requested & _SECURITY_PROTOCOL_BITS["TLS 1.2"] and not self.clr2_knows_tls12:
+            return CLR2_NO_TLS12
+        return None
 
     # --- .NET, as a fresh process reads it -------------------------------------------------------------------
     def security_protocol(self, live: Registry, wow64: bool = False) -> int:

@@ -267,3 +267,25 @@ def test_restore_and_rollback_reg_undo_an_apply_to_the_same_registry(simulated, 
     assert rollback_host(target, report.apply_id, backup, apply=True).completed
     assert node.host.registry == by_file == original
     assert "[-HKEY" not in (tmp_path / "rollback.reg").read_bytes().decode("utf-16")
+
+
+def test_session_fix_in_a_clr2_powershell_is_refused_as_on_windows_unless_the_tls12_hotfix_is_there(simulated,
+                                                                                                         credential):
+    import dataclasses
+
+    from runbook_lib.simulator.fleet import start_node
+
+    args = {"mode": "bor", "endpoints": ["login.microsoftonline.com:443"]}
+    node = simulated("ws2008r2_untouched")  # Windows PowerShell 2.0 on .NET 3.5.1, no KB3154518
+    data = connect(node.url).run("session_fix", args)
+    assert data["error"] == "The requested security protocol is not supported."
+    assert data["after"] == data["before"] == 240
+    assert [p["ok"] for p in data["probes"] if p["mode"] == "session"] == [False]
+    profile = builtin_profile("ws2008r2_untouched")
+    patched = dataclasses.replace(profile, state={**profile.state, "hotfixes": ["KB976902", "KB3154518"]})
+    node = start_node(patched, [(credential.username, credential.password)], strict=True)
+    try:
+        data = connect(node.url).run("session_fix", args)
+    finally:
+        node.stop()
+    assert data["error"] is None and data["after"] == 240 | 3072

@@ -119,7 +119,11 @@ function Test-TrPolicyPath([string]$Path) {
 function Get-TrSecurityProtocol([string]$Exe) {
     if ([string]::IsNullOrEmpty($Exe) -or -not (Test-Path -LiteralPath $Exe)) { return $null }
     $ErrorActionPreference = 'Continue'
-    $lines = @(& $Exe -NoProfile -NonInteractive -Command '[int][Net.ServicePointManager]::SecurityProtocol' 2>$null)
+    try {
+        $lines = @(& $Exe -NoProfile -NonInteractive -Command '[int][Net.ServicePointManager]::SecurityProtocol' 2>$null)
+    } catch {
+        return $null  # it did not start (e.g. the shell's process quota): reported as "could not be read"
+    }
     $value = $null
     foreach ($line in $lines) {
         [int]$n = 0
@@ -140,10 +144,16 @@ try {
 
     $registry = New-Object System.Collections.ArrayList
     foreach ($item in @($A['values'])) {
-        $v = Read-TrValue $base ([string]$item.path) ([string]$item.name)
+        # One value that cannot be read (no access, data of the wrong size) is a warning, not a failed inspect.
+        try {
+            $v = Read-TrValue $base ([string]$item.path) ([string]$item.name)
+        } catch {
+            [void]$warnings.Add('could not read ' + $item.path + '\' + $item.name + ': ' + (Get-TrErrorText $_))
+            continue
+        }
         if ($null -eq $v) { continue }
         if ($null -eq $v.type) {
-            [void]$warnings.Add('unsupported registry value kind at ' + $item.path + '\' + $item.name)
+            [void]$warnings.Add('left out ' + $item.path + '\' + $item.name + ': ' + $v.problem)
             continue
         }
         $policy = (Test-TrPolicyPath $item.path) -or $gpp.ContainsKey(([string]$item.path + '|' + [string]$item.name).ToUpperInvariant())

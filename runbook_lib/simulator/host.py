@@ -112,6 +112,9 @@ class SimulatedHost:
         self.drop_apply_after = profile.faults.get("drop_apply_after")  # values written before the network drops
         self.network_down_s = float(profile.faults.get("network_down_s", 0.0))  # how long it then stays down
         self.apply_value_s = float(profile.faults.get("apply_value_s", 0.0))  # between a write and its journal
+        # Values whose data does not fit their kind (an 8-byte REG_DWORD): (path, name) casefolded -> what .NET reads
+        self.malformed = {(v["path"].casefold(), v["name"].casefold()): v["reads_as"]
+                          for v in profile.faults.get("malformed_values", ())}
         self.reboots = 0
         self.last_boot = datetime.now(timezone.utc).replace(microsecond=0) - timedelta(days=3)
         self.shutdown_scheduled = bool(profile.faults.get("shutdown_scheduled"))  # shutdown.exe then exits 1190
@@ -151,9 +154,17 @@ class SimulatedHost:
                         result = handler(args)
         except (ScriptFailed, JournalRefused) as exc:
             return CommandResult(stdout=scripts.render_output(operation, error=str(exc)))
+        warnings: tuple[str, ...] = ()
+        if isinstance(result, tuple):  # (result, warnings), as Write-TrResult takes them
+            result, warnings = result
         if operation != "inspect":  # host facts carry their own "simulated" field
             result = {**result, "simulated": True}  # so every report made from it can say SIMULATED
-        return CommandResult(stdout=scripts.render_output(operation, result))
+        return CommandResult(stdout=scripts.render_output(operation, result, warnings=warnings))
+
+    def _malformed(self, path: str, name: str) -> str | None:
+        """Read-TrValue's problem text for a value whose data does not fit its kind, or None."""
+        reads_as = self.malformed.get((path.casefold(), name.casefold()))
+        return None if reads_as is None else f"REG_DWORD whose data is not 4 bytes (reads as {reads_as})"
 
     def _cut_short(self, statements: list[str]) -> CommandResult:
         """What PowerShell does with a script the console cut apart: a parse error, or nothing at all."""
@@ -166,8 +177,14 @@ class SimulatedHost:
         return CommandResult(stdout="", exit_code=0)
 
     # --- operations -----------------------------------------------------------------------------------------
-    def _op_inspect(self, args: dict) -> dict:
-        values = [self.registry.get(item["path"], item["name"]) for item in args["values"]]
+    def _op_inspect(self, args: dict) -> tuple[dict, tuple[str, ...]]:
+        warnings, values = [], []
+        for item in args["values"]:
+            problem = self._malformed(item["path"], item["name"])
+            if problem:
+                warnings.append(f"left out {item['path']}\\{item['name']}: {problem}")
+            else:
+                values.append(self.registry.get(item["path"], item["name"]))
         facts_doc = {
             "schema": facts_module.SCHEMA, "host": args.get("host") or self.hostname, "simulated": True,
             "collected_at": datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
@@ -181,7 +198,7 @@ class SimulatedHost:
                                                "x86": self.tls.security_protocol(self.registry, wow64=True)},
                          "probes": self._probes(args.get("endpoints") or [])},
         }
-        return facts_doc
+        return facts_doc, tuple(warnings)
 
     def _probes(self, endpoints: list[str], requested: int | None = None) -> list[dict]:
         probes = []
@@ -230,6 +247,10 @@ class SimulatedHost:
                 raise ScriptFailed(f"apply_id {apply_id} was already used on this host: read its journal")
             backup, results = [], []
             for change in args["changes"]:
+                problem = self._malformed(change["path"], change["name"])
+                if problem:
+                    raise ScriptFailed(f"existing value cannot be backed up ({problem}), refusing to overwrite: "
+                                       f"{change['path']}\\{change['name']}")
                 current = self.registry.get(change["path"], change["name"])
                 backup.append({"path": change["path"], "name": change["name"], "existed": current is not None,
                                "type": current.type if current else None, "data": current.data if current else None,

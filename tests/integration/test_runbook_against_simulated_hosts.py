@@ -289,3 +289,28 @@ def test_session_fix_in_a_clr2_powershell_is_refused_as_on_windows_unless_the_tl
     finally:
         node.stop()
     assert data["error"] is None and data["after"] == 240 | 3072
+
+
+def test_a_value_whose_data_does_not_fit_its_kind_is_a_warning_not_a_failed_inspect(credential):
+    import dataclasses
+
+    from runbook_lib import knowledge as k
+    from runbook_lib.simulator.fleet import start_node
+
+    key = k.schannel_key("TLS 1.2", "Client")
+    profile = dataclasses.replace(builtin_profile("win7_wmf51"), faults={
+        "malformed_values": [{"path": key, "name": "Enabled", "reads_as": "Int64"}]})
+    node = start_node(profile, [(credential.username, credential.password)], strict=True)
+    try:
+        target = connect(node.url)
+        args = {"values": [{"path": p, "name": n} for p, n in k.values_read()], "host": "h"}
+        outcome = target.transport.run("inspect", args)
+        assert f"left out {key}\\Enabled: REG_DWORD whose data is not 4 bytes (reads as Int64)" in outcome.warnings
+        plan = plan_for(target)
+        assert any(c.path == key and c.name == "Enabled" for c in plan.changes)
+        before = node.host.snapshot()
+        report = apply_plan(target, plan, apply=True, poll_s=0.1)
+        assert "cannot be backed up (REG_DWORD whose data is not 4 bytes" in report.error
+        assert node.host.snapshot() == before
+    finally:
+        node.stop()

@@ -381,8 +381,8 @@ _RESULT_KEYS: dict[str, dict[str, type | tuple[type, ...]]] = {
 }
 
 
-def _decode(data: bytes | str) -> str:
-    return data.decode("utf-8", errors="replace") if isinstance(data, bytes) else data
+def _decode(data: bytes | str, encoding: str) -> str:
+    return data.decode(encoding, errors="replace") if isinstance(data, bytes) else data
 
 
 @dataclass(frozen=True)
@@ -393,12 +393,16 @@ class ScriptOutput:
     warnings: tuple[str, ...] = ()
 
 
-def read_output(operation: str, stdout: bytes | str, stderr: bytes | str, exit_code: int, *, host: str = "target") -> ScriptOutput:
-    """The result and warnings of one operation run, or RemoteScriptFailed carrying the script's one-line error."""
-    out = _decode(stdout)
+def read_output(operation: str, stdout: bytes | str, stderr: bytes | str, exit_code: int, *, host: str = "target",
+                encoding: str = "utf-8") -> ScriptOutput:
+    """The result and warnings of one operation run, or RemoteScriptFailed carrying the script's one-line error.
+
+    ``encoding`` is the console code page the output was written in: the result block is ASCII whatever it is,
+    but PowerShell's own error text (localized on most hosts) is not."""
+    out = _decode(stdout, encoding)
     blocks = re.findall(re.escape(RESULT_START) + r"\r?\n(.*?)\r?\n" + re.escape(RESULT_END), out, flags=re.S)
     if not blocks:
-        text = one_line(clixml_errors(_decode(stderr))) or f"no result and no error output (exit code {exit_code})"
+        text = one_line(clixml_errors(_decode(stderr, encoding))) or f"no result and no error output (exit code {exit_code})"
         raise RemoteScriptFailed(host, f"{operation}: {text}")
     if len(blocks) > 1:
         raise RemoteScriptFailed(host, f"{operation}: {len(blocks)} result blocks in the output, expected one")

@@ -11,6 +11,7 @@ requests and pywinrm exceptions can carry URLs, headers and response bodies.
 
 from __future__ import annotations
 
+import codecs
 import contextlib
 import subprocess
 import time
@@ -47,6 +48,9 @@ AUTH_METHODS = ("ntlm", "kerberos", "credssp", "basic", "certificate")
 _STDIN_CHUNK = 32 * 1024
 # WSManFault code for "Access is denied": authenticated, but not allowed to open a shell.
 _ACCESS_DENIED = 5
+# The console code page the shell is opened with (WINRS_CODEPAGE): what PowerShell writes its output in, so what
+# stdout and stderr are decoded with. 437 keeps PowerShell 2.0 working (it misbehaves under 65001).
+_CODEPAGE, _CODEPAGE_CODEC = 437, "cp437"
 # Where run() was when something failed: nothing sent yet, the command request sent, the command acknowledged.
 _CONNECTING, _SENDING, _RUNNING = "connecting", "sending", "running"
 
@@ -160,7 +164,7 @@ class WinRMTransport(Transport):
         attempt = 0
         while True:
             try:
-                return protocol.open_shell()
+                return protocol.open_shell(codepage=_CODEPAGE)
             except requests.exceptions.SSLError:
                 raise
             except (requests.exceptions.ConnectionError, requests.exceptions.Timeout):
@@ -215,7 +219,7 @@ class WinRMTransport(Transport):
         finally:
             with contextlib.suppress(Exception):
                 protocol.transport.close_session()
-        output = read_output(operation, stdout, stderr, exit_code, host=self.host)
+        output = read_output(operation, stdout, stderr, exit_code, host=self.host, encoding=_CODEPAGE_CODEC)
         return OperationResult(output.data, self._clock() - started_at, output.warnings)
 
     def _close_shell(self, protocol: Protocol, shell_id: str) -> None:
@@ -276,6 +280,14 @@ class WinRMTransport(Transport):
         return RemoteError(host, f"{operation}: unexpected {type(exc).__name__} talking to WinRM{unknown}")
 
 
+def _console_codec() -> str:
+    """The OEM code page a console program's redirected output is in on Windows ("oem"), UTF-8 elsewhere."""
+    try:
+        return codecs.lookup("oem").name
+    except LookupError:
+        return "utf-8"
+
+
 class LocalTransport(Transport):
     """Runs operations on this machine through a Windows PowerShell process."""
 
@@ -304,5 +316,6 @@ class LocalTransport(Transport):
                            started=True) from None
         except OSError as exc:
             raise HostUnreachable(self.host, f"cannot start {self.command[0]}: {type(exc).__name__}") from None
-        output = read_output(operation, proc.stdout, proc.stderr, proc.returncode, host=self.host)
+        output = read_output(operation, proc.stdout, proc.stderr, proc.returncode, host=self.host,
+                             encoding=_console_codec())
         return OperationResult(output.data, time.monotonic() - started_at, output.warnings)

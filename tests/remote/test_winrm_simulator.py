@@ -95,3 +95,20 @@ def test_script_error_from_the_host_is_remote_script_failed(serve):
     server, _ = serve()
     with pytest.raises(RemoteScriptFailed, match="127.0.0.1: journal: no journal for apply_id a1 on this host"):
         transport_for(server).run("journal", {"apply_id": "a1"})
+
+
+def test_localized_powershell_errors_arrive_in_the_shells_code_page_and_are_read_as_such(serve):
+    from runbook_lib.simulator.wsman import clixml_error
+
+    german = 'Die Benennung "x" wurde nicht erkannt. \u00dcberpr\u00fcfen Sie die Schreibweise.'
+
+    def localized(command_line, stdin):
+        return CommandResult(stdout="", stderr=clixml_error(german), exit_code=1)
+
+    server = WSManServer(localized, credentials=[(USER, PASSWORD)]).start()
+    try:
+        with pytest.raises(RemoteScriptFailed) as caught:
+            transport_for(server).run("inspect", INSPECT)
+    finally:
+        server.stop()
+    assert str(caught.value) == f"127.0.0.1: inspect: {german}"

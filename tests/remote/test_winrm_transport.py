@@ -45,8 +45,9 @@ class FakeProtocol:
         if isinstance(action, BaseException):
             raise action
 
-    def open_shell(self):
+    def open_shell(self, codepage=437):
         self._hook("open_shell")
+        self.codepage = codepage
         return "shell-1"
 
     def run_command(self, shell_id, command, console_mode_stdin=True):

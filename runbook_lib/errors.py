@@ -65,6 +65,10 @@ class CertificateInvalid(RemoteError):
     """The HTTPS listener's certificate did not validate against the trusted CAs."""
 
 
+class TlsVersionMismatch(RemoteError):
+    """The HTTPS listener offers only TLS versions this machine refuses (1.0, 1.1): nothing ran."""
+
+
 class TimedOut(RemoteError):
     """An operation exceeded its time limit or lost its connection after its command was sent: the remote state is
     unknown. ``started`` is True when the host had acknowledged the command (its process ran, and may still run),

@@ -13,8 +13,11 @@ from __future__ import annotations
 
 import codecs
 import contextlib
+import socket
+import ssl
 import subprocess
 import time
+import warnings
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from typing import Sequence
@@ -38,6 +41,7 @@ from runbook_lib.errors import (
     InputError,
     RemoteError,
     TimedOut,
+    TlsVersionMismatch,
     one_line,
 )
 from runbook_lib.remote.credentials import Credential
@@ -51,6 +55,8 @@ _ACCESS_DENIED = 5
 # The console code page the shell is opened with (WINRS_CODEPAGE): what PowerShell writes its output in, so what
 # stdout and stderr are decoded with. 437 keeps PowerShell 2.0 working (it misbehaves under 65001).
 _CODEPAGE, _CODEPAGE_CODEC = 437, "cp437"
+# What OpenSSL calls the versions a default client refuses, and how Windows names them.
+_OLD_TLS = {"TLSv1": "TLS 1.0", "TLSv1.1": "TLS 1.1"}
 # Where run() was when something failed: nothing sent yet, the command request sent, the command acknowledged.
 _CONNECTING, _SENDING, _RUNNING = "connecting", "sending", "running"
 
@@ -241,6 +247,24 @@ class WinRMTransport(Transport):
             with contextlib.suppress(Exception):
                 fresh.transport.close_session()
 
+    def _listener_tls_version(self) -> str | None:
+        """What the listener negotiates when old versions are allowed: a bare handshake, no request, no credential,
+        so a refused handshake can be explained ("TLSv1") rather than left as OpenSSL's "unsupported protocol"."""
+        if self._options["proxy"]:
+            return None
+        context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+        context.check_hostname, context.verify_mode = False, ssl.CERT_NONE
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", DeprecationWarning)
+                context.minimum_version = ssl.TLSVersion.TLSv1
+            context.set_ciphers("DEFAULT:@SECLEVEL=0")
+            with socket.create_connection((self.host, self.port), timeout=10) as raw, \
+                    context.wrap_socket(raw, server_hostname=self.host) as tls:
+                return tls.version()
+        except (OSError, ValueError):
+            return None
+
     def _translate(self, exc: Exception, operation: str, phase: str) -> RemoteError:
         """Map a pywinrm/requests error onto the project's exceptions, with text that holds no secret."""
         host = self.host
@@ -253,6 +277,13 @@ class WinRMTransport(Transport):
             text = str(exc).lower()
             if "certificate" in text or "hostname" in text:
                 return CertificateInvalid(host, f"the certificate of {self.endpoint} did not validate; pass ca_trust_path")
+            offered = self._listener_tls_version()
+            if offered in _OLD_TLS:
+                return TlsVersionMismatch(host, f"{self.endpoint} offers only {_OLD_TLS[offered]}, which this machine's "
+                                                "OpenSSL refuses: the host's Schannel has no TLS 1.2 for servers yet "
+                                                "(Windows 7 / Server 2008 R2 as installed). Connect over http:// "
+                                                "(port 5985, NTLM with message encryption); the runbook's fix enables "
+                                                "TLS 1.2 for the listener after the reboot")
             return HostUnreachable(host, f"TLS handshake with {self.endpoint} failed")
         if isinstance(exc, requests.exceptions.ReadTimeout):
             if not sent:

@@ -28,7 +28,8 @@ import ssl
 import sys
 import threading
 import time
-from collections.abc import Iterable
+import warnings
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -85,6 +86,8 @@ RECEIVE_BUDGET = 32 * 1024
 STREAM_PIECE = 8 * 1024
 # Bodies above this are not WS-Management (MaxEnvelopeSize is 150 KiB; encryption adds little).
 MAX_BODY = 1024 * 1024
+_TLS_VERSIONS = {"TLS 1.0": ssl.TLSVersion.TLSv1, "TLS 1.1": ssl.TLSVersion.TLSv1_1, "TLS 1.2": ssl.TLSVersion.TLSv1_2,
+                 "TLS 1.3": ssl.TLSVersion.TLSv1_3}
 # How long a Receive waits for output when the client names no OperationTimeout (WinRM's MaxTimeoutms default).
 DEFAULT_OPERATION_TIMEOUT_S = 60.0
 _SIGNALS = {f"{SHELL}/signal/{name}".lower() for name in ("terminate", "ctrl_c", "ctrl_break")}
@@ -213,8 +216,10 @@ class WSManServer:
         faults: Faults | None = None,
         computer_name: str = "WIN-SIM01",
         idle_timeout: float = 30.0,
+        tls_protocols: Callable[[], Iterable[str]] = lambda: ("TLS 1.2", "TLS 1.3"),
     ):
-        """``auth="basic"`` enables Basic next to Negotiate (the Basic=true service setting); ``strict`` overrides it."""
+        """``auth="basic"`` enables Basic next to Negotiate (the Basic=true service setting); ``strict`` overrides it.
+        ``tls_protocols`` names what the HTTPS listener offers ("TLS 1.0" .. "TLS 1.3"), asked at every start."""
         if auth not in ("ntlm", "basic"):
             raise ValueError(f"auth must be 'ntlm' or 'basic', not {auth!r}")
         accounts = [Account.parse(user, password) for user, password in credentials]
@@ -228,11 +233,11 @@ class WSManServer:
         self.faults = faults if faults is not None else Faults()
         self.computer_name = computer_name
         self.idle_timeout = idle_timeout
+        self.tls_protocols = tls_protocols
         self._accounts = accounts
         self._ntlm_lines = ntlm_user_lines(accounts, computer_name)
         self._port = port
         self._certificate: ListenerCertificate | None = None
-        self._tls: ssl.SSLContext | None = None
         self._listener: _Listener | None = None
         self._restart_timer: threading.Timer | None = None
         self._lifecycle = threading.RLock()
@@ -249,9 +254,6 @@ class WSManServer:
                 return self
             if self.https:
                 self._certificate = create_listener_certificate(self.address, self.computer_name)
-                self._tls = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-                self._tls.minimum_version = ssl.TLSVersion.TLSv1_2
-                self._tls.load_cert_chain(self._certificate.cert_path, self._certificate.key_path)
             self._listen()
             self._started = True
             return self
@@ -323,8 +325,24 @@ class WSManServer:
             raise ServerNotStarted("the CA exists once an HTTPS server has started")
         return str(self._certificate.ca_path)
 
+    def _tls_context(self) -> ssl.SSLContext | None:
+        """The listener's TLS, built at every start: a reboot may have changed what Schannel offers."""
+        if self._certificate is None:
+            return None
+        context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        versions = sorted(_TLS_VERSIONS[name] for name in self.tls_protocols())
+        if not versions:
+            raise ValueError("an HTTPS listener needs at least one TLS version")
+        with warnings.catch_warnings():  # TLS 1.0 and 1.1 are deprecated in Python's ssl; old Windows offers them
+            warnings.simplefilter("ignore", DeprecationWarning)
+            context.minimum_version, context.maximum_version = versions[0], versions[-1]
+        if versions[0] < ssl.TLSVersion.TLSv1_2:
+            context.set_ciphers("DEFAULT:@SECLEVEL=0")  # OpenSSL refuses TLS 1.0/1.1 at any higher level
+        context.load_cert_chain(self._certificate.cert_path, self._certificate.key_path)
+        return context
+
     def _listen(self) -> None:
-        listener = _Listener(self, (self.address, self._port), self._tls)
+        listener = _Listener(self, (self.address, self._port), self._tls_context())
         self._port = listener.server_address[1]
         self._listener = listener
         threading.Thread(

@@ -53,6 +53,10 @@ class HostUnreachable(RemoteError):
     """The host did not answer (DNS, TCP, WinRM listener down): safe to retry, nothing ran."""
 
 
+class QuotaExceeded(HostUnreachable):
+    """The host's WinRM quota for this user (MaxShellsPerUser) stayed used up: no shell opened, nothing ran."""
+
+
 class AuthenticationFailed(RemoteError):
     """The host refused the credentials or the authentication method."""
 

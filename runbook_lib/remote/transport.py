@@ -16,6 +16,7 @@ import contextlib
 import socket
 import ssl
 import subprocess
+import threading
 import time
 import warnings
 from abc import ABC, abstractmethod
@@ -39,6 +40,7 @@ from runbook_lib.errors import (
     EncryptionRequired,
     HostUnreachable,
     InputError,
+    QuotaExceeded,
     RemoteError,
     TimedOut,
     TlsVersionMismatch,
@@ -52,6 +54,12 @@ AUTH_METHODS = ("ntlm", "kerberos", "credssp", "basic", "certificate")
 _STDIN_CHUNK = 32 * 1024
 # WSManFault code for "Access is denied": authenticated, but not allowed to open a shell.
 _ACCESS_DENIED = 5
+# ERROR_WSMAN_QUOTA_MAX_SHELLS: the user already holds MaxShellsPerUser shells on the host.
+_QUOTA_MAX_SHELLS = 2150859173
+# WinRM 2.0 (Windows 7 / 2008 R2 as installed) lets a user hold 5 shells on a host and deletes one left idle for
+# 180 s; later versions allow 30 and 2 hours. The 2.0 numbers are the safe assumption for a host not yet known.
+DEFAULT_MAX_SHELLS = 5
+_SHELL_IDLE_TIMEOUT_S = 180.0
 # The console code page the shell is opened with (WINRS_CODEPAGE): what PowerShell writes its output in, so what
 # stdout and stderr are decoded with. 437 keeps PowerShell 2.0 working (it misbehaves under 65001).
 _CODEPAGE, _CODEPAGE_CODEC = 437, "cp437"
@@ -68,6 +76,58 @@ class OperationResult:
     data: dict
     duration_s: float
     warnings: tuple[str, ...] = ()
+
+
+class ShellSlots:
+    """The shells one user may hold on one host at once, shared by every transport of this process.
+
+    A shell that could not be deleted keeps its slot until the host's idle timeout has surely ended it; a quota
+    fault from the host (other sessions of the user hold shells there too) lowers the limit to what this process
+    holds. So threads and repeated operations never open more shells than the host allows."""
+
+    def __init__(self, limit: int, idle_timeout_s: float = _SHELL_IDLE_TIMEOUT_S, clock=time.monotonic):
+        self.limit, self.idle_timeout_s, self._clock = limit, idle_timeout_s, clock
+        self.held = 0
+        self._leaked: list[float] = []  # when each shell left behind will have timed out on the host
+        self._changed = threading.Condition()
+
+    def _in_use(self) -> int:
+        now = self._clock()
+        self._leaked = [until for until in self._leaked if until > now]
+        return self.held + len(self._leaked)
+
+    def acquire(self, timeout_s: float) -> bool:
+        deadline = self._clock() + timeout_s
+        with self._changed:
+            while self._in_use() >= self.limit:
+                left = deadline - self._clock()
+                if left <= 0:
+                    return False
+                self._changed.wait(min(left, 1.0))
+            self.held += 1
+            return True
+
+    def release(self, *, left_behind: bool = False) -> None:
+        with self._changed:
+            self.held -= 1
+            if left_behind:
+                self._leaked.append(self._clock() + self.idle_timeout_s)
+            self._changed.notify_all()
+
+    def host_refused(self) -> None:
+        """The host said the user's shells are used up: others hold the rest, so use no more than held now."""
+        with self._changed:
+            self.limit = max(1, self.held)
+
+
+_SLOTS: dict[tuple[str, int, str], ShellSlots] = {}
+_SLOTS_LOCK = threading.Lock()
+
+
+def shell_slots(host: str, port: int, user: str, limit: int = DEFAULT_MAX_SHELLS) -> ShellSlots:
+    """The slots of one user on one host in this process (created with ``limit`` on first use)."""
+    with _SLOTS_LOCK:
+        return _SLOTS.setdefault((host.casefold(), port, user.casefold()), ShellSlots(limit))
 
 
 class Transport(ABC):
@@ -108,6 +168,8 @@ class WinRMTransport(Transport):
         command_timeout_s: float = 600.0,
         connect_retries: int = 3,
         retry_backoff_s: float = 2.0,
+        max_shells: int = DEFAULT_MAX_SHELLS,
+        quota_wait_s: float = 240.0,
     ):
         if not host or any(ch.isspace() or ch in "/?#@" for ch in host):
             raise InputError("winrm: host must be a name or address")
@@ -125,8 +187,10 @@ class WinRMTransport(Transport):
             raise InputError(f"winrm: auth {auth} needs a credential")
         if not 1 <= operation_timeout_s < read_timeout_s:
             raise InputError("winrm: read_timeout_s must exceed operation_timeout_s, both at least 1")
-        if connect_retries < 0 or retry_backoff_s < 0 or command_timeout_s <= 0:
-            raise InputError("winrm: retries, backoff and command timeout must not be negative")
+        if connect_retries < 0 or retry_backoff_s < 0 or command_timeout_s <= 0 or quota_wait_s < 0:
+            raise InputError("winrm: retries, backoff, quota wait and command timeout must not be negative")
+        if max_shells < 1:
+            raise InputError("winrm: max_shells must be at least 1")
         self.host = host
         self.auth = auth
         self.https = https
@@ -138,7 +202,9 @@ class WinRMTransport(Transport):
         self.command_timeout_s = command_timeout_s
         self.connect_retries = connect_retries
         self.retry_backoff_s = retry_backoff_s
+        self.quota_wait_s = quota_wait_s
         self._credential = credential
+        self.slots = shell_slots(host, self.port, credential.username if credential else "", max_shells)
         self._options = dict(
             transport=auth,
             server_cert_validation="validate" if validate_certificate else "ignore",
@@ -166,13 +232,25 @@ class WinRMTransport(Transport):
         )
 
     def _open_shell(self, protocol: Protocol) -> str:
-        """Open a shell, retrying connection failures: no command has been sent yet, so nothing can run twice."""
-        attempt = 0
+        """Open a shell, retrying connection failures and a used-up shell quota: no command has been sent yet, so
+        nothing can run twice. A quota stays used up until other shells are closed or time out (180 s on WinRM
+        2.0), so that wait is longer: ``quota_wait_s``."""
+        attempt, quota_deadline = 0, self._clock() + self.quota_wait_s
         while True:
             try:
                 return protocol.open_shell(codepage=_CODEPAGE)
             except requests.exceptions.SSLError:
                 raise
+            except WSManFaultError as exc:
+                if exc.wsman_fault_code != _QUOTA_MAX_SHELLS:
+                    raise
+                self.slots.host_refused()
+                if self._clock() >= quota_deadline:
+                    raise QuotaExceeded(self.host, f"{one_line(exc.reason, 160)} (MaxShellsPerUser; waited "
+                                                   f"{self.quota_wait_s:g} s, nothing ran): close other sessions of "
+                                                   "this account or raise the quota") from None
+                self._sleep(min(self.retry_backoff_s * 2**min(attempt, 4), 15.0))
+                attempt += 1
             except (requests.exceptions.ConnectionError, requests.exceptions.Timeout):
                 if attempt >= self.connect_retries:
                     raise
@@ -203,6 +281,11 @@ class WinRMTransport(Transport):
         run = invocation(compose(operation, args))
         protocol = self._protocol()
         phase = _CONNECTING
+        if not self.slots.acquire(self.quota_wait_s):
+            raise QuotaExceeded(self.host, f"{operation}: this process already holds the {self.slots.limit} WinRM "
+                                           f"shell(s) the host allows this user; waited {self.quota_wait_s:g} s, "
+                                           "nothing ran")
+        left_behind = False
         try:
             shell_id = self._open_shell(protocol)
             try:
@@ -217,32 +300,34 @@ class WinRMTransport(Transport):
                 with contextlib.suppress(Exception):
                     protocol.cleanup_command(shell_id, command_id)
             finally:
-                self._close_shell(protocol, shell_id)
+                left_behind = not self._close_shell(protocol, shell_id)
         except RemoteError:
             raise
         except Exception as exc:  # noqa: BLE001 - every library error is translated, none passes through raw
             raise self._translate(exc, operation, phase) from None
         finally:
+            self.slots.release(left_behind=left_behind)
             with contextlib.suppress(Exception):
                 protocol.transport.close_session()
         output = read_output(operation, stdout, stderr, exit_code, host=self.host, encoding=_CODEPAGE_CODEC)
         return OperationResult(output.data, self._clock() - started_at, output.warnings)
 
-    def _close_shell(self, protocol: Protocol, shell_id: str) -> None:
+    def _close_shell(self, protocol: Protocol, shell_id: str) -> bool:
         """Delete the shell, on a fresh connection when the first one broke (an encrypted NTLM session does not
         survive its TCP connection). Deleting ends any process still running in it, as WinRS ends the shell's job;
         a shell left behind would hold one of the user's few shells (5 on WinRM 2.0) until its idle timeout.
-        Best effort: the result, or the original error, matters more than a failed teardown."""
+        Best effort: the result, or the original error, matters more than a failed teardown. True when deleted."""
         try:
             protocol.close_shell(shell_id)
-            return
+            return True
         except Exception:  # noqa: BLE001 - retried below on a new session
             pass
         fresh = self._protocol()
         try:
             fresh.close_shell(shell_id)
+            return True
         except Exception:  # noqa: BLE001 - the host may be unreachable now; the shell times out there
-            pass
+            return False
         finally:
             with contextlib.suppress(Exception):
                 fresh.transport.close_session()

@@ -9,6 +9,7 @@ script that real PowerShell would cut short, or never run, fails here the same w
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import threading
 import time
@@ -23,6 +24,7 @@ from ..errors import InputError
 from ..registry import Registry, RegistryValue
 from ..remote import scripts
 from .journal_folder import JournalFolder, JournalRefused
+from .wsman import WINRM_2_QUOTAS, Quotas
 from .wsman_shells import (CommandResult, Process, clixml_error, console_statements, current_process,
                            process_scope, statement_parses)
 from .windows import UNKNOWN_HOST, WindowsTls
@@ -45,6 +47,7 @@ class HostProfile:
     boot_seconds: float = 2.0
     faults: dict = field(default_factory=dict)
     language_mode: str = "FullLanguage"  # ConstrainedLanguage under AppLocker/WDAC enforcement
+    winrm: dict = field(default_factory=dict)  # quota overrides, e.g. {"max_shells_per_user": 2}
 
     @classmethod
     def from_dict(cls, doc: Any, origin: str) -> "HostProfile":
@@ -55,13 +58,17 @@ class HostProfile:
             profile = cls(name=str(doc["name"]), description=str(doc["description"]), intent=intent["outcome"],
                           intent_blockers=tuple(intent.get("blockers", ())), state=doc["state"],
                           boot_seconds=float(doc.get("boot_seconds", 2.0)), faults=dict(doc.get("faults", {})),
-                          language_mode=str(doc.get("language_mode", "FullLanguage")))
+                          language_mode=str(doc.get("language_mode", "FullLanguage")),
+                          winrm=dict(doc.get("winrm", {})))
         except (KeyError, TypeError, ValueError) as exc:
             raise InputError(f"profile {origin}: missing or malformed field {exc}") from None
         if profile.intent not in INTENTS:
             raise InputError(f"profile {origin}: intent.outcome must be one of {', '.join(INTENTS)}")
         if profile.language_mode not in LANGUAGE_MODES:
             raise InputError(f"profile {origin}: language_mode must be one of {', '.join(LANGUAGE_MODES)}")
+        unknown = sorted(set(profile.winrm) - {f.name for f in dataclasses.fields(Quotas)})
+        if unknown:
+            raise InputError(f"profile {origin}: winrm has unknown quota {unknown[0]!r}")
         profile.initial_facts("check")  # validates the state through the host-facts loader
         return profile
 
@@ -115,6 +122,9 @@ class SimulatedHost:
         # Values whose data does not fit their kind (an 8-byte REG_DWORD): (path, name) casefolded -> what .NET reads
         self.malformed = {(v["path"].casefold(), v["name"].casefold()): v["reads_as"]
                           for v in profile.faults.get("malformed_values", ())}
+        # WinRM 2.0's quotas where Windows PowerShell 2.0 is all there is (7 / 2008 R2 as installed), 3.0's elsewhere
+        defaults = WINRM_2_QUOTAS if self.tls.clr2 else Quotas()
+        self.quotas = dataclasses.replace(defaults, **profile.winrm)
         self.reboots = 0
         self.last_boot = datetime.now(timezone.utc).replace(microsecond=0) - timedelta(days=3)
         self.shutdown_scheduled = bool(profile.faults.get("shutdown_scheduled"))  # shutdown.exe then exits 1190
@@ -194,11 +204,22 @@ class SimulatedHost:
             "hotfixes": list(self.hotfixes),
             "powershell": {"windows_powershell": self.powershell.windows_powershell, "pwsh": self.powershell.pwsh},
             "registry": [value.to_dict() for value in values if value is not None],
-            "observed": {"security_protocol": {"x64": self.tls.security_protocol(self.registry),
-                                               "x86": self.tls.security_protocol(self.registry, wow64=True)},
+            "observed": {"security_protocol": self._security_protocols(warnings),
                          "probes": self._probes(args.get("endpoints") or [])},
         }
         return facts_doc, tuple(warnings)
+
+    def _security_protocols(self, warnings: list[str]) -> dict[str, int]:
+        """inspect reads SecurityProtocol in a child Windows PowerShell per bitness, inside the shell's job: one that
+        cannot start (process or memory quota) is left out with the script's warning."""
+        process_mb = 45 if self.tls.clr2 else 70  # a Windows PowerShell process's commit, CLR 2 or CLR 4
+        fits = (self.quotas.max_processes_per_shell >= 3  # cmd.exe, powershell.exe and the child
+                and self.quotas.max_memory_per_shell_mb >= 2 * process_mb)
+        if not fits:
+            warnings += [f"SecurityProtocol could not be read from {bits}-bit Windows PowerShell" for bits in (64, 32)]
+            return {}
+        return {"x64": self.tls.security_protocol(self.registry),
+                "x86": self.tls.security_protocol(self.registry, wow64=True)}
 
     def _probes(self, endpoints: list[str], requested: int | None = None) -> list[dict]:
         probes = []

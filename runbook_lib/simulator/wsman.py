@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import dataclasses
 import http.server
 import logging
 import socket
@@ -80,6 +81,11 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
+
+def _user_key(user: str) -> str:
+    """One spelling per account for per-user quotas: DOMAIN\\user, user@domain and user are the same user."""
+    return user.rsplit("\\", 1)[-1].split("@", 1)[0].casefold()
+
 # One Receive carries at most this much output; larger output takes several Receives, as on a real host.
 RECEIVE_BUDGET = 32 * 1024
 # Within one Receive, output is split into Stream elements of this size, which clients must concatenate.
@@ -108,6 +114,23 @@ class Faults:
     drop_after_requests: int = 0  # the Nth SOAP request from now gets no answer: its connection is closed
 
 
+@dataclass(frozen=True)
+class Quotas:
+    """The WinRM service's shell quotas (``winrm get winrm/config/winrs`` and ``MaxEnvelopeSizekb``); the defaults
+    are WinRM 3.0 and later's. The host model applies the per-shell process and memory limits itself."""
+
+    max_shells_per_user: int = 30
+    max_processes_per_shell: int = 25
+    max_memory_per_shell_mb: int = 1024
+    shell_idle_timeout_s: float = 7200.0
+    max_envelope_kb: int = 500
+
+
+# Windows 7 / Server 2008 R2 as installed (WinRM 2.0).
+WINRM_2_QUOTAS = Quotas(max_shells_per_user=5, max_processes_per_shell=15, max_memory_per_shell_mb=150,
+                        shell_idle_timeout_s=180.0, max_envelope_kb=150)
+
+
 class ServerNotStarted(RuntimeError):
     """The listener's URL or CA is asked for before start() bound it."""
 
@@ -126,6 +149,7 @@ class _ConnectionAuth:
 
     negotiation: spnego.ContextProxy | None = None
     established: spnego.ContextProxy | None = None
+    user: str = ""  # who the connection (NTLM) or the request (Basic) authenticated as, for per-user quotas
 
 
 class _RequestHandler(http.server.BaseHTTPRequestHandler):
@@ -217,9 +241,12 @@ class WSManServer:
         computer_name: str = "WIN-SIM01",
         idle_timeout: float = 30.0,
         tls_protocols: Callable[[], Iterable[str]] = lambda: ("TLS 1.2", "TLS 1.3"),
+        quotas: Quotas = Quotas(),
     ):
         """``auth="basic"`` enables Basic next to Negotiate (the Basic=true service setting); ``strict`` overrides it.
         ``tls_protocols`` names what the HTTPS listener offers ("TLS 1.0" .. "TLS 1.3"), asked at every start."""
+        self.quotas = quotas
+        self.quota_faults = 0  # how often a Create was refused for MaxShellsPerUser (what tests watch)
         if auth not in ("ntlm", "basic"):
             raise ValueError(f"auth must be 'ntlm' or 'basic', not {auth!r}")
         accounts = [Account.parse(user, password) for user, password in credentials]
@@ -427,8 +454,8 @@ class WSManServer:
             length = int(request.headers.get("Content-Length") or 0)
         except ValueError:
             return _Reply(400, close=True)
-        if not 0 <= length <= MAX_BODY:
-            return _Reply(413, close=True)
+        if not 0 <= length <= min(MAX_BODY, self.quotas.max_envelope_kb * 1024):
+            return _Reply(413, close=True)  # what a request past MaxEnvelopeSizekb gets: no SOAP, just HTTP 413
         body = request.rfile.read(length) if length else b""
 
         context, final_token, refusal = self._authenticate(request)
@@ -450,7 +477,7 @@ class WSManServer:
             except EncryptedBodyInvalid as exc:
                 log.debug("%s: %s", self.computer_name, exc)
                 return _Reply(400, close=True)  # the NTLM sequence numbers are out of step now
-        status, xml = self._soap(body, encrypted_or_tls=encrypted or self.https)
+        status, xml = self._soap(body, encrypted_or_tls=encrypted or self.https, user=request.auth.user)
         if encrypted:
             assert context is not None
             return _Reply(status, encrypt_body(context, xml), token_headers + [("Content-Type", wsman_auth.ENCRYPTED_CONTENT_TYPE)])
@@ -468,14 +495,14 @@ class WSManServer:
         try:
             scheme, payload = split_authorization(header)
             if scheme == "basic":
-                return None, None, self._authenticate_basic(payload)
+                return None, None, self._authenticate_basic(request, payload)
             if scheme in ("negotiate", "ntlm"):
                 return self._step_negotiate(request, payload)
         except BadAuthorization as exc:
             log.debug("%s: logon refused: %s", self.computer_name, exc)
         return None, None, self._challenge()
 
-    def _authenticate_basic(self, payload: bytes) -> _Reply | None:
+    def _authenticate_basic(self, request: _RequestHandler, payload: bytes) -> _Reply | None:
         if not self.basic_enabled:
             return self._challenge()
         user, password = basic_credentials(payload)
@@ -485,6 +512,7 @@ class WSManServer:
         if not accepted:
             log.info("%s: Basic logon refused for user %r", self.computer_name, user)
             return self._challenge()
+        request.auth.user = _user_key(user)
         return None
 
     def _step_negotiate(
@@ -509,11 +537,12 @@ class WSManServer:
             log.info("%s: Negotiate logon refused by fault injection", self.computer_name)
             return None, None, self._challenge()
         auth.established = context
+        auth.user = _user_key(context.client_principal or "")
         return context, out_token, None
 
     # --- SOAP -----------------------------------------------------------------------------------------------
 
-    def _soap(self, body: bytes, *, encrypted_or_tls: bool) -> tuple[int, bytes]:
+    def _soap(self, body: bytes, *, encrypted_or_tls: bool, user: str) -> tuple[int, bytes]:
         relates_to = None
         try:
             if self.strict and not encrypted_or_tls:
@@ -532,7 +561,7 @@ class WSManServer:
                 raise DropConnection()
             if self._http_500_due():
                 raise FaultRaised(wsman_soap.internal_error("The WS-Management service encountered an internal error."))
-            return 200, self._dispatch(soap)
+            return 200, self._dispatch(dataclasses.replace(soap, user=user))
         except FaultRaised as raised:
             return 500, wsman_soap.fault_response(raised.fault, relates_to, self.computer_name)
 
@@ -562,11 +591,24 @@ class WSManServer:
 
     def _shell(self, soap: SoapRequest) -> Shell:
         shell_id = soap.selectors.get("ShellId", "")
+        self._end_idle_shells()
         with self._state:
             shell = self._shells.get(shell_id.upper())
         if shell is None:
             raise FaultRaised(wsman_soap.invalid_selectors("ShellId", shell_id))
+        shell.last_used = time.monotonic()
         return shell
+
+    def _end_idle_shells(self) -> None:
+        """WinRS deletes a shell its client has not used for the idle timeout (180 s on WinRM 2.0), and ends the
+        processes in it; until then it counts against the user's shells."""
+        cutoff = time.monotonic() - self.quotas.shell_idle_timeout_s
+        with self._state:
+            idle = [shell for shell in self._shells.values() if shell.last_used < cutoff]
+            for shell in idle:
+                self._shells.pop(shell.shell_id, None)
+        for shell in idle:
+            shell.end_processes()
 
     def _command_of(self, shell: Shell, command_id: str | None) -> Command:
         with self._state:
@@ -582,8 +624,13 @@ class WSManServer:
             codec = codec_for_codepage(codepage)
         except (ValueError, UnknownCodepage):
             raise FaultRaised(wsman_soap.invalid_parameter(f"WINRS_CODEPAGE {codepage_text!r} is not a usable code page.")) from None
-        shell = Shell(shell_id=new_windows_guid(), codepage=codepage, codec=codec)
+        shell = Shell(shell_id=new_windows_guid(), codepage=codepage, codec=codec, user=soap.user)
+        self._end_idle_shells()
         with self._state:
+            limit = self.quotas.max_shells_per_user
+            if sum(1 for other in self._shells.values() if other.user == soap.user) >= limit:
+                self.quota_faults += 1
+                raise FaultRaised(wsman_soap.shells_quota_exceeded(limit))
             self._shells[shell.shell_id] = shell
         shell_xml = (
             f"<rsp:Shell><rsp:ShellId>{shell.shell_id}</rsp:ShellId>"

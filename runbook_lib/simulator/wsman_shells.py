@@ -13,6 +13,7 @@ import codecs
 import contextlib
 import re
 import threading
+import time
 import uuid
 from dataclasses import dataclass, field
 from typing import Iterator, Protocol
@@ -376,7 +377,9 @@ class Shell:
     shell_id: str
     codepage: int
     codec: str
+    user: str = ""
     commands: dict[str, Command] = field(default_factory=dict)
+    last_used: float = field(default_factory=time.monotonic)
 
     def end_processes(self) -> None:
         for command in list(self.commands.values()):

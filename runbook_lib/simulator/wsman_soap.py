@@ -82,6 +82,17 @@ def invalid_selectors(what: str, value: str) -> SoapFault:
     )
 
 
+def shells_quota_exceeded(limit: int) -> SoapFault:
+    """MaxShellsPerUser reached (ERROR_WSMAN_QUOTA_MAX_SHELLS), in the words real hosts send."""
+    return SoapFault(
+        "Receiver",
+        "w:InternalError",
+        f"The WS-Management service cannot process the request. This user is allowed a maximum number of {limit} "
+        "concurrent shells, which has been exceeded. Close existing shells or raise the quota for this user. ",
+        2150859173,
+    )
+
+
 def invalid_parameter(reason: str) -> SoapFault:
     return SoapFault("Sender", "w:InvalidParameter", reason, 87)
 
@@ -111,6 +122,7 @@ class SoapRequest:
     options: dict[str, str]
     body: ET.Element
     operation_timeout_s: float | None = None  # w:OperationTimeout: how long the client lets one request wait
+    user: str = ""  # the authenticated account, set by the server (per-user quotas)
 
 
 def _text(element: ET.Element | None) -> str:

@@ -47,6 +47,10 @@ FORBIDDEN = {
     "TLS enum names (.NET 3.5 lacks them)": r"(SecurityProtocolType|SslProtocols)\]\s*::\s*Tls",
     "numeric cast to a TLS enum (refused for unnamed bits)": r"\[[\w.]*(SecurityProtocolType|SslProtocols)\]\s*[\d$(\[]",
     "simplified Where-Object/ForEach-Object (3.0)": r"\b(Where-Object|ForEach-Object)\s+(?!\{)",
+    # .NET Framework has these on Directory/DirectoryInfo; PowerShell 7's .NET has them only as static
+    # FileSystemAclExtensions methods, so common.ps1 finds them by reflection (Get-TrDirectorySecurity).
+    "ACL instance methods (absent in PowerShell 7)": r"\.(Get|Set)AccessControl\s*\(",
+    "CreateDirectory with a security descriptor (absent in PowerShell 7)": r"CreateDirectory\s*\([^)]*,",
 }
 
 # Shapes that break delivery through `powershell -Command -` (see runbook_lib.remote.scripts): the block drops
@@ -157,6 +161,8 @@ def test_script_uses_no_construct_missing_from_powershell_2(script):
         ("Get-ChildItem | Where-Object Name -eq 'x'", "simplified Where-Object/ForEach-Object (3.0)"),
         ("$p = [System.Security.Authentication.SslProtocols]3072", "numeric cast to a TLS enum (refused for unnamed bits)"),
         ("$p = [Net.SecurityProtocolType]$n", "numeric cast to a TLS enum (refused for unnamed bits)"),
+        ("$acl = (Get-Item $d).GetAccessControl()", "ACL instance methods (absent in PowerShell 7)"),
+        ("[IO.Directory]::CreateDirectory($d, $sd)", "CreateDirectory with a security descriptor (absent in PowerShell 7)"),
     ],
 )
 def test_forbidden_construct_is_detected_in_code(sample, construct):
@@ -228,3 +234,11 @@ def test_operation_reports_errors_as_data(operation):
     source = (PS_DIR / f"{operation}.ps1").read_text(encoding="utf-8")
     assert re.search(rf"Write-TrError '{operation}' \$_", source)
     assert re.search(rf"Write-TrResult(Json)? '{operation}'", source)
+
+
+def test_wmi_is_reached_only_through_the_helper_that_also_works_without_get_wmiobject():
+    """PowerShell 7 has no Get-WmiObject: Get-TrWmiObjects falls back to System.Management, so nothing else may
+    call it directly."""
+    uses = {p.name: len(re.findall(r"(?i)\bGet-WmiObject\b", code_only(p.read_text(encoding="utf-8"))))
+            for p in SCRIPTS}
+    assert {name: n for name, n in uses.items() if n} == {"common.ps1": 2}  # the Get-Command check and the call

@@ -287,7 +287,7 @@ def _run_local(hosts: list[str], inventory: str, folder: str, staging: str, opti
 
 
 def _run_dask(hosts: list[str], inventory: str, folder: str, staging: str, options: RunOptions,
-              progress: Progress) -> dict[str, dict]:
+              progress: Progress, endpoints: dict[str, tuple]) -> dict[str, dict]:
     try:
         from distributed import Client, LocalCluster, as_completed
     except ImportError:

@@ -34,7 +34,7 @@ from runbook_lib.engine import assess  # noqa: E402
 from runbook_lib.plan import RemediationPlan  # noqa: E402
 from runbook_lib.remote.credentials import Credential  # noqa: E402
 from runbook_lib.simulator.fleet import FleetProcess, write_inventory  # noqa: E402
-from runbook_lib.simulator.host import builtin_profile_names  # noqa: E402
+from runbook_lib.simulator.host import builtin_profile, builtin_profile_names  # noqa: E402
 from runbook_lib.steps import apply_plan, inspect_host, session_fix  # noqa: E402
 from runbook_lib.target import connect  # noqa: E402
 
@@ -126,7 +126,7 @@ def main() -> None:
     parser.add_argument("--latency", type=float, default=0.02, help="seconds added to every WinRM request")
     parser.add_argument("--ps-start", type=float, default=0.3, help="seconds every command pays to start PowerShell")
     args = parser.parse_args()
-    names = builtin_profile_names()
+    names = [name for name in builtin_profile_names() if builtin_profile(name).intent != "failed"]  # runnable hosts
     profiles = [names[i % len(names)] for i in range(args.hosts)]
     password = secrets.token_urlsafe(16)
     os.environ["TLS_RUNBOOK_USER"], os.environ["TLS_RUNBOOK_PASSWORD"] = USER, password

@@ -20,7 +20,8 @@ from .simulator.fleet import FleetProcess, write_inventory
 from .simulator.host import builtin_profile, builtin_profile_names
 
 DEMO_USER = "demo-admin"
-EXPECTED = {"fixable": ("fixed", "fixed_after_reboot"), "compliant": ("compliant",), "blocked": ("blocked",)}
+EXPECTED = {"fixable": ("fixed", "fixed_after_reboot"), "compliant": ("compliant",), "blocked": ("blocked",),
+            "failed": ("failed",)}
 
 
 def demo_profiles(count: int | None) -> list[str]:

@@ -53,6 +53,10 @@ class HostUnreachable(RemoteError):
     """The host did not answer (DNS, TCP, WinRM listener down): safe to retry, nothing ran."""
 
 
+class QuotaExceeded(HostUnreachable):
+    """The host's WinRM quota for this user (MaxShellsPerUser) stayed used up: no shell opened, nothing ran."""
+
+
 class AuthenticationFailed(RemoteError):
     """The host refused the credentials or the authentication method."""
 
@@ -65,8 +69,23 @@ class CertificateInvalid(RemoteError):
     """The HTTPS listener's certificate did not validate against the trusted CAs."""
 
 
+class TlsVersionMismatch(RemoteError):
+    """The HTTPS listener offers only TLS versions this machine refuses (1.0, 1.1): nothing ran."""
+
+
 class TimedOut(RemoteError):
-    """An operation exceeded its time limit; the remote state is unknown."""
+    """An operation exceeded its time limit or lost its connection after its command was sent: the remote state is
+    unknown. ``started`` is True when the host had acknowledged the command (its process ran, and may still run),
+    None when the command request itself got no answer (it may or may not have started)."""
+
+    def __init__(self, host: str, message: str, *, started: bool | None = None):
+        self.started = started
+        super().__init__(host, message)
+
+
+class RebootFailed(RemoteError):
+    """A restart the runbook asked for did not happen (the host still reports its old boot time), or was not
+    scheduled because another shutdown already was."""
 
 
 class ApplyIncomplete(RemoteError):

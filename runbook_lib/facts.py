@@ -45,6 +45,7 @@ class OsInfo:
     service_pack: int
     product_type: str
     architecture: str
+    last_boot: str | None = None  # UTC, when Windows last started (optional in v1)
 
     @property
     def version_tuple(self) -> tuple[int, int, int]:
@@ -135,7 +136,8 @@ class HostFacts:
             "simulated": self.simulated,
             "collected_at": self.collected_at,
             "os": {"caption": self.os.caption, "version": self.os.version, "service_pack": self.os.service_pack,
-                   "product_type": self.os.product_type, "architecture": self.os.architecture},
+                   "product_type": self.os.product_type, "architecture": self.os.architecture,
+                   **({"last_boot": self.os.last_boot} if self.os.last_boot else {})},
             "hotfixes": list(self.hotfixes),
             "powershell": {"windows_powershell": self.powershell.windows_powershell, "pwsh": self.powershell.pwsh},
             "registry": [value.to_dict() for value in self.registry],
@@ -273,7 +275,8 @@ def _timestamp_problem(value: str) -> str | None:
 
 
 def _os(doc: Any) -> OsInfo:
-    r = _Reader(doc, "os", ("caption", "version", "service_pack", "product_type", "architecture"))
+    r = _Reader(doc, "os", ("caption", "version", "service_pack", "product_type", "architecture"),
+                optional=("last_boot",))
     caption = r.string("caption", max_len=200)
     version = r.get("version", (str,))
     if not _VERSION_RE.match(version):
@@ -287,7 +290,10 @@ def _os(doc: Any) -> OsInfo:
     architecture = r.get("architecture", (str,))
     if architecture not in ARCHITECTURES:
         raise FactsError("os.architecture", f"expected one of {', '.join(ARCHITECTURES)}")
-    return OsInfo(caption, version, service_pack, product_type, architecture)
+    last_boot = r.get("last_boot", (str,), optional=True)
+    if last_boot is not None:
+        r.check("last_boot", _timestamp_problem(last_boot))
+    return OsInfo(caption, version, service_pack, product_type, architecture, last_boot)
 
 
 def _hotfixes(top: _Reader, items: list) -> tuple[str, ...]:

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from .registry import is_policy_path
+
 SOURCES = {
     "E1": "https://learn.microsoft.com/troubleshoot/entra/entra-id/ad-dmn-services/enable-support-tls-environment",
     "E2": "https://learn.microsoft.com/troubleshoot/entra/entra-id/app-integration/application-using-tls-1dot0-1dot1-authentication-fail",
@@ -80,6 +82,12 @@ def values_read() -> list[tuple[str, str]]:
     wanted += [(WINHTTP_NATIVE, "DefaultSecureProtocols"), (WINHTTP_WOW64, "DefaultSecureProtocols")]
     wanted += [(CIPHER_POLICY, "Functions"), (CIPHER_POLICY, "EccCurves")]
     return wanted
+
+
+def values_managed() -> list[tuple[str, str]]:
+    """Every (path, name) a plan may write: what the engine reads, less what only describes the host (.NET setup)
+    and what Group Policy owns. A rollback touches nothing else, whatever a backup claims."""
+    return [(path, name) for path, name in values_read() if not path.startswith(NDP) and not is_policy_path(path)]
 
 
 # --- the OS matrix ([S2], [N1-2018], [W2], [E1], [P7], [N3], [O1], [O2]) --------------------------------------

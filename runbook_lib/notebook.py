@@ -66,9 +66,12 @@ from .errors import (
     EncryptionRequired,
     HostUnreachable,
     InputError,
+    QuotaExceeded,
+    RebootFailed,
     RemoteScriptFailed,
     RunbookError,
     TimedOut,
+    TlsVersionMismatch,
     one_line,
 )
 from .facts import HostFacts, Probe, host_problem
@@ -319,6 +322,13 @@ _HINTS: tuple[tuple[type[BaseException], str, str | None], ...] = (
                          "Do not set AllowUnencrypted on the host.", _START),
     (CertificateInvalid, "The HTTPS listener's certificate did not validate: give the inventory a ca_trust_path.",
      _START),
+    (QuotaExceeded, "The host's WinRM shells for this account stayed in use (MaxShellsPerUser, 5 on WinRM 2.0). "
+                    "Nothing ran: close other sessions of the account or wait for idle ones to time out, then run "
+                    "this notebook again.", None),
+    (TlsVersionMismatch, "The host's HTTPS listener offers only TLS 1.0/1.1. Use its http:// endpoint (5985, NTLM "
+                         "with message encryption) until the fix and its reboot are in.", _START),
+    (RebootFailed, "The restart did not happen as asked (see the message). Nothing else was changed; restart the "
+                   "host, then run this notebook again to verify.", None),
     (HostUnreachable, "The host did not answer over WinRM (DNS, firewall, listener down). Nothing ran on it: "
                       "check Test-WSMan from a jump host, then run this notebook again.", _START),
     (TimedOut, "An operation ran out of time; the host's state is unknown. If this was the apply step, run "
@@ -885,7 +895,8 @@ def _save_apply_report(session: Session, report: ApplyReport, plan: RemediationP
     session.save_json("apply-report.json", {
         "host": session.host, "simulated": report.simulated, "dry_run": report.dry_run,
         "changed": report.changed_anything, "restart": plan.restart, "apply_id": report.apply_id,
-        "completed": report.completed, "error": report.error, "results": report.results, "backup": backup})
+        "completed": report.completed, "error": report.error, "recovered": report.recovered,
+        "results": report.results, "backup": backup})
 
 
 def _read_after(session: Session) -> HostFacts:

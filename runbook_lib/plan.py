@@ -1,8 +1,9 @@
 """Remediation plans: a verdict's changes as a fix ``.reg`` and a rollback ``.reg`` that restores the prior state.
 
 The rollback is built from the facts the plan was made from, so it restores each value with its original type
-(a REG_SZ "1" comes back as REG_SZ "1") and deletes values that did not exist. A key is deleted only when the
-plan is told it created that key (the remote apply step knows; facts alone cannot tell an empty key from none).
+(a REG_SZ "1" comes back as REG_SZ "1") and deletes values that did not exist. It never deletes a key: a .reg
+file can only delete a key with everything under it, so a key the fix created stays, empty, exactly as the
+remote ``restore`` leaves it (one rollback meaning, whichever way it is applied).
 """
 
 from __future__ import annotations
@@ -26,13 +27,11 @@ class RemediationPlan:
     changes: tuple[Change, ...]
     restart: str
     prior: tuple[RegistryValue | None, ...]  # the value each change replaces, in the same order
-    created_keys: frozenset[str] = frozenset()
 
     @classmethod
-    def from_verdict(cls, verdict: Verdict, facts: HostFacts, created_keys: frozenset[str] = frozenset()):
+    def from_verdict(cls, verdict: Verdict, facts: HostFacts):
         prior = tuple(facts.registry.get(change.path, change.name) for change in verdict.changes)
-        return cls(verdict.host, verdict.profile, verdict.simulated, verdict.changes, verdict.restart, prior,
-                   created_keys)
+        return cls(verdict.host, verdict.profile, verdict.simulated, verdict.changes, verdict.restart, prior)
 
     def _comments(self, what: str) -> list[str]:
         lines = [f"tls-runbook {what} for {self.host} (profile {self.profile}, restart {self.restart})"]
@@ -50,14 +49,14 @@ class RemediationPlan:
                 operations.append(RegOperation(change.path, change.name))
             else:
                 operations.append(RegOperation(before.path, before.name, before.type, before.data))
-        operations += [RegOperation(key, None) for key in sorted(self.created_keys)]
         return operations
 
     def fix_reg(self) -> str:
         return regfile.render(self.fix_operations(), self._comments("fix"))
 
     def rollback_reg(self) -> str:
-        return regfile.render(self.rollback_operations(), self._comments("rollback"))
+        return regfile.render(self.rollback_operations(),
+                              self._comments("rollback") + ["values only: keys the fix created stay, empty"])
 
     def write(self, fix_path: Path | str, rollback_path: Path | str) -> None:
         """Rollback first: if writing stops half-way, the undo exists before the fix does."""

@@ -163,11 +163,12 @@ def newest_run(*folders: Path | str) -> Path | None:
 
 def render_text(rows: list[HostSummary]) -> str:
     """The summary table for a terminal."""
-    header = f"{'host':30} {'os':38} {'before':10} {'changes':7} {'restart':11} {'outcome':18} blockers"
+    header = f"{'host':30} {'os':38} {'before':10} {'changes':7} {'restart':11} {'outcome':18} blockers or error"
     lines = [header, "-" * len(header)]
     for row in rows:
         lines.append(f"{row.host[:30]:30} {row.os.replace('Microsoft ', '')[:38]:38} {row.verdict_before[:10]:10} "
-                     f"{row.changes_applied:7} {row.restart[:11]:11} {row.outcome:18} {', '.join(row.blockers)}")
+                     f"{row.changes_applied:7} {row.restart[:11]:11} {row.outcome:18} "
+                     f"{', '.join(row.blockers) or (row.error if row.outcome == 'failed' else '')}")
     tally = ", ".join(f"{k} {v}" for k, v in counts(rows).items() if v)
     lines.append(f"{len(rows)} host(s): {tally}")
     return "\n".join(lines)

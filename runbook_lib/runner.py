@@ -244,14 +244,27 @@ def _stop(process: multiprocessing.Process) -> None:
     process.join(5)
 
 
+def _next_host(pending: list[str], busy: set, endpoints: dict[str, tuple]) -> str | None:
+    """The first pending host whose endpoint no running host shares: one Windows host listed under two names is
+    worked on by one process at a time, so the fleet never holds more of its WinRM shells than one run does
+    (WinRM 2.0 allows a user 5)."""
+    for host in pending:
+        if endpoints.get(host, host) not in busy:
+            pending.remove(host)
+            return host
+    return None
+
+
 def _run_local(hosts: list[str], inventory: str, folder: str, staging: str, options: RunOptions,
-               progress: Progress) -> dict[str, dict]:
+               progress: Progress, endpoints: dict[str, tuple]) -> dict[str, dict]:
     context = multiprocessing.get_context("spawn")
     events = context.Queue()
     pending, running, results = list(hosts), {}, {}
     while pending or running:
         while pending and len(running) < options.parallel:
-            host = pending.pop(0)
+            host = _next_host(pending, {endpoints.get(h, h) for h in running}, endpoints)
+            if host is None:
+                break
             process = context.Process(target=_worker, args=(host, inventory, folder, staging, asdict(options), events),
                                       daemon=False)
             process.start()
@@ -277,7 +290,7 @@ def _run_local(hosts: list[str], inventory: str, folder: str, staging: str, opti
 
 
 def _run_dask(hosts: list[str], inventory: str, folder: str, staging: str, options: RunOptions,
-              progress: Progress) -> dict[str, dict]:
+              progress: Progress, endpoints: dict[str, tuple]) -> dict[str, dict]:
     try:
         from distributed import Client, LocalCluster, as_completed
     except ImportError:
@@ -286,10 +299,21 @@ def _run_dask(hosts: list[str], inventory: str, folder: str, staging: str, optio
                                                           processes=True, dashboard_address=None)
     try:
         with Client(options.scheduler or cluster) as client:
-            futures = {client.submit(run_host, host, inventory, folder, staging, asdict(options), pure=False): host
-                       for host in hosts}
-            results = {}
-            for future in as_completed(futures):
+            pending, futures = list(hosts), {}
+
+            def submit_next() -> None:
+                host = _next_host(pending, {endpoints.get(h, h) for h in futures.values() if h not in results},
+                                  endpoints)
+                if host is not None:
+                    future = client.submit(run_host, host, inventory, folder, staging, asdict(options), pure=False)
+                    futures[future] = host
+                    completed.add(future)
+
+            results: dict[str, dict] = {}
+            completed = as_completed()
+            for _ in range(len(hosts)):
+                submit_next()
+            for future in completed:
                 host = futures[future]
                 try:
                     results[host] = future.result(timeout=options.timeout_s)
@@ -298,6 +322,7 @@ def _run_dask(hosts: list[str], inventory: str, folder: str, staging: str, optio
                                                    f"{type(exc).__name__}: {exc}"[:300], [])
                 progress.update(host, "done" if results[host]["outcome"] != "failed" else "host",
                                 results[host]["outcome"])
+                submit_next()
             return results
     finally:
         if cluster is not None:
@@ -316,6 +341,8 @@ def run_fleet(inventory_path: Path | str, options: RunOptions, out: Path | str, 
     hosts = [entry.name for entry in inventory.select(options.limit)]
     folder = notebooks_folder(notebooks_dir)
     references = sorted({entry.credential for entry in inventory.select(options.limit)})
+    endpoints = {entry.name: (entry.address.casefold(), entry.port or (5986 if entry.scheme == "https" else 5985))
+                 for entry in inventory.select(options.limit)}
     if secrets is None:
         secrets = []
         for reference in references:  # the values to scrub; resolved here, never written anywhere
@@ -328,7 +355,8 @@ def run_fleet(inventory_path: Path | str, options: RunOptions, out: Path | str, 
     progress = Progress(hosts, progress_stream)
     with tempfile.TemporaryDirectory(prefix="tls-runbook-") as staging:
         execute = _run_dask if options.executor == "dask" else _run_local
-        results = execute(hosts, str(Path(inventory_path).resolve()), str(folder), staging, options, progress)
+        results = execute(hosts, str(Path(inventory_path).resolve()), str(folder), staging, options, progress,
+                          endpoints)
         scrubber = evidence.Scrubber(secrets)
         for host in hosts:
             source = Path(staging) / host

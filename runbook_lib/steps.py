@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import html
 import json
+import time
 import uuid
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -18,7 +19,8 @@ from typing import Any
 from . import facts as facts_module
 from . import knowledge as k
 from .acceptance import all_accepted, describe_session, entra_answer
-from .errors import FactsError, RemoteScriptFailed, TimedOut
+from .errors import (AuthenticationFailed, CertificateInvalid, EncryptionRequired, FactsError, HostUnreachable,
+                     RebootFailed, RemoteError, RemoteScriptFailed, TimedOut)
 from .facts import HostFacts
 from .plan import RemediationPlan
 from .regfile import RegOperation, render, to_bytes
@@ -147,6 +149,7 @@ class ApplyReport:
     apply_id: str | None = None
     error: str | None = None
     files: dict[str, str] = field(default_factory=dict)
+    recovered: str | None = None  # how the results were learned after the connection was lost
 
     @property
     def written(self) -> list[dict]:
@@ -169,11 +172,13 @@ class ApplyReport:
         def show(state: dict | None) -> str:
             return "(absent)" if state is None else f"{state['type']} {json.dumps(state['data'])}"
         return [[f"{r['path']}\\{r['name']}", show(r.get("before")), show(r.get("after")), r["status"],
-                 r.get("error") or ""] for r in self.results]
+                 r.get("error") or r.get("note") or ""] for r in self.results]
 
     def render_text(self) -> str:
         lines = [SIMULATED_TEXT] if self.simulated else []
         lines.append(f"Apply on {self.host}: {self.summary()}")
+        if self.recovered:
+            lines.append(f"  {self.recovered}")
         lines += ["  " + "  ".join(row) for row in self.rows()]
         lines += [f"  {kind}: {path}" for kind, path in self.files.items()]
         return "\n".join(lines)
@@ -181,18 +186,32 @@ class ApplyReport:
     def _repr_html_(self) -> str:
         files = "".join(f"<li>{html.escape(kind)}: <code>{html.escape(path)}</code></li>"
                         for kind, path in self.files.items())
+        recovered = f"<p>{html.escape(self.recovered)}</p>" if self.recovered else ""
         return (f"{_banner(self.simulated)}<h4>Apply on {html.escape(self.host)}</h4>"
-                f"<p><b>{html.escape(self.summary())}</b></p>"
-                + html_table(["Value", "Before", "After (read back)", "Status", "Error"], self.rows())
+                f"<p><b>{html.escape(self.summary())}</b></p>{recovered}"
+                + html_table(["Value", "Before", "After (read back)", "Status", "Error or note"], self.rows())
                 + (f"<ul>{files}</ul>" if files else ""))
 
 
+@dataclass(frozen=True)
+class _Recovery:
+    """What the host's journal said once the apply process had ended (or the wait gave up)."""
+
+    journal: dict | None
+    current: list[dict]
+    text: str
+    error: str | None
+
+
 def apply_plan(target: Target, plan: RemediationPlan, *, apply: bool = False,
-               evidence_dir: Path | str | None = None) -> ApplyReport:
+               evidence_dir: Path | str | None = None, recovery_s: float = 600, poll_s: float = 5) -> ApplyReport:
     """Write the plan's values (only with apply=True), rollback file first, then read back every value.
 
-    A dropped connection mid-apply leaves the host's own journal; it is read back so the report says exactly
-    what was and was not written, and the rollback file is rebuilt from the host's backup.
+    A lost connection does not stop the apply process on the host, and deleting the shell may or may not have
+    killed it. So the host's journal is read until it says completed or names a process that no longer runs (at
+    most ``recovery_s``); the report then says exactly what was written (the journal, plus any value the process
+    wrote but could not journal before it ended), and the rollback file is rebuilt from the host's backup. No
+    journal means the apply never started: the read claims its apply_id, so it cannot start late either.
     """
     report = ApplyReport(target.name, target.simulated or plan.simulated, not apply, plan.restart)
     folder = Path(evidence_dir) if evidence_dir is not None else None
@@ -200,11 +219,12 @@ def apply_plan(target: Target, plan: RemediationPlan, *, apply: bool = False,
         folder.mkdir(parents=True, exist_ok=True)
         plan.write(folder / "fix.reg", folder / "rollback.reg")
         report.files = {"fix .reg": str(folder / "fix.reg"), "rollback .reg": str(folder / "rollback.reg")}
+    planned = [{"path": c.path, "name": c.name, "status": "planned",
+                "before": None if prior is None else {"type": prior.type, "data": prior.data},
+                "after": {"type": c.type, "data": c.data}, "error": None}
+               for c, prior in zip(plan.changes, plan.prior)]
     if not apply:
-        report.results = [{"path": c.path, "name": c.name, "status": "planned",
-                           "before": None if prior is None else {"type": prior.type, "data": prior.data},
-                           "after": {"type": c.type, "data": c.data}, "error": None}
-                          for c, prior in zip(plan.changes, plan.prior)]
+        report.results = planned
         return report
     if not plan.changes:
         report.completed = True
@@ -214,54 +234,123 @@ def apply_plan(target: Target, plan: RemediationPlan, *, apply: bool = False,
             "changes": [{"path": c.path, "name": c.name, "type": c.type, "data": c.data} for c in plan.changes]}
     try:
         journal = target.run("apply", args)
+        current: list[dict] = []
     except TimedOut as exc:
-        report.error = str(exc)
-        journal = target.run("journal", {"apply_id": report.apply_id})
-    report.results, report.completed = journal["results"], bool(journal["completed"])
+        recovery = _recover(target, report.apply_id, recovery_s, poll_s)
+        journal, current, report.recovered = recovery.journal, recovery.current, f"{exc} - {recovery.text}"
+        report.error = recovery.error
+    except RemoteScriptFailed as exc:  # refused as a whole, before its first write (or no journal says otherwise)
+        recovery = _recover(target, report.apply_id, 0, poll_s)
+        journal, current, report.error = recovery.journal, recovery.current, str(exc)
+    if journal is None:
+        report.results = [dict(row, status="not_attempted", after=None) for row in planned]
+        return _save_apply_report(report, folder, [])
+    report.results, report.completed = _reconciled(journal["results"], current), bool(journal["completed"])
     if not report.completed and report.error is None:
         failed = [r for r in report.results if r["status"] == "failed"]
-        report.error = failed[0].get("error") if failed else "apply stopped before the end"
+        report.error = (journal.get("journal_error") or (failed[0].get("error") if failed else None)
+                        or "apply stopped before the end")
     if folder is not None and journal.get("backup"):
         (folder / "rollback.reg").write_bytes(to_bytes(rollback_from_backup(journal["backup"], target.name,
                                                                             report.simulated)))
+    return _save_apply_report(report, folder, journal.get("backup") or [])
+
+
+def _recover(target: Target, apply_id: str, recovery_s: float, poll_s: float) -> _Recovery:
+    """Read the journal until the apply is known to be over; claim the apply_id when there is no journal."""
+    deadline = time.monotonic() + recovery_s
+    last: _Recovery | None = None
+    while True:
+        try:
+            data = target.run("journal", {"apply_id": apply_id, "claim_if_absent": True})
+        except (HostUnreachable, TimedOut) as exc:  # the network may still be down: keep asking
+            last = last or _Recovery(None, [], f"the journal could not be read yet ({exc})",
+                                     "state unknown: the host's journal could not be read")
+        except RemoteScriptFailed as exc:
+            return _Recovery(None, [], f"the journal could not be read: {exc}",
+                             "state unknown: the host's journal could not be read")
+        else:
+            if data["state"] != "present":
+                return _Recovery(None, [], "the host has no journal of it, so it did not start; its apply_id is now "
+                                           "claimed, so it cannot start late", "apply did not start: nothing was written")
+            journal, running = data["journal"], data["apply_running"]
+            if journal["completed"]:
+                return _Recovery(journal, data["current"], "the host's journal shows the apply completed", None)
+            if running is False:
+                return _Recovery(journal, data["current"], "the host's journal and registry show where the apply "
+                                                           "process stopped",
+                                 "the apply process ended part-way; run the apply again to converge")
+            last = _Recovery(journal, data["current"], "the apply process was still running when the wait ended",
+                             "apply still running on the host; read its journal again later")
+        if time.monotonic() >= deadline:
+            assert last is not None
+            return last
+        time.sleep(poll_s)
+
+
+def _reconciled(results: list[dict], current: list[dict]) -> list[dict]:
+    """The journal's rows, plus the write a process made but could not journal before it ended."""
+    live = {(c["path"].casefold(), c["name"].casefold()): c["value"] for c in current}
+    rows = []
+    for row in results:
+        now = live.get((row["path"].casefold(), row["name"].casefold()), row.get("after"))
+        if row["status"] == "not_attempted" and now is not None and now == row.get("planned") \
+                and now != row.get("before"):
+            row = dict(row, status="written", after=now,
+                       note="written; the apply process ended before it journaled this value")
+        rows.append(row)
+    return rows
+
+
+def _save_apply_report(report: ApplyReport, folder: Path | None, backup: list[dict]) -> ApplyReport:
+    if folder is not None:
         (folder / "apply-report.json").write_text(json.dumps(
-            {"host": target.name, "simulated": report.simulated, "apply_id": report.apply_id,
-             "completed": report.completed, "error": report.error, "results": report.results,
-             "backup": journal["backup"]}, indent=2), encoding="utf-8")
+            {"host": report.host, "simulated": report.simulated, "apply_id": report.apply_id,
+             "completed": report.completed, "error": report.error, "recovered": report.recovered,
+             "results": report.results, "backup": backup}, indent=2), encoding="utf-8")
         report.files["apply report"] = str(folder / "apply-report.json")
     return report
 
 
 def rollback_from_backup(backup: list[dict], host: str, simulated: bool) -> str:
-    """The exact undo of an apply, from the state the host recorded before writing anything."""
-    operations, created_keys = [], set()
-    for entry in backup:
-        if entry["existed"]:
-            operations.append(RegOperation(entry["path"], entry["name"], entry["type"], entry["data"]))
-        else:
-            operations.append(RegOperation(entry["path"], entry["name"]))
-            if not entry.get("key_existed", True):
-                created_keys.add(entry["path"])
-    operations += [RegOperation(key, None) for key in sorted(created_keys)]
-    comments = [f"tls-runbook rollback for {host}, from the backup the host recorded before writing"]
+    """The exact undo of an apply's values, from the state the host recorded before writing anything.
+
+    Values only, as ``restore`` does: a value that existed gets its kind and data back, one the apply created is
+    deleted, and keys stay (a .reg file can delete a key only with everything under it)."""
+    operations = [RegOperation(e["path"], e["name"], e["type"], e["data"]) if e["existed"]
+                  else RegOperation(e["path"], e["name"]) for e in backup]
+    comments = [f"tls-runbook rollback for {host}, from the backup the host recorded before writing",
+                "values only: keys the apply created stay, empty"]
     if simulated:
         comments.insert(0, "SIMULATED HOST: produced against the tls-runbook simulator")
     return render(operations, comments)
 
 
 def rollback_host(target: Target, apply_id: str, backup: list[dict], *, apply: bool = False) -> ApplyReport:
-    """Restore what an apply replaced, from the backup the host recorded (dry-run unless apply=True)."""
+    """Restore what an apply wrote, from the backup in the host's own journal (dry-run unless apply=True).
+
+    ``backup`` (from the evidence) only selects values: the host restores them from its journal, and only those the
+    runbook manages and that apply wrote, so an edited evidence file cannot make it write anything else."""
     from .engine import restart_for_paths
 
-    restart = restart_for_paths(entry["path"] for entry in backup)
+    managed = {(path.casefold(), name.casefold()) for path, name in k.values_managed()}
+    wanted = [e for e in backup if (e["path"].casefold(), e["name"].casefold()) in managed]
+    refused = [{"path": e["path"], "name": e["name"], "status": "refused", "before": None, "after": None,
+                "error": "not a value the runbook manages"} for e in backup if e not in wanted]
+    restart = restart_for_paths(entry["path"] for entry in wanted)
     report = ApplyReport(target.name, target.simulated, not apply, restart, apply_id=apply_id)
     if not apply:
         report.results = [{"path": e["path"], "name": e["name"], "status": "planned", "before": None,
                            "after": {"type": e["type"], "data": e["data"]} if e["existed"] else None, "error": None}
-                          for e in backup]
+                          for e in wanted] + refused
         return report
-    data = target.run("restore", {"apply_id": apply_id, "backup": backup})
-    report.results, report.completed = data["results"], bool(data["completed"])
+    results: list[dict] = []
+    completed = True
+    if wanted:
+        data = target.run("restore", {"apply_id": apply_id,
+                                      "values": [{"path": e["path"], "name": e["name"]} for e in wanted]})
+        results, completed = data["results"], bool(data["completed"])
+    report.results, report.completed = results + refused, completed
     if not report.completed:
         failed = [r for r in report.results if r["status"] == "failed"]
         report.error = failed[0].get("error") if failed else "restore stopped before the end"
@@ -271,15 +360,21 @@ def rollback_host(target: Target, apply_id: str, backup: list[dict], *, apply: b
 # --- reboot --------------------------------------------------------------------------------------------------
 @dataclass(frozen=True)
 class RebootReport:
+    """A restart proven by the boot time: the host reports a later LastBootUpTime than before."""
+
     host: str
     simulated: bool
-    down_after_s: float
-    up_after_s: float
+    last_boot_before: str
+    last_boot_after: str
+    back_after_s: float  # from scheduling the restart to the first answer with the new boot time
+    unreachable_after_s: float | None  # when it first stopped answering (None: never seen down between two polls)
 
     def render_text(self) -> str:
         prefix = SIMULATED_TEXT + "\n" if self.simulated else ""
-        return (f"{prefix}{self.host} rebooted: WinRM went down after {self.down_after_s:.1f} s and answered again "
-                f"{self.up_after_s:.1f} s later")
+        down = ("" if self.unreachable_after_s is None
+                else f"; WinRM stopped answering after {self.unreachable_after_s:.1f} s")
+        return (f"{prefix}{self.host} restarted: last boot {self.last_boot_before} -> {self.last_boot_after}{down}; "
+                f"answering again {self.back_after_s:.1f} s after the restart was scheduled")
 
     def _repr_html_(self) -> str:
         return f"{_banner(self.simulated)}<p>{html.escape(self.render_text().splitlines()[-1])}</p>"
@@ -287,6 +382,37 @@ class RebootReport:
 
 def reboot_and_wait(target: Target, *, delay_s: int = 5, down_timeout_s: float = 600, up_timeout_s: float = 1800,
                     poll_s: float = 2) -> RebootReport:
-    target.run("reboot", {"delay_s": delay_s})
-    waited = target.transport.wait_for_reboot(down_timeout_s, up_timeout_s, poll_s)  # type: ignore[attr-defined]
-    return RebootReport(target.name, target.simulated, waited.down_after_s, waited.up_after_s)
+    """Schedule a restart and wait until the host reports a new boot time.
+
+    Seeing WinRM go down and come back proves nothing (a network blip does that) and misses a host that is down
+    for less than one poll; the boot time does neither. A host that still reports the old boot time
+    ``down_timeout_s`` after the restart was due did not restart; one that answers with no new boot time within
+    ``up_timeout_s`` is timed out.
+    """
+    scheduled = target.run("reboot", {"delay_s": delay_s})
+    before = scheduled["last_boot"]
+    if scheduled["already_scheduled"]:
+        raise RebootFailed(target.name, "a shutdown was already scheduled on the host (shutdown.exe exit 1190), so "
+                                        "the runbook scheduled none; it may be a power-off: let it happen or cancel "
+                                        "it (shutdown /a), then run again")
+    start = time.monotonic()
+    unreachable: float | None = None
+    while True:
+        try:
+            now = target.run("last_boot", {})["last_boot"]
+        except (AuthenticationFailed, CertificateInvalid, EncryptionRequired):
+            raise  # waiting does not cure these
+        except RemoteError:  # going down, booting, or a shell ended by the shutdown: not answering yet
+            now = None
+            unreachable = unreachable if unreachable is not None else time.monotonic() - start
+        elapsed = time.monotonic() - start
+        if now is not None and now != before:
+            return RebootReport(target.name, target.simulated, before, now, elapsed, unreachable)
+        if now == before and elapsed > delay_s + down_timeout_s:
+            raise RebootFailed(target.name, f"the host still reports the boot time {before} {elapsed:.0f} s after "
+                                            "the restart was scheduled: the restart did not happen (cancelled with "
+                                            "shutdown /a, or blocked); restart it, then run again")
+        if elapsed > delay_s + up_timeout_s:
+            raise TimedOut(target.name, f"no answer with a new boot time within {elapsed:.0f} s of scheduling the "
+                                        "restart", started=True)
+        time.sleep(poll_s)

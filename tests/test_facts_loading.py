@@ -25,6 +25,7 @@ def load_with(mutate):
     (lambda d: d["os"].update(service_pack="1"), "os.service_pack", "expected an integer"),
     (lambda d: d["os"].update(product_type="laptop"), "os.product_type", "expected one of"),
     (lambda d: d["os"].update(architecture="sparc"), "os.architecture", "expected one of"),
+    (lambda d: d["os"].update(last_boot="after lunch"), "os.last_boot", "ISO 8601"),
     (lambda d: d.update(schema="tls-runbook/host-facts/v9"), "schema", "unknown schema"),
     (lambda d: d.update(simulated="no"), "simulated", "expected a boolean"),
     (lambda d: d.update(collected_at="yesterday"), "collected_at", "ISO 8601"),
@@ -115,3 +116,10 @@ def test_a_note_on_where_the_facts_come_from_survives_saving_and_a_registry_chan
     host.save(tmp_path / "f.json")
     assert facts.load(tmp_path / "f.json").note == doc["note"]
     assert host.with_registry(host.registry).note == doc["note"]
+
+
+def test_last_boot_is_optional_and_survives_save_and_load(tmp_path):
+    host = load_with(lambda d: d["os"].update(last_boot="2026-01-02T03:04:05Z"))
+    assert host.os.last_boot == "2026-01-02T03:04:05Z" and facts.from_dict(good_doc()).os.last_boot is None
+    host.save(tmp_path / "f.json")
+    assert facts.load(tmp_path / "f.json") == host

@@ -1,5 +1,6 @@
 # tls-runbook-operation: common
-# Shared code, placed by runbook_lib.remote.scripts.compose() between the argument line and one operation script.
+# Shared code, placed by runbook_lib.remote.scripts.compose() between the argument line and one operation script,
+# all inside one "& { }" block (see scripts.py: an empty line there would cut the block, so compose drops them).
 #
 # Runs unchanged on Windows PowerShell 2.0 (.NET 3.5, CLR 2) through 5.1 and PowerShell 7, so it avoids every
 # construct newer than 2.0 (ConvertTo-Json, [pscustomobject], ::new(), -in, member enumeration, enum names that
@@ -11,7 +12,6 @@
 #   {"schema":"tls-runbook/result/v1","operation":"<op>","ok":true,"result":{...},"warnings":["..."]}
 #   TLS-RUNBOOK-RESULT>>>
 # or, when the operation failed as a whole, "ok":false with "error":"<one line>" instead of "result".
-# "warnings" may be absent (the journal is passed through) and means an empty list.
 # Every character outside printable ASCII is written as \uXXXX, so the block survives any console code page.
 
 $ProgressPreference = 'SilentlyContinue'
@@ -203,11 +203,6 @@ function Write-TrResult([string]$Operation, $Result, $Warnings) {
     Write-TrEnvelope $Operation ('"ok":true,"result":' + (ConvertTo-TrJson $Result) + ',"warnings":' + (ConvertTo-TrJson $Warnings))
 }
 
-# For documents that are already JSON (the apply journal): written through without a parse.
-function Write-TrResultJson([string]$Operation, [string]$Json) {
-    Write-TrEnvelope $Operation ('"ok":true,"result":' + $Json.Trim())
-}
-
 function Write-TrError([string]$Operation, $ErrorRecord) {
     Write-TrEnvelope $Operation ('"ok":false,"error":' + (ConvertTo-TrJsonString (Get-TrErrorText $ErrorRecord)))
 }
@@ -264,7 +259,9 @@ function Get-TrKind([string]$TypeName) {
 }
 
 # Reads one value as @{type; data} in the JSON form (DWORD/QWORD unsigned, binary as lower-case hex), or $null
-# when the key or the value is absent. Kinds outside the six supported ones come back with type $null.
+# when the key or the value is absent. A value the JSON form cannot carry comes back as @{type = $null; data =
+# $null; problem = <why>}: a kind outside the six supported ones, or data of the wrong size for its kind (.NET
+# returns an 8-byte REG_DWORD as an Int64; the Windows components that read a DWORD do not see it as one).
 function Read-TrValue($BaseKey, [string]$Path, [string]$Name) {
     $key = $BaseKey.OpenSubKey((Get-TrSubKeyPath $Path), $false)
     if ($null -eq $key) { return $null }
@@ -272,16 +269,19 @@ function Read-TrValue($BaseKey, [string]$Path, [string]$Name) {
         $present = $false
         foreach ($n in $key.GetValueNames()) { if ($n -eq $Name) { $present = $true; break } }
         if (-not $present) { return $null }
-        $typeName = Get-TrKindName ($key.GetValueKind($Name))
+        $kind = $key.GetValueKind($Name)
+        $typeName = Get-TrKindName $kind
         $raw = $key.GetValue($Name, $null, [Microsoft.Win32.RegistryValueOptions]::DoNotExpandEnvironmentNames)
-        if ($null -eq $typeName) { return @{ type = $null; data = $null } }
+        if ($null -eq $typeName) { return @{ type = $null; data = $null; problem = ('kind ' + [string]$kind + ' is not supported') } }
         if ($typeName -eq 'REG_DWORD') {
-            $v = [decimal][int32]$raw
+            if (-not ($raw -is [int])) { return @{ type = $null; data = $null; problem = ('REG_DWORD whose data is not 4 bytes (reads as ' + $raw.GetType().Name + ')') } }
+            $v = [decimal]$raw
             if ($v -lt 0) { $v = $v + $TrTwo32 }
             return @{ type = $typeName; data = [int64]$v }
         }
         if ($typeName -eq 'REG_QWORD') {
-            $v = [decimal][int64]$raw
+            if (-not ($raw -is [long])) { return @{ type = $null; data = $null; problem = ('REG_QWORD whose data is not 8 bytes (reads as ' + $raw.GetType().Name + ')') } }
+            $v = [decimal]$raw
             if ($v -lt 0) { $v = $v + $TrTwo64 }
             return @{ type = $typeName; data = $v }
         }
@@ -344,6 +344,162 @@ function Set-TrValue($Key, [string]$Name, [string]$TypeName, $Data) {
 function Test-TrSameValue($A, $B) {
     if ($null -eq $A -or $null -eq $B) { return ($null -eq $A -and $null -eq $B) }
     return ([string]$A.type -ceq [string]$B.type) -and ((ConvertTo-TrJson $A.data) -ceq (ConvertTo-TrJson $B.data))
+}
+
+# ---------------------------------------------------------------- WMI
+function Get-TrWmiObjects([string]$Class) {
+    if ($null -ne (Get-Command Get-WmiObject -ErrorAction SilentlyContinue)) {
+        return @(Get-WmiObject -Class $Class)
+    }
+    if (-not ('System.Management.ManagementObjectSearcher' -as [type])) { Add-Type -AssemblyName System.Management }
+    $searcher = New-Object System.Management.ManagementObjectSearcher -ArgumentList ('SELECT * FROM ' + $Class)
+    return @($searcher.Get())
+}
+
+# psbase: the WMI adapter shows WMI properties and methods, the base object keeps .NET's GetPropertyValue.
+function Get-TrWmiValue($Object, [string]$Name) {
+    return $Object.psbase.GetPropertyValue($Name)
+}
+
+# A CIM datetime ("20260101120000.500000+060") as UTC "YYYY-MM-DDTHH:MM:SSZ".
+function ConvertFrom-TrWmiDate([string]$Text) {
+    $local = [System.Management.ManagementDateTimeConverter]::ToDateTime($Text)
+    return $local.ToUniversalTime().ToString("yyyy-MM-dd'T'HH:mm:ss'Z'", [Globalization.CultureInfo]::InvariantCulture)
+}
+
+# When Windows last started: a restart that happened changes it, a network blip does not.
+function Get-TrLastBoot {
+    $os = @(Get-TrWmiObjects 'Win32_OperatingSystem')[0]
+    return (ConvertFrom-TrWmiDate (Get-TrWmiValue $os 'LastBootUpTime'))
+}
+
+# ---------------------------------------------------------------- journal folder and journals
+# %ProgramData%\tls-runbook holds every apply's journal: its backup and what it wrote. Standard users may create
+# folders in ProgramData, and one who made this folder could forge the journals a recovery or a restore believes.
+# So the folder is created with a protected ACL (SYSTEM and Administrators only, nothing inherited, owned by
+# Administrators), and one that exists is used only when no one else owns it or may change it.
+$TrJournalSddl = 'O:BAG:SYD:PAI(A;OICI;FA;;;SY)(A;OICI;FA;;;BA)'
+$TrTrustedSids = @('S-1-5-18', 'S-1-5-32-544')
+# Write data, append data, write (extended) attributes, delete child or self, change permissions, take ownership,
+# and the generic write and all bits.
+$TrChangeRights = [int64]0x500D0156
+
+function Get-TrJournalFolder {
+    return (Join-Path $env:ProgramData 'tls-runbook')
+}
+
+function Get-TrJournalFile([string]$ApplyId) {
+    if ($ApplyId -cnotmatch '^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$') { throw 'apply_id is not a safe file name' }
+    return (Join-Path (Get-TrJournalFolder) ($ApplyId + '.json'))
+}
+
+# .NET Framework has the ACL calls on Directory and DirectoryInfo; .NET (PowerShell 7) has them as static methods
+# of FileSystemAclExtensions. Reflection finds whichever this runtime has.
+function Get-TrAclExtensions {
+    $type = 'System.IO.FileSystemAclExtensions' -as [type]
+    if ($null -eq $type) {
+        Add-Type -AssemblyName System.IO.FileSystem.AccessControl
+        $type = 'System.IO.FileSystemAclExtensions' -as [type]
+    }
+    return $type
+}
+
+function New-TrJournalFolder([string]$Dir) {
+    $sd = New-Object System.Security.AccessControl.DirectorySecurity
+    $sd.SetSecurityDescriptorSddlForm($TrJournalSddl)
+    $types = [Type[]]@([string], [System.Security.AccessControl.DirectorySecurity])
+    $create = [System.IO.Directory].GetMethod('CreateDirectory', $types)
+    if ($null -ne $create) {
+        [void]$create.Invoke($null, [object[]]@($Dir, $sd))
+        return
+    }
+    $info = New-Object System.IO.DirectoryInfo -ArgumentList $Dir
+    $types = [Type[]]@([System.IO.DirectoryInfo], [System.Security.AccessControl.DirectorySecurity])
+    $create = (Get-TrAclExtensions).GetMethod('Create', $types)
+    if ($null -eq $create) { throw ('this PowerShell cannot create ' + $Dir + ' with its own ACL; use Windows PowerShell') }
+    [void]$create.Invoke($null, [object[]]@($info, $sd))
+}
+
+function Get-TrDirectorySecurity([string]$Dir) {
+    $info = New-Object System.IO.DirectoryInfo -ArgumentList $Dir
+    $get = $info.GetType().GetMethod('GetAccessControl', [Type[]]@())
+    if ($null -ne $get) { return $get.Invoke($info, $null) }
+    return (Get-TrAclExtensions).GetMethod('GetAccessControl', [Type[]]@([System.IO.DirectoryInfo])).Invoke($null, [object[]]@($info))
+}
+
+function Get-TrAccountText($Sid) {
+    $name = $Sid.Value
+    try { $name = $Sid.Translate([System.Security.Principal.NTAccount]).Value } catch { $name = $Sid.Value }
+    return ($name + ' (' + $Sid.Value + ')')
+}
+
+# $null when the folder may be trusted, otherwise why not (one line).
+function Test-TrJournalFolder([string]$Dir) {
+    $sidType = [System.Security.Principal.SecurityIdentifier]
+    $sd = Get-TrDirectorySecurity $Dir
+    $owner = $sd.GetOwner($sidType)
+    $advice = ': it may have been planted to forge journals; check it, remove it, then run again'
+    if ($TrTrustedSids -notcontains $owner.Value) {
+        return ('journal folder ' + $Dir + ' is owned by ' + (Get-TrAccountText $owner) + ', not Administrators or SYSTEM' + $advice)
+    }
+    foreach ($rule in $sd.GetAccessRules($true, $true, $sidType)) {
+        if ($rule.AccessControlType -ne [System.Security.AccessControl.AccessControlType]::Allow) { continue }
+        if ($TrTrustedSids -contains $rule.IdentityReference.Value) { continue }
+        $rights = [int64][int]$rule.FileSystemRights
+        if ($rights -lt 0) { $rights = $rights + 4294967296 }
+        if (($rights -band $TrChangeRights) -ne 0) {
+            return ('journal folder ' + $Dir + ' lets ' + (Get-TrAccountText $rule.IdentityReference) + ' change it' + $advice)
+        }
+    }
+    return $null
+}
+
+# Creates the folder protected when it is missing; refuses one that is not trustworthy. Returns the folder.
+function Use-TrJournalFolder([switch]$Create) {
+    $dir = Get-TrJournalFolder
+    if (-not [IO.Directory]::Exists($dir)) {
+        if (-not $Create) { return $null }
+        New-TrJournalFolder $dir
+    }
+    $problem = Test-TrJournalFolder $dir
+    if ($null -ne $problem) { throw $problem }
+    return $dir
+}
+
+# The newest copy of a journal that parses: <id>.json, or <id>.json.tmp when apply stopped between writing the
+# next revision and moving it into place. @{ doc; revision } or $null.
+function Read-TrJournal([string]$File) {
+    $best = $null
+    foreach ($candidate in @($File, ($File + '.tmp'))) {
+        if (-not [IO.File]::Exists($candidate)) { continue }
+        try {
+            $doc = ConvertFrom-TrJson ([IO.File]::ReadAllText($candidate, [Text.Encoding]::ASCII))
+        } catch {
+            continue
+        }
+        if (-not ($doc -is [hashtable]) -or -not $doc.ContainsKey('revision')) { continue }
+        if ($null -eq $best -or [int64]$doc.revision -gt $best.revision) { $best = @{ doc = $doc; revision = [int64]$doc.revision } }
+    }
+    return $best
+}
+
+function Get-TrProcessStart($Process) {
+    return $Process.StartTime.ToUniversalTime().ToString("yyyy-MM-dd'T'HH:mm:ss.fffffff'Z'", [Globalization.CultureInfo]::InvariantCulture)
+}
+
+# Whether the apply process a journal names still runs: $true, $false, or $null when this cannot be told.
+function Test-TrApplyRunning($Doc) {
+    if (-not $Doc.ContainsKey('pid') -or -not $Doc.ContainsKey('process_started')) { return $null }
+    try {
+        $process = [Diagnostics.Process]::GetProcessById([int]$Doc.pid)
+    } catch {
+        return $false
+    }
+    try {
+        return ((Get-TrProcessStart $process) -eq [string]$Doc.process_started) -and -not $process.HasExited
+    } catch {
+        return $null
+    }
 }
 
 # ---------------------------------------------------------------- TLS probes

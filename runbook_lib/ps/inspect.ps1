@@ -6,7 +6,8 @@
 # Result (tls-runbook/host-facts/v1):
 #   {"schema": "tls-runbook/host-facts/v1", "host": str, "simulated": false, "collected_at": "YYYY-MM-DDTHH:MM:SSZ",
 #    "os": {"caption": str, "version": "6.1.7601", "service_pack": int,
-#           "product_type": "workstation"|"server"|"domain_controller", "architecture": "x64"|"x86"|"arm64"},
+#           "product_type": "workstation"|"server"|"domain_controller", "architecture": "x64"|"x86"|"arm64",
+#           "last_boot": "YYYY-MM-DDTHH:MM:SSZ"},
 #    "hotfixes": ["KB...", ...],
 #    "powershell": {"windows_powershell": "5.1.14409.1005"|null, "pwsh": "7.4.1"|null},
 #    "registry": [{"path", "name", "type": REG_DWORD|REG_QWORD|REG_SZ|REG_EXPAND_SZ|REG_MULTI_SZ|REG_BINARY,
@@ -20,20 +21,6 @@
 # processes; a bitness the host does not have is left out, one that could not be read is left out with a warning. pwsh is found
 # through its MSI registration (PowerShellCore\InstalledVersions; numeric part only, so 7.5.0-rc.1 is 7.5.0);
 # zip or Store installs are not seen.
-
-function Get-TrWmiObjects([string]$Class) {
-    if ($null -ne (Get-Command Get-WmiObject -ErrorAction SilentlyContinue)) {
-        return @(Get-WmiObject -Class $Class)
-    }
-    if (-not ('System.Management.ManagementObjectSearcher' -as [type])) { Add-Type -AssemblyName System.Management }
-    $searcher = New-Object System.Management.ManagementObjectSearcher -ArgumentList ('SELECT * FROM ' + $Class)
-    return @($searcher.Get())
-}
-
-# psbase: the WMI adapter shows WMI properties and methods, the base object keeps .NET's GetPropertyValue.
-function Get-TrWmiValue($Object, [string]$Name) {
-    return $Object.psbase.GetPropertyValue($Name)
-}
 
 function Get-TrOsFacts {
     $os = @(Get-TrWmiObjects 'Win32_OperatingSystem')[0]
@@ -59,6 +46,7 @@ function Get-TrOsFacts {
         service_pack = [int](Get-TrWmiValue $os 'ServicePackMajorVersion')
         product_type = $kind
         architecture = $arch
+        last_boot = (ConvertFrom-TrWmiDate (Get-TrWmiValue $os 'LastBootUpTime'))
     }
 }
 
@@ -132,7 +120,11 @@ function Test-TrPolicyPath([string]$Path) {
 function Get-TrSecurityProtocol([string]$Exe) {
     if ([string]::IsNullOrEmpty($Exe) -or -not (Test-Path -LiteralPath $Exe)) { return $null }
     $ErrorActionPreference = 'Continue'
-    $lines = @(& $Exe -NoProfile -NonInteractive -Command '[int][Net.ServicePointManager]::SecurityProtocol' 2>$null)
+    try {
+        $lines = @(& $Exe -NoProfile -NonInteractive -Command '[int][Net.ServicePointManager]::SecurityProtocol' 2>$null)
+    } catch {
+        return $null  # it did not start (e.g. the shell's process quota): reported as "could not be read"
+    }
     $value = $null
     foreach ($line in $lines) {
         [int]$n = 0
@@ -153,10 +145,16 @@ try {
 
     $registry = New-Object System.Collections.ArrayList
     foreach ($item in @($A['values'])) {
-        $v = Read-TrValue $base ([string]$item.path) ([string]$item.name)
+        # One value that cannot be read (no access, data of the wrong size) is a warning, not a failed inspect.
+        try {
+            $v = Read-TrValue $base ([string]$item.path) ([string]$item.name)
+        } catch {
+            [void]$warnings.Add('could not read ' + $item.path + '\' + $item.name + ': ' + (Get-TrErrorText $_))
+            continue
+        }
         if ($null -eq $v) { continue }
         if ($null -eq $v.type) {
-            [void]$warnings.Add('unsupported registry value kind at ' + $item.path + '\' + $item.name)
+            [void]$warnings.Add('left out ' + $item.path + '\' + $item.name + ': ' + $v.problem)
             continue
         }
         $policy = (Test-TrPolicyPath $item.path) -or $gpp.ContainsKey(([string]$item.path + '|' + [string]$item.name).ToUpperInvariant())

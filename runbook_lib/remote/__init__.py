@@ -2,9 +2,9 @@
 
 from runbook_lib.remote.credentials import DEFAULT_REFERENCE, Credential, resolve_credential
 from runbook_lib.remote.scripts import (
-    LOADER,
-    MAX_COMMAND_LINE,
+    LANGUAGE_MODE_ERROR,
     OPERATIONS,
+    POWERSHELL_COMMAND,
     Invocation,
     ScriptOutput,
     compose,
@@ -20,7 +20,6 @@ from runbook_lib.remote.transport import (
     AUTH_METHODS,
     LocalTransport,
     OperationResult,
-    RebootWait,
     Transport,
     WinRMTransport,
 )
@@ -28,14 +27,13 @@ from runbook_lib.remote.transport import (
 __all__ = [
     "AUTH_METHODS",
     "DEFAULT_REFERENCE",
-    "LOADER",
-    "MAX_COMMAND_LINE",
+    "LANGUAGE_MODE_ERROR",
     "OPERATIONS",
+    "POWERSHELL_COMMAND",
     "Credential",
     "Invocation",
     "LocalTransport",
     "OperationResult",
-    "RebootWait",
     "ScriptOutput",
     "Transport",
     "WinRMTransport",

@@ -1,15 +1,28 @@
-"""Compose the PowerShell that runs on a target, deliver it as a command line, and read back its one result.
+"""Compose the PowerShell that runs on a target, deliver it as plain text, and read back its one result.
 
 A composed script is, line for line::
 
     # tls-runbook-operation: <operation>
+    if ($ExecutionContext.SessionState.LanguageMode -ne 'FullLanguage') { <ok:false result>; exit 1 }
+    & {
     $TlsRunbookArgs = '<base64 of UTF-8 JSON>'
-    <common.ps1>
-    <operation>.ps1
+    <common.ps1 without blank lines>
+    <operation>.ps1 without blank lines
+    }
+    <two empty lines>
 
-Only ``[A-Za-z0-9+/=]`` from the caller's arguments ever reaches the code, so a host name or registry value cannot
-change what runs. The simulator answers by calling :func:`decode_invocation` and :func:`read_declaration`, which
-accept only exactly what :func:`compose` produces, so any drift between the two sides fails loudly.
+It travels as ASCII on the stdin of ``powershell.exe -NoProfile -NonInteractive -Command -``: no script on the
+command line (so no length limit), nothing decoded and then invoked. PowerShell reads ``-Command -`` input like a
+console prompt (Windows PowerShell 2.0 through 5.1 and PowerShell 7 alike): a complete one-line statement runs at
+once, a multi-line statement runs only when an empty line follows it, an empty line inside it cuts it off, and an
+unfinished one at the end of the input is silently dropped. Hence the shape: the language check is one line and
+runs first (under Constrained Language Mode it is the only thing that can still answer); everything else is one
+``& { ... }`` block with no empty line inside, ended by empty lines.
+
+Only ``[A-Za-z0-9+/=]`` from the caller's arguments ever reaches the code; the base64 literal is decoded as data
+and parsed as JSON, never run, so a host name or registry value cannot change what runs. The simulator answers by
+calling :func:`decode_invocation` and :func:`read_declaration`, which accept only exactly what :func:`compose`
+produces, so any drift between the two sides fails loudly.
 """
 
 from __future__ import annotations
@@ -29,33 +42,26 @@ from runbook_lib.facts import host_problem
 from runbook_lib.remote.contract import contract_problem
 from runbook_lib.registry import REG_TYPES, data_problem, name_problem, path_problem
 
-OPERATIONS = ("inspect", "apply", "probe", "session_fix", "reboot", "journal", "restore")
+OPERATIONS = ("inspect", "apply", "probe", "session_fix", "reboot", "last_boot", "journal", "restore")
 RESULT_START = "<<<TLS-RUNBOOK-RESULT"
 RESULT_END = "TLS-RUNBOOK-RESULT>>>"
 RESULT_SCHEMA = "tls-runbook/result/v1"
 HOST_FACTS_SCHEMA = "tls-runbook/host-facts/v1"
-# cmd.exe, which WinRS starts every command through, refuses longer command lines.
-MAX_COMMAND_LINE = 8191
+# The one process every operation starts; the script is its stdin.
+POWERSHELL_COMMAND = "powershell.exe -NoProfile -NonInteractive -Command -"
+LANGUAGE_MODE_ERROR = "Constrained Language Mode: the runbook needs FullLanguage or a signed script"
 
 _DECLARATION = "# tls-runbook-operation: "
+_BLOCK_OPEN, _BLOCK_CLOSE = "& {", "}"
 _ARGS_LINE = re.compile(r"\$TlsRunbookArgs = '([A-Za-z0-9+/=]*)'")
-_POWERSHELL_FLAGS = "-NoProfile -NonInteractive -ExecutionPolicy Bypass -EncodedCommand"
-_COMMAND_LINE = re.compile(r'(?:"[^"]+"|\S+) ' + re.escape(_POWERSHELL_FLAGS) + r" ([A-Za-z0-9+/]+={0,2})")
-# Reads the body (base64 of UTF-8) from stdin and runs it; stays far below the limit whatever the body's size.
-# $input enumerates stdin lines when powershell.exe runs -EncodedCommand with redirected input (PowerShell 2.0+).
-LOADER = (
-    "$ProgressPreference='SilentlyContinue';$ErrorActionPreference='Stop';"
-    "$b=[string]::Join('',[string[]]@($input)) -replace '\\s','';"
-    "& ([ScriptBlock]::Create([Text.Encoding]::UTF8.GetString([Convert]::FromBase64String($b))))"
-)
 
 
 @dataclass(frozen=True)
 class Invocation:
-    """One process start on the target: the command line, and what to feed its stdin (None: nothing)."""
+    """One process start on the target: the command line, and the script to feed its stdin."""
 
     command_line: str
-    stdin: bytes | None = None
+    stdin: bytes
 
     @property
     def argv(self) -> list[str]:
@@ -178,26 +184,17 @@ def _check_apply(op: str, args: dict) -> None:
 
 
 def _check_journal(op: str, args: dict) -> None:
-    _keys(op, "arguments", args, {"apply_id"})
+    _keys(op, "arguments", args, {"apply_id"}, frozenset({"claim_if_absent"}))
     _apply_id(op, args["apply_id"])
+    if not isinstance(args.get("claim_if_absent", False), bool):
+        raise _fail(op, "claim_if_absent", "must be true or false")
 
 
 def _check_restore(op: str, args: dict) -> None:
-    _keys(op, "arguments", args, {"apply_id", "backup"})
+    _keys(op, "arguments", args, {"apply_id", "values"})
     _apply_id(op, args["apply_id"])
-    for i, entry in enumerate(_list(op, "backup", args["backup"])):
-        where = f"backup[{i}]"
-        _keys(op, where, entry, {"path", "name", "existed", "type", "data", "key_existed"})
-        _registry_value(op, where, entry)
-        for flag in ("existed", "key_existed"):
-            if not isinstance(entry[flag], bool):
-                raise _fail(op, f"{where}.{flag}", "must be true or false")
-        if entry["existed"]:
-            if entry["type"] not in REG_TYPES:
-                raise _fail(op, f"{where}.type", f"must be one of {', '.join(REG_TYPES)}")
-            _registry_data(op, f"{where}.data", entry["type"], entry["data"])
-        elif entry["type"] is not None or entry["data"] is not None:
-            raise _fail(op, where, "a value that did not exist has no type or data")
+    for i, item in enumerate(_list(op, "values", args["values"])):
+        _registry_value(op, f"values[{i}]", _keys(op, f"values[{i}]", item, {"path", "name"}))
 
 
 def _check_probe(op: str, args: dict) -> None:
@@ -219,12 +216,17 @@ def _check_reboot(op: str, args: dict) -> None:
     _integer(op, "delay_s", args["delay_s"], 5, 3600)
 
 
+def _check_last_boot(op: str, args: dict) -> None:
+    _keys(op, "arguments", args, set())
+
+
 _CHECKS: dict[str, Callable[[str, dict], None]] = {
     "inspect": _check_inspect,
     "apply": _check_apply,
     "probe": _check_probe,
     "session_fix": _check_session_fix,
     "reboot": _check_reboot,
+    "last_boot": _check_last_boot,
     "journal": _check_journal,
     "restore": _check_restore,
 }
@@ -249,15 +251,38 @@ def _encode_args(args: dict) -> str:
     return base64.b64encode(text.encode("utf-8")).decode("ascii")
 
 
+@lru_cache(maxsize=None)
+def _block_lines(name: str) -> tuple[str, ...]:
+    """A .ps1 file as lines for the ``& { }`` block: an empty line there would end the block early."""
+    return tuple(line for line in script_source(name).splitlines() if line.strip())
+
+
+def language_mode_lines(operation: str) -> tuple[str, ...]:
+    """What the language check prints: the operation's ok:false result, one line between the markers."""
+    return (RESULT_START, _envelope_json(operation, error=LANGUAGE_MODE_ERROR), RESULT_END)
+
+
+def _language_guard(operation: str) -> str:
+    # Only what Constrained Language Mode permits: a property read, a comparison, string output and exit.
+    said = "; ".join(f"'{line}'" for line in language_mode_lines(operation))
+    return f"if ($ExecutionContext.SessionState.LanguageMode -ne 'FullLanguage') {{ {said}; exit 1 }}"
+
+
 def compose(operation: str, args: dict) -> str:
-    """The complete script for one operation, its arguments carried as a base64 literal."""
+    """The complete script for one operation as it travels (LF line ends here, CRLF on the wire)."""
     validate_args(operation, args)
     return "\n".join(
         [
             _DECLARATION + operation,
+            _language_guard(operation),
+            _BLOCK_OPEN,
             f"$TlsRunbookArgs = '{_encode_args(args)}'",
-            script_source("common"),
-            script_source(operation),
+            *_block_lines("common"),
+            *_block_lines(operation),
+            _BLOCK_CLOSE,
+            "",
+            "",
+            "",
         ]
     )
 
@@ -271,10 +296,10 @@ def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict:
 
 def read_declaration(script_text: str) -> tuple[str, dict]:
     """The operation and arguments of a composed script; anything :func:`compose` would not produce is refused."""
-    first, _, rest = script_text.partition("\n")
-    second = rest.partition("\n")[0]
+    lines = script_text.split("\n", 4)
+    first = lines[0]
     operation = first[len(_DECLARATION) :] if first.startswith(_DECLARATION) else ""
-    match = _ARGS_LINE.fullmatch(second)
+    match = _ARGS_LINE.fullmatch(lines[3]) if len(lines) > 4 else None
     if operation not in OPERATIONS or match is None:
         raise InputError("script: not a tls-runbook script (declaration or argument line missing)")
     try:
@@ -286,51 +311,43 @@ def read_declaration(script_text: str) -> tuple[str, dict]:
     return operation, args
 
 
-def _encoded_command(script: str) -> str:
-    return f"powershell {_POWERSHELL_FLAGS} {base64.b64encode(script.encode('utf-16-le')).decode('ascii')}"
-
-
 def invocation(script: str) -> Invocation:
-    """Run the script directly when it fits in one command line, otherwise through the stdin loader."""
-    direct = _encoded_command(script)
-    if len(direct) <= MAX_COMMAND_LINE:
-        return Invocation(direct)
-    body = base64.b64encode(script.encode("utf-8")) + b"\r\n"
-    return Invocation(_encoded_command(LOADER), body)
+    """The fixed PowerShell command line, with the script as ASCII text with CRLF line ends on its stdin."""
+    try:
+        body = script.replace("\n", "\r\n").encode("ascii")
+    except UnicodeEncodeError:
+        raise InputError("script: only ASCII travels unchanged through every console code page") from None
+    return Invocation(POWERSHELL_COMMAND, body)
 
 
 def decode_invocation(command_line: str, stdin: bytes | None) -> str:
-    """The script an :func:`invocation` runs (the simulator's view of a process start)."""
-    match = _COMMAND_LINE.fullmatch(command_line)
-    if match is None:
-        raise InputError("command line: not a tls-runbook PowerShell invocation")
-    try:
-        command = base64.b64decode(match.group(1), validate=True).decode("utf-16-le")
-    except (binascii.Error, UnicodeDecodeError):
-        raise InputError("command line: -EncodedCommand is not base64 of UTF-16LE") from None
-    if command != LOADER:
-        if stdin:
-            raise InputError("command line: a direct script takes no stdin")
-        return command
+    """The script an :func:`invocation` delivers (the simulator's view of a process start)."""
+    if command_line != POWERSHELL_COMMAND:
+        raise InputError("command line: not the tls-runbook PowerShell invocation")
     if not stdin:
-        raise InputError("command line: the loader needs the script on stdin")
+        raise InputError("stdin: empty; the script travels on stdin")
     try:
-        return base64.b64decode(b"".join(stdin.split()), validate=True).decode("utf-8")
-    except (binascii.Error, UnicodeDecodeError):
-        raise InputError("stdin: not base64 of a UTF-8 script") from None
+        return stdin.decode("ascii").replace("\r\n", "\n")
+    except UnicodeDecodeError:
+        raise InputError("stdin: not ASCII text") from None
 
 
 # --- output ----------------------------------------------------------------------------------------------------
-def render_output(
-    operation: str, result: dict | None = None, *, error: str | None = None, warnings: tuple[str, ...] = ()
-) -> str:
-    """Stdout exactly as the scripts write it, for the simulator and for tests (CRLF, ASCII only)."""
+def _envelope_json(operation: str, result: dict | None = None, *, error: str | None = None,
+                   warnings: tuple[str, ...] = ()) -> str:
     envelope: dict[str, Any] = {"schema": RESULT_SCHEMA, "operation": operation}
     if error is None:
         envelope.update(ok=True, result=result, warnings=list(warnings))
     else:
         envelope.update(ok=False, error=error)
-    doc = json.dumps(envelope, ensure_ascii=True, sort_keys=True, separators=(",", ":"))
+    return json.dumps(envelope, ensure_ascii=True, sort_keys=True, separators=(",", ":"))
+
+
+def render_output(
+    operation: str, result: dict | None = None, *, error: str | None = None, warnings: tuple[str, ...] = ()
+) -> str:
+    """Stdout exactly as the scripts write it, for the simulator and for tests (CRLF, ASCII only)."""
+    doc = _envelope_json(operation, result, error=error, warnings=warnings)
     return f"\r\n{RESULT_START}\r\n{doc}\r\n{RESULT_END}\r\n"
 
 
@@ -353,8 +370,8 @@ def clixml_errors(stderr: str) -> str:
     return "".join(messages)
 
 
-def _decode(data: bytes | str) -> str:
-    return data.decode("utf-8", errors="replace") if isinstance(data, bytes) else data
+def _decode(data: bytes | str, encoding: str) -> str:
+    return data.decode(encoding, errors="replace") if isinstance(data, bytes) else data
 
 
 @dataclass(frozen=True)
@@ -365,12 +382,16 @@ class ScriptOutput:
     warnings: tuple[str, ...] = ()
 
 
-def read_output(operation: str, stdout: bytes | str, stderr: bytes | str, exit_code: int, *, host: str = "target") -> ScriptOutput:
-    """The result and warnings of one operation run, or RemoteScriptFailed carrying the script's one-line error."""
-    out = _decode(stdout)
+def read_output(operation: str, stdout: bytes | str, stderr: bytes | str, exit_code: int, *, host: str = "target",
+                encoding: str = "utf-8") -> ScriptOutput:
+    """The result and warnings of one operation run, or RemoteScriptFailed carrying the script's one-line error.
+
+    ``encoding`` is the console code page the output was written in: the result block is ASCII whatever it is,
+    but PowerShell's own error text (localized on most hosts) is not."""
+    out = _decode(stdout, encoding)
     blocks = re.findall(re.escape(RESULT_START) + r"\r?\n(.*?)\r?\n" + re.escape(RESULT_END), out, flags=re.S)
     if not blocks:
-        text = one_line(clixml_errors(_decode(stderr))) or f"no result and no error output (exit code {exit_code})"
+        text = one_line(clixml_errors(_decode(stderr, encoding))) or f"no result and no error output (exit code {exit_code})"
         raise RemoteScriptFailed(host, f"{operation}: {text}")
     if len(blocks) > 1:
         raise RemoteScriptFailed(host, f"{operation}: {len(blocks)} result blocks in the output, expected one")

@@ -1,7 +1,7 @@
 """Run one operation on one host and return its parsed result, whatever carries the script there.
 
 ``WinRMTransport`` drives pywinrm's ``Protocol`` directly rather than ``Session.run_ps``: that gives a wall-clock
-limit per command, stdin for scripts longer than one command line, and control over which failures may be retried
+limit per command, the script on stdin (never on the command line), and control over which failures may be retried
 (only those before a command started: an ``apply`` whose command may have run is never sent twice).
 ``LocalTransport`` is for an operator whose JupyterLab runs on the Windows host itself.
 
@@ -11,10 +11,14 @@ requests and pywinrm exceptions can carry URLs, headers and response bodies.
 
 from __future__ import annotations
 
+import codecs
 import contextlib
 import socket
+import ssl
 import subprocess
+import threading
 import time
+import warnings
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from typing import Sequence
@@ -36,8 +40,10 @@ from runbook_lib.errors import (
     EncryptionRequired,
     HostUnreachable,
     InputError,
+    QuotaExceeded,
     RemoteError,
     TimedOut,
+    TlsVersionMismatch,
     one_line,
 )
 from runbook_lib.remote.credentials import Credential
@@ -48,6 +54,19 @@ AUTH_METHODS = ("ntlm", "kerberos", "credssp", "basic", "certificate")
 _STDIN_CHUNK = 32 * 1024
 # WSManFault code for "Access is denied": authenticated, but not allowed to open a shell.
 _ACCESS_DENIED = 5
+# ERROR_WSMAN_QUOTA_MAX_SHELLS: the user already holds MaxShellsPerUser shells on the host.
+_QUOTA_MAX_SHELLS = 2150859173
+# WinRM 2.0 (Windows 7 / 2008 R2 as installed) lets a user hold 5 shells on a host and deletes one left idle for
+# 180 s; later versions allow 30 and 2 hours. The 2.0 numbers are the safe assumption for a host not yet known.
+DEFAULT_MAX_SHELLS = 5
+_SHELL_IDLE_TIMEOUT_S = 180.0
+# The console code page the shell is opened with (WINRS_CODEPAGE): what PowerShell writes its output in, so what
+# stdout and stderr are decoded with. 437 keeps PowerShell 2.0 working (it misbehaves under 65001).
+_CODEPAGE, _CODEPAGE_CODEC = 437, "cp437"
+# What OpenSSL calls the versions a default client refuses, and how Windows names them.
+_OLD_TLS = {"TLSv1": "TLS 1.0", "TLSv1.1": "TLS 1.1"}
+# Where run() was when something failed: nothing sent yet, the command request sent, the command acknowledged.
+_CONNECTING, _SENDING, _RUNNING = "connecting", "sending", "running"
 
 
 @dataclass(frozen=True)
@@ -59,12 +78,56 @@ class OperationResult:
     warnings: tuple[str, ...] = ()
 
 
-@dataclass(frozen=True)
-class RebootWait:
-    """How long the host took to go down after the reboot was scheduled, and then to answer WinRM again."""
+class ShellSlots:
+    """The shells one user may hold on one host at once, shared by every transport of this process.
 
-    down_after_s: float
-    up_after_s: float
+    A shell that could not be deleted keeps its slot until the host's idle timeout has surely ended it; a quota
+    fault from the host (other sessions of the user hold shells there too) lowers the limit to what this process
+    holds. So threads and repeated operations never open more shells than the host allows."""
+
+    def __init__(self, limit: int, idle_timeout_s: float = _SHELL_IDLE_TIMEOUT_S, clock=time.monotonic):
+        self.limit, self.idle_timeout_s, self._clock = limit, idle_timeout_s, clock
+        self.held = 0
+        self._leaked: list[float] = []  # when each shell left behind will have timed out on the host
+        self._changed = threading.Condition()
+
+    def _in_use(self) -> int:
+        now = self._clock()
+        self._leaked = [until for until in self._leaked if until > now]
+        return self.held + len(self._leaked)
+
+    def acquire(self, timeout_s: float) -> bool:
+        deadline = self._clock() + timeout_s
+        with self._changed:
+            while self._in_use() >= self.limit:
+                left = deadline - self._clock()
+                if left <= 0:
+                    return False
+                self._changed.wait(min(left, 1.0))
+            self.held += 1
+            return True
+
+    def release(self, *, left_behind: bool = False) -> None:
+        with self._changed:
+            self.held -= 1
+            if left_behind:
+                self._leaked.append(self._clock() + self.idle_timeout_s)
+            self._changed.notify_all()
+
+    def host_refused(self) -> None:
+        """The host said the user's shells are used up: others hold the rest, so use no more than held now."""
+        with self._changed:
+            self.limit = max(1, self.held)
+
+
+_SLOTS: dict[tuple[str, int, str], ShellSlots] = {}
+_SLOTS_LOCK = threading.Lock()
+
+
+def shell_slots(host: str, port: int, user: str, limit: int = DEFAULT_MAX_SHELLS) -> ShellSlots:
+    """The slots of one user on one host in this process (created with ``limit`` on first use)."""
+    with _SLOTS_LOCK:
+        return _SLOTS.setdefault((host.casefold(), port, user.casefold()), ShellSlots(limit))
 
 
 class Transport(ABC):
@@ -105,6 +168,8 @@ class WinRMTransport(Transport):
         command_timeout_s: float = 600.0,
         connect_retries: int = 3,
         retry_backoff_s: float = 2.0,
+        max_shells: int = DEFAULT_MAX_SHELLS,
+        quota_wait_s: float = 240.0,
     ):
         if not host or any(ch.isspace() or ch in "/?#@" for ch in host):
             raise InputError("winrm: host must be a name or address")
@@ -122,8 +187,10 @@ class WinRMTransport(Transport):
             raise InputError(f"winrm: auth {auth} needs a credential")
         if not 1 <= operation_timeout_s < read_timeout_s:
             raise InputError("winrm: read_timeout_s must exceed operation_timeout_s, both at least 1")
-        if connect_retries < 0 or retry_backoff_s < 0 or command_timeout_s <= 0:
-            raise InputError("winrm: retries, backoff and command timeout must not be negative")
+        if connect_retries < 0 or retry_backoff_s < 0 or command_timeout_s <= 0 or quota_wait_s < 0:
+            raise InputError("winrm: retries, backoff, quota wait and command timeout must not be negative")
+        if max_shells < 1:
+            raise InputError("winrm: max_shells must be at least 1")
         self.host = host
         self.auth = auth
         self.https = https
@@ -135,7 +202,9 @@ class WinRMTransport(Transport):
         self.command_timeout_s = command_timeout_s
         self.connect_retries = connect_retries
         self.retry_backoff_s = retry_backoff_s
+        self.quota_wait_s = quota_wait_s
         self._credential = credential
+        self.slots = shell_slots(host, self.port, credential.username if credential else "", max_shells)
         self._options = dict(
             transport=auth,
             server_cert_validation="validate" if validate_certificate else "ignore",
@@ -163,13 +232,25 @@ class WinRMTransport(Transport):
         )
 
     def _open_shell(self, protocol: Protocol) -> str:
-        """Open a shell, retrying connection failures: no command has been sent yet, so nothing can run twice."""
-        attempt = 0
+        """Open a shell, retrying connection failures and a used-up shell quota: no command has been sent yet, so
+        nothing can run twice. A quota stays used up until other shells are closed or time out (180 s on WinRM
+        2.0), so that wait is longer: ``quota_wait_s``."""
+        attempt, quota_deadline = 0, self._clock() + self.quota_wait_s
         while True:
             try:
-                return protocol.open_shell()
+                return protocol.open_shell(codepage=_CODEPAGE)
             except requests.exceptions.SSLError:
                 raise
+            except WSManFaultError as exc:
+                if exc.wsman_fault_code != _QUOTA_MAX_SHELLS:
+                    raise
+                self.slots.host_refused()
+                if self._clock() >= quota_deadline:
+                    raise QuotaExceeded(self.host, f"{one_line(exc.reason, 160)} (MaxShellsPerUser; waited "
+                                                   f"{self.quota_wait_s:g} s, nothing ran): close other sessions of "
+                                                   "this account or raise the quota") from None
+                self._sleep(min(self.retry_backoff_s * 2**min(attempt, 4), 15.0))
+                attempt += 1
             except (requests.exceptions.ConnectionError, requests.exceptions.Timeout):
                 if attempt >= self.connect_retries:
                     raise
@@ -182,7 +263,8 @@ class WinRMTransport(Transport):
         stdout, stderr = [], []
         while True:
             if self._clock() > deadline:
-                raise TimedOut(self.host, f"{operation} did not finish within {self.command_timeout_s:g} s; remote state unknown")
+                raise TimedOut(self.host, f"{operation} did not finish within {self.command_timeout_s:g} s; remote state "
+                                          "unknown", started=True)
             try:
                 out, err, code, done = protocol.get_command_output_raw(shell_id, command_id)
             except WinRMOperationTimeoutError:
@@ -193,53 +275,110 @@ class WinRMTransport(Transport):
                 return b"".join(stdout), b"".join(stderr), code
 
     def run(self, operation: str, args: dict) -> OperationResult:
-        """Run one operation; a failure after the command was sent is reported as TimedOut (state unknown)."""
+        """Run one operation. A failure before a shell opened is HostUnreachable (nothing ran, safe to retry); one
+        after the command was sent is TimedOut, whose ``started`` says whether the host had acknowledged it."""
         started_at = self._clock()
         run = invocation(compose(operation, args))
         protocol = self._protocol()
-        started = False
+        phase = _CONNECTING
+        if not self.slots.acquire(self.quota_wait_s):
+            raise QuotaExceeded(self.host, f"{operation}: this process already holds the {self.slots.limit} WinRM "
+                                           f"shell(s) the host allows this user; waited {self.quota_wait_s:g} s, "
+                                           "nothing ran")
+        left_behind = False
         try:
             shell_id = self._open_shell(protocol)
             try:
-                started = True
-                command_id = protocol.run_command(shell_id, run.command_line, console_mode_stdin=run.stdin is None)
-                if run.stdin:
-                    chunks = [run.stdin[i : i + _STDIN_CHUNK] for i in range(0, len(run.stdin), _STDIN_CHUNK)]
-                    for index, chunk in enumerate(chunks):
-                        protocol.send_command_input(shell_id, command_id, chunk, end=index == len(chunks) - 1)
+                phase = _SENDING
+                # stdin as a pipe, not a console: PowerShell reads the script from it line by line.
+                command_id = protocol.run_command(shell_id, run.command_line, console_mode_stdin=False)
+                phase = _RUNNING
+                chunks = [run.stdin[i : i + _STDIN_CHUNK] for i in range(0, len(run.stdin), _STDIN_CHUNK)]
+                for index, chunk in enumerate(chunks):
+                    protocol.send_command_input(shell_id, command_id, chunk, end=index == len(chunks) - 1)
                 stdout, stderr, exit_code = self._collect(protocol, shell_id, command_id, operation)
                 with contextlib.suppress(Exception):
                     protocol.cleanup_command(shell_id, command_id)
             finally:
-                # Best effort: the result (or the original error) matters more than a failed shell teardown.
-                with contextlib.suppress(Exception):
-                    protocol.close_shell(shell_id)
+                left_behind = not self._close_shell(protocol, shell_id)
         except RemoteError:
             raise
         except Exception as exc:  # noqa: BLE001 - every library error is translated, none passes through raw
-            raise self._translate(exc, operation, started) from None
+            raise self._translate(exc, operation, phase) from None
         finally:
+            self.slots.release(left_behind=left_behind)
             with contextlib.suppress(Exception):
                 protocol.transport.close_session()
-        output = read_output(operation, stdout, stderr, exit_code, host=self.host)
+        output = read_output(operation, stdout, stderr, exit_code, host=self.host, encoding=_CODEPAGE_CODEC)
         return OperationResult(output.data, self._clock() - started_at, output.warnings)
 
-    def _translate(self, exc: Exception, operation: str, started: bool) -> RemoteError:
+    def _close_shell(self, protocol: Protocol, shell_id: str) -> bool:
+        """Delete the shell, on a fresh connection when the first one broke (an encrypted NTLM session does not
+        survive its TCP connection). Deleting ends any process still running in it, as WinRS ends the shell's job;
+        a shell left behind would hold one of the user's few shells (5 on WinRM 2.0) until its idle timeout.
+        Best effort: the result, or the original error, matters more than a failed teardown. True when deleted."""
+        try:
+            protocol.close_shell(shell_id)
+            return True
+        except Exception:  # noqa: BLE001 - retried below on a new session
+            pass
+        fresh = self._protocol()
+        try:
+            fresh.close_shell(shell_id)
+            return True
+        except Exception:  # noqa: BLE001 - the host may be unreachable now; the shell times out there
+            return False
+        finally:
+            with contextlib.suppress(Exception):
+                fresh.transport.close_session()
+
+    def _listener_tls_version(self) -> str | None:
+        """What the listener negotiates when old versions are allowed: a bare handshake, no request, no credential,
+        so a refused handshake can be explained ("TLSv1") rather than left as OpenSSL's "unsupported protocol"."""
+        if self._options["proxy"]:
+            return None
+        context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+        context.check_hostname, context.verify_mode = False, ssl.CERT_NONE
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", DeprecationWarning)
+                context.minimum_version = ssl.TLSVersion.TLSv1
+            context.set_ciphers("DEFAULT:@SECLEVEL=0")
+            with socket.create_connection((self.host, self.port), timeout=10) as raw, \
+                    context.wrap_socket(raw, server_hostname=self.host) as tls:
+                return tls.version()
+        except (OSError, ValueError):
+            return None
+
+    def _translate(self, exc: Exception, operation: str, phase: str) -> RemoteError:
         """Map a pywinrm/requests error onto the project's exceptions, with text that holds no secret."""
         host = self.host
-        unknown = "; remote state unknown" if started else ""
+        sent = phase != _CONNECTING
+        started = True if phase == _RUNNING else None
+        unknown = "; remote state unknown" if sent else ""
         if isinstance(exc, AuthenticationError):
             return AuthenticationFailed(host, f"the credentials or the {self.auth} method were refused")
         if isinstance(exc, requests.exceptions.SSLError):
             text = str(exc).lower()
             if "certificate" in text or "hostname" in text:
                 return CertificateInvalid(host, f"the certificate of {self.endpoint} did not validate; pass ca_trust_path")
+            offered = self._listener_tls_version()
+            if offered in _OLD_TLS:
+                return TlsVersionMismatch(host, f"{self.endpoint} offers only {_OLD_TLS[offered]}, which this machine's "
+                                                "OpenSSL refuses: the host's Schannel has no TLS 1.2 for servers yet "
+                                                "(Windows 7 / Server 2008 R2 as installed). Connect over http:// "
+                                                "(port 5985, NTLM with message encryption); the runbook's fix enables "
+                                                "TLS 1.2 for the listener after the reboot")
             return HostUnreachable(host, f"TLS handshake with {self.endpoint} failed")
         if isinstance(exc, requests.exceptions.ReadTimeout):
-            return TimedOut(host, f"{operation}: no answer within {self.read_timeout_s} s{unknown}")
+            if not sent:
+                return HostUnreachable(host, f"{operation}: no answer within {self.read_timeout_s} s to opening a "
+                                             "shell; nothing ran")
+            return TimedOut(host, f"{operation}: no answer within {self.read_timeout_s} s{unknown}", started=started)
         if isinstance(exc, requests.exceptions.ConnectionError):
-            if started:
-                return TimedOut(host, f"{operation}: connection lost after the command was sent{unknown}")
+            if sent:
+                what = "the command was sent" if started else "the command request was sent (it may not have started)"
+                return TimedOut(host, f"{operation}: connection lost after {what}{unknown}", started=started)
             return HostUnreachable(host, f"cannot connect to {self.endpoint}")
         if isinstance(exc, WSManFaultError):
             if _mentions_encryption(exc.reason) or _mentions_encryption(exc.response):
@@ -256,38 +395,13 @@ class WinRMTransport(Transport):
             return RemoteError(host, f"{operation}: WinRM client error ({type(exc).__name__}){unknown}")
         return RemoteError(host, f"{operation}: unexpected {type(exc).__name__} talking to WinRM{unknown}")
 
-    def _port_open(self, timeout_s: float) -> bool:
-        try:
-            with socket.create_connection((self.host, self.port), timeout=timeout_s):
-                return True
-        except OSError:
-            return False
 
-    def _answers(self) -> bool:
-        """True when WinRM opens a shell; errors that waiting cannot cure are raised instead."""
-        protocol = self._protocol()
-        try:
-            protocol.close_shell(protocol.open_shell())
-            return True
-        except Exception as exc:  # noqa: BLE001 - classified below
-            error = self._translate(exc, "reboot", False)
-            if isinstance(error, (AuthenticationFailed, CertificateInvalid, EncryptionRequired)):
-                raise error from None
-            return False
-
-    def wait_for_reboot(self, down_timeout_s: float = 600, up_timeout_s: float = 1800, poll_s: float = 5) -> RebootWait:
-        """Wait until the listener stops answering and then until WinRM opens a shell again."""
-        start = self._clock()
-        while self._port_open(poll_s):
-            if self._clock() - start > down_timeout_s:
-                raise TimedOut(self.host, f"still up {down_timeout_s:g} s after the reboot was scheduled; it may not have happened")
-            self._sleep(poll_s)
-        down = self._clock()
-        while not (self._port_open(poll_s) and self._answers()):
-            if self._clock() - down > up_timeout_s:
-                raise TimedOut(self.host, f"WinRM did not come back within {up_timeout_s:g} s of going down")
-            self._sleep(poll_s)
-        return RebootWait(down - start, self._clock() - down)
+def _console_codec() -> str:
+    """The OEM code page a console program's redirected output is in on Windows ("oem"), UTF-8 elsewhere."""
+    try:
+        return codecs.lookup("oem").name
+    except LookupError:
+        return "utf-8"
 
 
 class LocalTransport(Transport):
@@ -301,21 +415,23 @@ class LocalTransport(Transport):
         self.host = host
 
     def run(self, operation: str, args: dict) -> OperationResult:
-        """The script goes in as stdin behind the encoded loader (or as -EncodedCommand when it is short)."""
+        """The script goes in as plain text on stdin, as over WinRM; ``executable`` may be pwsh.exe."""
         started_at = time.monotonic()
         run = invocation(compose(operation, args))
         argv = self.command + run.argv[1:]
         try:
             proc = subprocess.run(
                 argv,
-                input=run.stdin if run.stdin is not None else b"",
+                input=run.stdin,
                 capture_output=True,
                 timeout=self.timeout_s,
                 creationflags=getattr(subprocess, "CREATE_NO_WINDOW", 0),
             )
         except subprocess.TimeoutExpired:
-            raise TimedOut(self.host, f"{operation} did not finish within {self.timeout_s:g} s; state unknown") from None
+            raise TimedOut(self.host, f"{operation} did not finish within {self.timeout_s:g} s; state unknown",
+                           started=True) from None
         except OSError as exc:
             raise HostUnreachable(self.host, f"cannot start {self.command[0]}: {type(exc).__name__}") from None
-        output = read_output(operation, proc.stdout, proc.stderr, proc.returncode, host=self.host)
+        output = read_output(operation, proc.stdout, proc.stderr, proc.returncode, host=self.host,
+                             encoding=_console_codec())
         return OperationResult(output.data, time.monotonic() - started_at, output.warnings)

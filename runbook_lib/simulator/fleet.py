@@ -59,8 +59,10 @@ def start_node(profile: HostProfile, credentials: Iterable[tuple[str, str]], *, 
     host = SimulatedHost(profile, hostname, process_start_s)
     server = WSManServer(host, address=loopback_address(address), port=port, auth=auth, https=https,  # type: ignore[arg-type]
                          strict=strict, credentials=list(credentials), faults=faults,
-                         computer_name=hostname.split(".")[0].upper()[:15])
+                         computer_name=hostname.split(".")[0].upper()[:15],
+                         tls_protocols=lambda: host.tls.listener_protocols(host.boot_registry), quotas=host.quotas)
     host.on_reboot = server.go_down
+    host.on_network_drop = server.interrupt_network
     try:
         server.start()
     except OSError as exc:

@@ -2,16 +2,19 @@
 
 The host answers only the project's own scripts, recognised by the operation they declare and the arguments
 they carry (:func:`runbook_lib.remote.scripts.read_declaration`); anything else gets the CLIXML "not recognized"
-error with exit code 1, so a script that drifted from what the simulator knows fails loudly.
+error with exit code 1, so a script that drifted from what the simulator knows fails loudly. Before that, stdin
+is cut into statements the way ``powershell -Command -`` does (:func:`.wsman_shells.console_statements`), so a
+script that real PowerShell would cut short, or never run, fails here the same way.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import threading
 import time
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from importlib import resources
 from pathlib import Path
 from typing import Any, Callable
@@ -20,12 +23,16 @@ from .. import facts as facts_module
 from ..errors import InputError
 from ..registry import Registry, RegistryValue
 from ..remote import scripts
-from .wsman_shells import CommandResult, DropConnection, clixml_error
+from .journal_folder import JournalFolder, JournalRefused
+from .wsman import WINRM_2_QUOTAS, Quotas
+from .wsman_shells import (CommandResult, Process, clixml_error, console_statements, current_process,
+                           process_scope, statement_parses)
 from .windows import PROTOCOL_NOT_SUPPORTED, SSL_PROTOCOL_INVALID, UNKNOWN_HOST, Handshake, WindowsTls
 
 def _profiles_folder():
     return resources.files("runbook_lib.simulator").joinpath("profiles")
-INTENTS = ("fixable", "compliant", "blocked")
+INTENTS = ("fixable", "compliant", "blocked", "failed")  # failed: the runbook cannot run its scripts there
+LANGUAGE_MODES = ("FullLanguage", "ConstrainedLanguage", "RestrictedLanguage", "NoLanguage")
 
 
 @dataclass(frozen=True)
@@ -39,6 +46,8 @@ class HostProfile:
     state: dict
     boot_seconds: float = 2.0
     faults: dict = field(default_factory=dict)
+    language_mode: str = "FullLanguage"  # ConstrainedLanguage under AppLocker/WDAC enforcement
+    winrm: dict = field(default_factory=dict)  # quota overrides, e.g. {"max_shells_per_user": 2}
 
     @classmethod
     def from_dict(cls, doc: Any, origin: str) -> "HostProfile":
@@ -48,11 +57,18 @@ class HostProfile:
             intent = doc["intent"]
             profile = cls(name=str(doc["name"]), description=str(doc["description"]), intent=intent["outcome"],
                           intent_blockers=tuple(intent.get("blockers", ())), state=doc["state"],
-                          boot_seconds=float(doc.get("boot_seconds", 2.0)), faults=dict(doc.get("faults", {})))
+                          boot_seconds=float(doc.get("boot_seconds", 2.0)), faults=dict(doc.get("faults", {})),
+                          language_mode=str(doc.get("language_mode", "FullLanguage")),
+                          winrm=dict(doc.get("winrm", {})))
         except (KeyError, TypeError, ValueError) as exc:
             raise InputError(f"profile {origin}: missing or malformed field {exc}") from None
         if profile.intent not in INTENTS:
             raise InputError(f"profile {origin}: intent.outcome must be one of {', '.join(INTENTS)}")
+        if profile.language_mode not in LANGUAGE_MODES:
+            raise InputError(f"profile {origin}: language_mode must be one of {', '.join(LANGUAGE_MODES)}")
+        unknown = sorted(set(profile.winrm) - {f.name for f in dataclasses.fields(Quotas)})
+        if unknown:
+            raise InputError(f"profile {origin}: winrm has unknown quota {unknown[0]!r}")
         profile.initial_facts("check")  # validates the state through the host-facts loader
         return profile
 
@@ -97,13 +113,29 @@ class SimulatedHost:
         self.boot_registry = start.registry  # what Schannel, WinHTTP and the cipher order loaded at boot
         self.tls = WindowsTls(start.os.version_tuple, start.os.service_pack, start.os.product_type,
                               start.os.architecture, start.hotfixes, start.powershell.windows_powershell)
-        self.program_data: dict[str, str] = {}
+        # %ProgramData%\tls-runbook: absent until an apply creates it, unless the profile says someone made it first
+        folder = profile.faults.get("journal_folder")
+        self.journal_folder = JournalFolder.from_profile(folder) if folder is not None else None
         self.drop_apply_after = profile.faults.get("drop_apply_after")  # values written before the network drops
         # X509ChainStatusFlags names the host's chain building reports for Entra's certificate (a missing root:
         # PartialChain; a TLS-inspecting proxy whose root is not trusted: UntrustedRoot); empty when it validates.
         self.certificate_chain: tuple[str, ...] = tuple(profile.faults.get("certificate_chain", ()))
+        self.network_down_s = float(profile.faults.get("network_down_s", 0.0))  # how long it then stays down
+        self.apply_value_s = float(profile.faults.get("apply_value_s", 0.0))  # between a write and its journal
+        # Values whose data does not fit their kind (an 8-byte REG_DWORD): (path, name) casefolded -> what .NET reads
+        self.malformed = {(v["path"].casefold(), v["name"].casefold()): v["reads_as"]
+                          for v in profile.faults.get("malformed_values", ())}
+        # WinRM 2.0's quotas where Windows PowerShell 2.0 is all there is (7 / 2008 R2 as installed), 3.0's elsewhere
+        defaults = WINRM_2_QUOTAS if self.tls.clr2 else Quotas()
+        self.quotas = dataclasses.replace(defaults, **profile.winrm)
         self.reboots = 0
+        self.last_boot = datetime.now(timezone.utc).replace(microsecond=0) - timedelta(days=3)
+        self.shutdown_scheduled = bool(profile.faults.get("shutdown_scheduled"))  # shutdown.exe then exits 1190
+        self.reboot_aborted = bool(profile.faults.get("reboot_aborted"))  # scheduled, then cancelled (shutdown /a)
         self.on_reboot: Callable[[float], None] | None = None
+        self.on_network_drop: Callable[[float], None] | None = None
+        self._processes: dict[int, Process] = {}
+        self._next_pid = 4100
         self._lock = threading.RLock()
 
     # --- the CommandHandler the WS-Management server calls --------------------------------------------------
@@ -111,35 +143,87 @@ class SimulatedHost:
         if self.process_start_s:
             time.sleep(self.process_start_s)
         try:
-            script = scripts.decode_invocation(command_line, stdin)
-            operation, args = scripts.read_declaration(script)
+            text = scripts.decode_invocation(command_line, stdin)
         except InputError:
             return _not_recognized(command_line)
+        statements, _never_ran = console_statements(text)
+        if len(statements) < 3 or not statement_parses(statements[2]):
+            return self._cut_short(statements)
+        try:
+            operation, args = scripts.read_declaration("\n".join(statements[:3]) + "\n" * 3)
+        except InputError:
+            return _not_recognized(command_line)
+        if len(statements) > 3:
+            return _not_recognized(command_line)
+        if self.profile.language_mode != "FullLanguage":  # the language check is the only statement that runs
+            return CommandResult(stdout="\r\n".join(scripts.language_mode_lines(operation)) + "\r\n", exit_code=1)
         handler = getattr(self, f"_op_{operation}")
-        with self._lock:
-            result = handler(args)
+        try:
+            with process_scope():
+                if operation == "apply":  # takes the lock per step: a journal read must be able to run meanwhile
+                    result = handler(args)
+                else:
+                    with self._lock:
+                        result = handler(args)
+        except (ScriptFailed, JournalRefused) as exc:
+            return CommandResult(stdout=scripts.render_output(operation, error=str(exc)))
+        warnings: tuple[str, ...] = ()
+        if isinstance(result, tuple):  # (result, warnings), as Write-TrResult takes them
+            result, warnings = result
         if operation != "inspect":  # host facts carry their own "simulated" field
             result = {**result, "simulated": True}  # so every report made from it can say SIMULATED
-        return CommandResult(stdout=scripts.render_output(operation, result))
+        return CommandResult(stdout=scripts.render_output(operation, result, warnings=warnings))
+
+    def _malformed(self, path: str, name: str) -> str | None:
+        """Read-TrValue's problem text for a value whose data does not fit its kind, or None."""
+        reads_as = self.malformed.get((path.casefold(), name.casefold()))
+        return None if reads_as is None else f"REG_DWORD whose data is not 4 bytes (reads as {reads_as})"
+
+    def _cut_short(self, statements: list[str]) -> CommandResult:
+        """What PowerShell does with a script the console cut apart: a parse error, or nothing at all."""
+        broken = [s for s in statements if not statement_parses(s)]
+        if broken:
+            v2 = (self.powershell.windows_powershell or "").startswith("2.")
+            text = "Missing closing '}' in statement block." + ("" if v2 else " or type definition.")
+            return CommandResult(stdout="", stderr=clixml_error(text), exit_code=1)
+        # An unfinished statement at the end of the input is dropped without a word (exit code of the last one).
+        return CommandResult(stdout="", exit_code=0)
 
     # --- operations -----------------------------------------------------------------------------------------
-    def _op_inspect(self, args: dict) -> dict:
-        values = [self.registry.get(item["path"], item["name"]) for item in args["values"]]
+    def _op_inspect(self, args: dict) -> tuple[dict, tuple[str, ...]]:
+        warnings, values = [], []
+        for item in args["values"]:
+            problem = self._malformed(item["path"], item["name"])
+            if problem:
+                warnings.append(f"left out {item['path']}\\{item['name']}: {problem}")
+            else:
+                values.append(self.registry.get(item["path"], item["name"]))
         facts_doc = {
             "schema": facts_module.SCHEMA, "host": args.get("host") or self.hostname, "simulated": True,
             "collected_at": datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
             "os": {"caption": self.os.caption, "version": self.os.version, "service_pack": self.os.service_pack,
-                   "product_type": self.os.product_type, "architecture": self.os.architecture},
+                   "product_type": self.os.product_type, "architecture": self.os.architecture,
+                   "last_boot": _utc(self.last_boot)},
             "hotfixes": list(self.hotfixes),
             "powershell": {"windows_powershell": self.powershell.windows_powershell, "pwsh": self.powershell.pwsh},
             "registry": [value.to_dict() for value in values if value is not None],
-            "observed": {"security_protocol": self._security_protocols(),
+            "observed": {"security_protocol": self._security_protocols(warnings),
                          "probes": self._probes(args.get("endpoints") or [])},
         }
-        return facts_doc
+        return facts_doc, tuple(warnings)
 
-    def _security_protocols(self) -> dict[str, int]:
-        """inspect.ps1 reads a fresh powershell.exe of each bitness the OS has: a 32-bit Windows has no 64-bit one."""
+    def _security_protocols(self, warnings: list[str]) -> dict[str, int]:
+        """inspect reads SecurityProtocol in a fresh child Windows PowerShell of each bitness the OS has (a 32-bit
+        Windows has no 64-bit one), inside the shell's job: a child that cannot start (process or memory quota) is
+        left out with the script's warning."""
+        bitness = ("x64", "x86") if self.tls.wow64 else ("x86",)
+        process_mb = 45 if self.tls.clr2 else 70  # a Windows PowerShell process's commit, CLR 2 or CLR 4
+        fits = (self.quotas.max_processes_per_shell >= 3  # cmd.exe, powershell.exe and the child
+                and self.quotas.max_memory_per_shell_mb >= len(bitness) * process_mb)
+        if not fits:
+            warnings += [f"SecurityProtocol could not be read from {'64' if bits == 'x64' else '32'}-bit Windows "
+                         "PowerShell" for bits in bitness]
+            return {}
         if not self.tls.wow64:
             return {"x86": self.tls.security_protocol(self.registry)}
         return {"x64": self.tls.security_protocol(self.registry),
@@ -181,69 +265,123 @@ class SimulatedHost:
         return {"before": before, "after": after, "mode": args["mode"],
                 "error": PROTOCOL_NOT_SUPPORTED if refused else None, "probes": probes}
 
+    # --- apply, journal and restore: see apply.ps1, journal.ps1 and restore.ps1 -----------------------------
+    def _journal_folder(self, create: bool) -> JournalFolder | None:
+        if self.journal_folder is None and create:
+            self.journal_folder = JournalFolder()
+        if self.journal_folder is not None:
+            self.journal_folder.check()
+        return self.journal_folder
+
+    @staticmethod
+    def _state(value: RegistryValue | None) -> dict | None:
+        return None if value is None else {"type": value.type, "data": value.data}
+
     def _op_apply(self, args: dict) -> dict:
+        process = current_process()
         apply_id = args["apply_id"]
-        backup = []
-        for change in args["changes"]:
-            current = self.registry.get(change["path"], change["name"])
-            backup.append({"path": change["path"], "name": change["name"], "existed": current is not None,
-                           "type": current.type if current else None, "data": current.data if current else None,
-                           "key_existed": self.registry.has_key(change["path"])})
-        journal = {"apply_id": apply_id, "completed": False, "backup": backup,
-                   "results": [{"path": c["path"], "name": c["name"], "status": "not_attempted", "before": None,
-                                "after": None, "error": None} for c in args["changes"]]}
-        self._save_journal(journal)  # the backup exists on the host before the first write
+        with self._lock:
+            folder = self._journal_folder(create=True)
+            assert folder is not None
+            if folder.used(apply_id):
+                raise ScriptFailed(f"apply_id {apply_id} was already used on this host: read its journal")
+            backup, results = [], []
+            for change in args["changes"]:
+                problem = self._malformed(change["path"], change["name"])
+                if problem:
+                    raise ScriptFailed(f"existing value cannot be backed up ({problem}), refusing to overwrite: "
+                                       f"{change['path']}\\{change['name']}")
+                current = self.registry.get(change["path"], change["name"])
+                backup.append({"path": change["path"], "name": change["name"], "existed": current is not None,
+                               "type": current.type if current else None, "data": current.data if current else None,
+                               "key_existed": self.registry.has_key(change["path"])})
+                planned = {"type": change["type"], "data": change["data"].lower() if change["type"] == "REG_BINARY"
+                           else change["data"]}
+                results.append({"path": change["path"], "name": change["name"], "status": "not_attempted",
+                                "planned": planned, "before": self._state(current), "after": None, "error": None})
+            pid, self._next_pid = self._next_pid, self._next_pid + 4
+            self._processes[pid] = process
+            journal = {"apply_id": apply_id, "revision": 0, "pid": pid, "completed": False, "journal_error": None,
+                       "process_started": datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%f0Z"),
+                       "backup": backup, "results": results}
+            folder.save(journal)  # the backup is on the host before the first write
         for index, change in enumerate(args["changes"]):
-            if self.drop_apply_after is not None and index >= self.drop_apply_after:
-                self.drop_apply_after = None  # the network comes back for the next attempt
-                raise DropConnection()
-            current = self.registry.get(change["path"], change["name"])
-            entry = journal["results"][index]
-            entry["before"] = {"type": current.type, "data": current.data} if current else None
-            if current is not None and current.same_as(change["type"], change["data"]):
-                entry["status"] = "unchanged"
-            else:
-                self.registry = self.registry.set(change["path"], change["name"], change["type"], change["data"])
-                entry["status"] = "written"
-            written = self.registry.get(change["path"], change["name"])
-            entry["after"] = {"type": written.type, "data": written.data}
-            self._save_journal(journal)
+            process.check()
+            if index == self.drop_apply_after and self.on_network_drop:
+                self.drop_apply_after = None  # one drop per fault
+                self.on_network_drop(self.network_down_s)  # the network fails; this process does not notice
+            entry = results[index]
+            with self._lock:
+                current = self.registry.get(change["path"], change["name"])
+                if current is not None and current.same_as(change["type"], change["data"]):
+                    entry["status"] = "unchanged"
+                else:
+                    self.registry = self.registry.set(change["path"], change["name"], change["type"], change["data"])
+                    entry["status"] = "written"
+                entry["after"] = self._state(self.registry.get(change["path"], change["name"]))
+            process.sleep(self.apply_value_s)  # a kill here leaves the value written but not journaled
+            with self._lock:
+                folder.save(journal)
         journal["completed"] = True
-        self._save_journal(journal)
+        with self._lock:
+            folder.save(journal)
         return journal
 
-    def _save_journal(self, journal: dict) -> None:
-        self.program_data[journal["apply_id"]] = json.dumps(journal)
-
     def _op_journal(self, args: dict) -> dict:
-        saved = self.program_data.get(args["apply_id"])
-        if saved is None:
-            return {"apply_id": args["apply_id"], "completed": False, "backup": [], "results": []}
-        return json.loads(saved)
+        apply_id, claim = args["apply_id"], args.get("claim_if_absent", False)
+        folder = self._journal_folder(create=claim)
+        found = folder.read(apply_id) if folder is not None else None
+        if found is None and claim:
+            assert folder is not None
+            folder.claim(apply_id)
+            found = folder.read(apply_id)
+        result = {"apply_id": apply_id, "state": "absent", "journal": None, "apply_running": None, "current": []}
+        if found is not None and "claimed" in found:
+            result["state"] = "claimed"
+        elif found is not None:
+            process = self._processes.get(found.get("pid"))
+            result.update(state="present", journal=found, apply_running=process is not None and process.alive,
+                          current=[{"path": e["path"], "name": e["name"],
+                                    "value": self._state(self.registry.get(e["path"], e["name"]))}
+                                   for e in found["backup"]])
+        return result
 
     def _op_restore(self, args: dict) -> dict:
-        results, removed = [], []
-        for entry in args["backup"]:
-            before = self.registry.get(entry["path"], entry["name"])
-            status = "unchanged"
-            if entry["existed"] and not (before and before.same_as(entry["type"], entry["data"])):
-                self.registry = self.registry.set(entry["path"], entry["name"], entry["type"], entry["data"])
-                status = "restored"
-            elif not entry["existed"] and before is not None:
-                self.registry = self.registry.delete(entry["path"], entry["name"])
-                status = "deleted"
-            after = self.registry.get(entry["path"], entry["name"])
-            results.append({"path": entry["path"], "name": entry["name"], "status": status,
-                            "before": before and {"type": before.type, "data": before.data},
-                            "after": after and {"type": after.type, "data": after.data}, "error": None})
-        for entry in args["backup"]:
-            if not entry["key_existed"] and entry["path"] not in removed and not self.registry.has_key(entry["path"]):
-                removed.append(entry["path"])
-        return {"apply_id": args["apply_id"], "completed": True, "keys_removed": removed, "results": results}
+        folder = self._journal_folder(create=False)
+        journal = folder.read(args["apply_id"]) if folder is not None else None
+        if journal is None or "claimed" in journal:
+            raise ScriptFailed(f"no journal of apply {args['apply_id']} on this host: nothing of it to restore")
+        index = {(e["path"].casefold(), e["name"].casefold()): i for i, e in enumerate(journal["backup"])}
+        results = []
+        for value in args["values"]:
+            path, name = value["path"], value["name"]
+            before = self.registry.get(path, name)
+            i = index.get((path.casefold(), name.casefold()))
+            status, error = "unchanged", None
+            if i is None:
+                status, error = "refused", f"not in the backup of apply {args['apply_id']} on this host"
+            elif _written_by(journal["results"][i], self._state(before)):
+                entry = journal["backup"][i]
+                if entry["existed"] and not (before and before.same_as(entry["type"], entry["data"])):
+                    self.registry = self.registry.set(path, name, entry["type"], entry["data"])
+                    status = "restored"
+                elif not entry["existed"] and before is not None:
+                    self.registry = self.registry.delete(path, name)
+                    status = "deleted"
+            results.append({"path": path, "name": name, "status": status, "before": self._state(before),
+                            "after": self._state(self.registry.get(path, name)), "error": error})
+        return {"apply_id": args["apply_id"], "completed": True, "results": results}
 
     def _op_reboot(self, args: dict) -> dict:
-        threading.Timer(min(float(args.get("delay_s", 1)), 2.0), self.reboot).start()
-        return {"scheduled": True}
+        last_boot = _utc(self.last_boot)
+        if self.shutdown_scheduled:  # shutdown.exe: "A system shutdown has already been scheduled." (1190)
+            return {"scheduled": False, "already_scheduled": True, "last_boot": last_boot}
+        if not self.reboot_aborted:
+            threading.Timer(min(float(args.get("delay_s", 1)), 2.0), self.reboot).start()
+        return {"scheduled": True, "already_scheduled": False, "last_boot": last_boot}
+
+    def _op_last_boot(self, args: dict) -> dict:
+        return {"last_boot": _utc(self.last_boot)}
 
     def reboot(self) -> None:
         """Boot again: Group Policy re-applies its values, then Schannel and WinHTTP load the registry."""
@@ -252,6 +390,9 @@ class SimulatedHost:
             self.registry = Registry([*self.registry, *policy])
             self.boot_registry = self.registry
             self.reboots += 1
+            # LastBootUpTime has whole seconds here; a restart within the same second as the last one cannot happen
+            self.last_boot = max(datetime.now(timezone.utc).replace(microsecond=0),
+                                 self.last_boot + timedelta(seconds=1))
         if self.on_reboot:
             self.on_reboot(self.profile.boot_seconds)
 
@@ -261,6 +402,19 @@ class SimulatedHost:
     def snapshot(self) -> list[RegistryValue]:
         with self._lock:
             return list(self.registry)
+
+
+def _utc(moment: datetime) -> str:
+    return moment.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+class ScriptFailed(Exception):
+    """An operation fails as a whole, as its script would: the answer is ok:false with this text."""
+
+
+def _written_by(result: dict, live: dict | None) -> bool:
+    """restore.ps1's rule: journaled as written, or holding exactly what was planned and no longer what was before."""
+    return result["status"] == "written" or (live == result["planned"] and live != result["before"])
 
 
 def _not_recognized(command_line: str) -> CommandResult:

@@ -111,13 +111,13 @@ class WindowsTls:
             return (self.row.required_update or "") in self.hotfixes
         return self.row.tls12 == "yes"
 
-    def schannel_client(self, boot: Registry) -> dict[str, tuple[bool, bool]]:
+    def schannel_client(self, boot: Registry, role: str = "Client") -> dict[str, tuple[bool, bool]]:
         """protocol -> (usable when asked for explicitly, used when the caller leaves it to the system)."""
         result = {}
         for protocol in k.TLS_PROTOCOLS:
             if not self._implemented(protocol):
                 continue
-            key = k.schannel_key(protocol, "Client")
+            key = k.schannel_key(protocol, role)
             enabled, disabled_by_default = boot.dword(key, "Enabled"), boot.dword(key, "DisabledByDefault")
             if enabled == 0:
                 continue
@@ -126,6 +126,11 @@ class WindowsTls:
                 on_by_default = disabled_by_default == 0
             result[protocol] = (True, on_by_default)
         return result
+
+    def listener_protocols(self, boot: Registry) -> tuple[str, ...]:
+        """What an HTTPS listener (HTTP.sys, which leaves the choice to Schannel) offers: the server side's defaults.
+        Windows 7 and Server 2008 R2 as installed offer TLS 1.0 only."""
+        return tuple(p for p, (_, default) in self.schannel_client(boot, "Server").items() if default)
 
     def _suites(self, boot: Registry) -> list[str] | None:
         """The cipher order Schannel loaded at boot, by base name: Windows 10 and later ignore a curve suffix

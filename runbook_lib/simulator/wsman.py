@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import dataclasses
 import http.server
 import logging
 import socket
@@ -28,7 +29,8 @@ import ssl
 import sys
 import threading
 import time
-from collections.abc import Iterable
+import warnings
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -54,6 +56,7 @@ from runbook_lib.simulator.wsman_shells import (
     CommandHandler,
     CommandResult,
     DropConnection,
+    Process,
     Shell,
     UnknownCodepage,
     clixml_error,
@@ -78,12 +81,21 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
+
+def _user_key(user: str) -> str:
+    """One spelling per account for per-user quotas: DOMAIN\\user, user@domain and user are the same user."""
+    return user.rsplit("\\", 1)[-1].split("@", 1)[0].casefold()
+
 # One Receive carries at most this much output; larger output takes several Receives, as on a real host.
 RECEIVE_BUDGET = 32 * 1024
 # Within one Receive, output is split into Stream elements of this size, which clients must concatenate.
 STREAM_PIECE = 8 * 1024
 # Bodies above this are not WS-Management (MaxEnvelopeSize is 150 KiB; encryption adds little).
 MAX_BODY = 1024 * 1024
+_TLS_VERSIONS = {"TLS 1.0": ssl.TLSVersion.TLSv1, "TLS 1.1": ssl.TLSVersion.TLSv1_1, "TLS 1.2": ssl.TLSVersion.TLSv1_2,
+                 "TLS 1.3": ssl.TLSVersion.TLSv1_3}
+# How long a Receive waits for output when the client names no OperationTimeout (WinRM's MaxTimeoutms default).
+DEFAULT_OPERATION_TIMEOUT_S = 60.0
 _SIGNALS = {f"{SHELL}/signal/{name}".lower() for name in ("terminate", "ctrl_c", "ctrl_break")}
 
 
@@ -100,6 +112,23 @@ class Faults:
     http_500_next: int = 0  # the next N SOAP requests get a w:InternalError fault
     receive_timeouts: int = 0  # each command created from now on answers N Receives with w:TimedOut first
     drop_after_requests: int = 0  # the Nth SOAP request from now gets no answer: its connection is closed
+
+
+@dataclass(frozen=True)
+class Quotas:
+    """The WinRM service's shell quotas (``winrm get winrm/config/winrs`` and ``MaxEnvelopeSizekb``); the defaults
+    are WinRM 3.0 and later's. The host model applies the per-shell process and memory limits itself."""
+
+    max_shells_per_user: int = 30
+    max_processes_per_shell: int = 25
+    max_memory_per_shell_mb: int = 1024
+    shell_idle_timeout_s: float = 7200.0
+    max_envelope_kb: int = 500
+
+
+# Windows 7 / Server 2008 R2 as installed (WinRM 2.0).
+WINRM_2_QUOTAS = Quotas(max_shells_per_user=5, max_processes_per_shell=15, max_memory_per_shell_mb=150,
+                        shell_idle_timeout_s=180.0, max_envelope_kb=150)
 
 
 class ServerNotStarted(RuntimeError):
@@ -120,6 +149,7 @@ class _ConnectionAuth:
 
     negotiation: spnego.ContextProxy | None = None
     established: spnego.ContextProxy | None = None
+    user: str = ""  # who the connection (NTLM) or the request (Basic) authenticated as, for per-user quotas
 
 
 class _RequestHandler(http.server.BaseHTTPRequestHandler):
@@ -210,8 +240,13 @@ class WSManServer:
         faults: Faults | None = None,
         computer_name: str = "WIN-SIM01",
         idle_timeout: float = 30.0,
+        tls_protocols: Callable[[], Iterable[str]] = lambda: ("TLS 1.2", "TLS 1.3"),
+        quotas: Quotas = Quotas(),
     ):
-        """``auth="basic"`` enables Basic next to Negotiate (the Basic=true service setting); ``strict`` overrides it."""
+        """``auth="basic"`` enables Basic next to Negotiate (the Basic=true service setting); ``strict`` overrides it.
+        ``tls_protocols`` names what the HTTPS listener offers ("TLS 1.0" .. "TLS 1.3"), asked at every start."""
+        self.quotas = quotas
+        self.quota_faults = 0  # how often a Create was refused for MaxShellsPerUser (what tests watch)
         if auth not in ("ntlm", "basic"):
             raise ValueError(f"auth must be 'ntlm' or 'basic', not {auth!r}")
         accounts = [Account.parse(user, password) for user, password in credentials]
@@ -225,11 +260,11 @@ class WSManServer:
         self.faults = faults if faults is not None else Faults()
         self.computer_name = computer_name
         self.idle_timeout = idle_timeout
+        self.tls_protocols = tls_protocols
         self._accounts = accounts
         self._ntlm_lines = ntlm_user_lines(accounts, computer_name)
         self._port = port
         self._certificate: ListenerCertificate | None = None
-        self._tls: ssl.SSLContext | None = None
         self._listener: _Listener | None = None
         self._restart_timer: threading.Timer | None = None
         self._lifecycle = threading.RLock()
@@ -246,9 +281,6 @@ class WSManServer:
                 return self
             if self.https:
                 self._certificate = create_listener_certificate(self.address, self.computer_name)
-                self._tls = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-                self._tls.minimum_version = ssl.TLSVersion.TLSv1_2
-                self._tls.load_cert_chain(self._certificate.cert_path, self._certificate.key_path)
             self._listen()
             self._started = True
             return self
@@ -259,8 +291,7 @@ class WSManServer:
                 self._restart_timer.cancel()
                 self._restart_timer = None
             self._close_listener()
-            with self._state:
-                self._shells.clear()
+            self._end_all_shells()
             NTLM_USER_FILE.forget(self)
             if self._certificate is not None:
                 self._certificate.remove()
@@ -281,12 +312,28 @@ class WSManServer:
             if self._restart_timer is not None:
                 self._restart_timer.cancel()
             self._close_listener()
-            with self._state:
-                self._shells.clear()
+            self._end_all_shells()
             self._restart_timer = threading.Timer(seconds, self._come_back)
             self._restart_timer.daemon = True
             self._restart_timer.start()
         log.info("%s: down for %.1f s", self.computer_name, seconds)
+
+    def interrupt_network(self, seconds: float) -> None:
+        """The network between clients and this host fails: every open connection is cut and, for ``seconds``,
+        new ones are refused. Unlike a reboot, shells and the processes in them live on."""
+        with self._lifecycle:
+            if not self._started:
+                raise ServerNotStarted("interrupt_network() needs a started server")
+            if seconds <= 0:
+                self._cut_connections()
+                return
+            if self._restart_timer is not None:
+                self._restart_timer.cancel()
+            self._close_listener()
+            self._restart_timer = threading.Timer(seconds, self._come_back)
+            self._restart_timer.daemon = True
+            self._restart_timer.start()
+        log.info("%s: network down for %.1f s", self.computer_name, seconds)
 
     @property
     def port(self) -> int:
@@ -305,8 +352,24 @@ class WSManServer:
             raise ServerNotStarted("the CA exists once an HTTPS server has started")
         return str(self._certificate.ca_path)
 
+    def _tls_context(self) -> ssl.SSLContext | None:
+        """The listener's TLS, built at every start: a reboot may have changed what Schannel offers."""
+        if self._certificate is None:
+            return None
+        context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        versions = sorted(_TLS_VERSIONS[name] for name in self.tls_protocols())
+        if not versions:
+            raise ValueError("an HTTPS listener needs at least one TLS version")
+        with warnings.catch_warnings():  # TLS 1.0 and 1.1 are deprecated in Python's ssl; old Windows offers them
+            warnings.simplefilter("ignore", DeprecationWarning)
+            context.minimum_version, context.maximum_version = versions[0], versions[-1]
+        if versions[0] < ssl.TLSVersion.TLSv1_2:
+            context.set_ciphers("DEFAULT:@SECLEVEL=0")  # OpenSSL refuses TLS 1.0/1.1 at any higher level
+        context.load_cert_chain(self._certificate.cert_path, self._certificate.key_path)
+        return context
+
     def _listen(self) -> None:
-        listener = _Listener(self, (self.address, self._port), self._tls)
+        listener = _Listener(self, (self.address, self._port), self._tls_context())
         self._port = listener.server_address[1]
         self._listener = listener
         threading.Thread(
@@ -322,6 +385,9 @@ class WSManServer:
         self._listener.shutdown()
         self._listener.server_close()
         self._listener = None
+        self._cut_connections()
+
+    def _cut_connections(self) -> None:
         with self._state:
             connections = list(self._connections)
         for connection in connections:
@@ -342,6 +408,13 @@ class WSManServer:
                 log.exception("%s: could not listen again on %s:%d", self.computer_name, self.address, self._port)
                 return
         log.info("%s: back up", self.computer_name)
+
+    def _end_all_shells(self) -> None:
+        with self._state:
+            shells = list(self._shells.values())
+            self._shells.clear()
+        for shell in shells:
+            shell.end_processes()
 
     def _track(self, connection: socket.socket, alive: bool) -> None:
         with self._state:
@@ -381,8 +454,8 @@ class WSManServer:
             length = int(request.headers.get("Content-Length") or 0)
         except ValueError:
             return _Reply(400, close=True)
-        if not 0 <= length <= MAX_BODY:
-            return _Reply(413, close=True)
+        if not 0 <= length <= min(MAX_BODY, self.quotas.max_envelope_kb * 1024):
+            return _Reply(413, close=True)  # what a request past MaxEnvelopeSizekb gets: no SOAP, just HTTP 413
         body = request.rfile.read(length) if length else b""
 
         context, final_token, refusal = self._authenticate(request)
@@ -404,7 +477,7 @@ class WSManServer:
             except EncryptedBodyInvalid as exc:
                 log.debug("%s: %s", self.computer_name, exc)
                 return _Reply(400, close=True)  # the NTLM sequence numbers are out of step now
-        status, xml = self._soap(body, encrypted_or_tls=encrypted or self.https)
+        status, xml = self._soap(body, encrypted_or_tls=encrypted or self.https, user=request.auth.user)
         if encrypted:
             assert context is not None
             return _Reply(status, encrypt_body(context, xml), token_headers + [("Content-Type", wsman_auth.ENCRYPTED_CONTENT_TYPE)])
@@ -422,14 +495,14 @@ class WSManServer:
         try:
             scheme, payload = split_authorization(header)
             if scheme == "basic":
-                return None, None, self._authenticate_basic(payload)
+                return None, None, self._authenticate_basic(request, payload)
             if scheme in ("negotiate", "ntlm"):
                 return self._step_negotiate(request, payload)
         except BadAuthorization as exc:
             log.debug("%s: logon refused: %s", self.computer_name, exc)
         return None, None, self._challenge()
 
-    def _authenticate_basic(self, payload: bytes) -> _Reply | None:
+    def _authenticate_basic(self, request: _RequestHandler, payload: bytes) -> _Reply | None:
         if not self.basic_enabled:
             return self._challenge()
         user, password = basic_credentials(payload)
@@ -439,6 +512,7 @@ class WSManServer:
         if not accepted:
             log.info("%s: Basic logon refused for user %r", self.computer_name, user)
             return self._challenge()
+        request.auth.user = _user_key(user)
         return None
 
     def _step_negotiate(
@@ -463,11 +537,12 @@ class WSManServer:
             log.info("%s: Negotiate logon refused by fault injection", self.computer_name)
             return None, None, self._challenge()
         auth.established = context
+        auth.user = _user_key(context.client_principal or "")
         return context, out_token, None
 
     # --- SOAP -----------------------------------------------------------------------------------------------
 
-    def _soap(self, body: bytes, *, encrypted_or_tls: bool) -> tuple[int, bytes]:
+    def _soap(self, body: bytes, *, encrypted_or_tls: bool, user: str) -> tuple[int, bytes]:
         relates_to = None
         try:
             if self.strict and not encrypted_or_tls:
@@ -486,7 +561,7 @@ class WSManServer:
                 raise DropConnection()
             if self._http_500_due():
                 raise FaultRaised(wsman_soap.internal_error("The WS-Management service encountered an internal error."))
-            return 200, self._dispatch(soap)
+            return 200, self._dispatch(dataclasses.replace(soap, user=user))
         except FaultRaised as raised:
             return 500, wsman_soap.fault_response(raised.fault, relates_to, self.computer_name)
 
@@ -516,11 +591,24 @@ class WSManServer:
 
     def _shell(self, soap: SoapRequest) -> Shell:
         shell_id = soap.selectors.get("ShellId", "")
+        self._end_idle_shells()
         with self._state:
             shell = self._shells.get(shell_id.upper())
         if shell is None:
             raise FaultRaised(wsman_soap.invalid_selectors("ShellId", shell_id))
+        shell.last_used = time.monotonic()
         return shell
+
+    def _end_idle_shells(self) -> None:
+        """WinRS deletes a shell its client has not used for the idle timeout (180 s on WinRM 2.0), and ends the
+        processes in it; until then it counts against the user's shells."""
+        cutoff = time.monotonic() - self.quotas.shell_idle_timeout_s
+        with self._state:
+            idle = [shell for shell in self._shells.values() if shell.last_used < cutoff]
+            for shell in idle:
+                self._shells.pop(shell.shell_id, None)
+        for shell in idle:
+            shell.end_processes()
 
     def _command_of(self, shell: Shell, command_id: str | None) -> Command:
         with self._state:
@@ -536,8 +624,13 @@ class WSManServer:
             codec = codec_for_codepage(codepage)
         except (ValueError, UnknownCodepage):
             raise FaultRaised(wsman_soap.invalid_parameter(f"WINRS_CODEPAGE {codepage_text!r} is not a usable code page.")) from None
-        shell = Shell(shell_id=new_windows_guid(), codepage=codepage, codec=codec)
+        shell = Shell(shell_id=new_windows_guid(), codepage=codepage, codec=codec, user=soap.user)
+        self._end_idle_shells()
         with self._state:
+            limit = self.quotas.max_shells_per_user
+            if sum(1 for other in self._shells.values() if other.user == soap.user) >= limit:
+                self.quota_faults += 1
+                raise FaultRaised(wsman_soap.shells_quota_exceeded(limit))
             self._shells[shell.shell_id] = shell
         shell_xml = (
             f"<rsp:Shell><rsp:ShellId>{shell.shell_id}</rsp:ShellId>"
@@ -577,6 +670,9 @@ class WSManServer:
                 raise FaultRaised(wsman_soap.invalid_parameter("The stdin stream is not base64.")) from None
             with command.lock:
                 command.stdin += data
+                if stream.get("End", "").lower() == "true":
+                    command.stdin_closed = True
+                    command.start(self.handler, shell.codec)  # the process has its whole input: it runs now
         return "<rsp:SendResponse/>"
 
     def _receive(self, soap: SoapRequest) -> str:
@@ -588,8 +684,14 @@ class WSManServer:
             if command.timeouts_before_output > 0:
                 command.timeouts_before_output -= 1
                 raise FaultRaised(wsman_soap.timed_out())
+            process = command.start(self.handler, shell.codec)  # no stdin end seen (run_ps): it starts now
+        # Like WinRS, a Receive waits for output up to the client's OperationTimeout, then answers TimedOut.
+        if not process.done.wait(soap.operation_timeout_s or DEFAULT_OPERATION_TIMEOUT_S):
+            raise FaultRaised(wsman_soap.timed_out())
+        self._raise_handler_error(process)
+        with command.lock:
             if not command.has_run:
-                self._run(command, shell)
+                command.collect(shell.codec)
             stdout, stderr = command.take_output(RECEIVE_BUDGET)
             finished = command.finished
             exit_code = command.exit_code
@@ -613,17 +715,17 @@ class WSManServer:
             for start in range(0, len(data), STREAM_PIECE)
         )
 
-    def _run(self, command: Command, shell: Shell) -> None:
-        try:
-            command.run(self.handler, shell.codec)
-        except DropConnection:
-            raise
-        except Exception as exc:
-            # A bug in the host model must be loud in the test that meets it, not a hang or a fake success.
-            log.exception("%s: command handler failed", self.computer_name)
-            raise FaultRaised(
-                wsman_soap.internal_error(f"The simulated host failed to run the command: {type(exc).__name__}.")
-            ) from None
+    def _raise_handler_error(self, process: Process) -> None:
+        error = process.error
+        if error is None:
+            return
+        if isinstance(error, DropConnection):
+            raise DropConnection()
+        # A bug in the host model must be loud in the test that meets it, not a hang or a fake success.
+        log.error("%s: command handler failed", self.computer_name, exc_info=error)
+        raise FaultRaised(
+            wsman_soap.internal_error(f"The simulated host failed to run the command: {type(error).__name__}.")
+        )
 
     def _signal(self, soap: SoapRequest) -> str:
         shell = self._shell(soap)
@@ -634,12 +736,15 @@ class WSManServer:
         if code.lower() not in _SIGNALS:
             raise FaultRaised(wsman_soap.invalid_parameter(f"The signal code {code!r} is not supported."))
         with self._state:
-            shell.commands.pop((command_id or "").upper(), None)
+            command = shell.commands.pop((command_id or "").upper(), None)
+        if command is not None:
+            command.kill()  # terminate ends the process if it still runs
         return "<rsp:SignalResponse/>"
 
     def _delete(self, soap: SoapRequest) -> str:
         shell = self._shell(soap)
         with self._state:
             self._shells.pop(shell.shell_id, None)
+        shell.end_processes()  # WinRS ends the shell's job object: every process still running in it dies
         return ""
 

@@ -6,6 +6,7 @@ and neither agrees on ``mustUnderstand``, so nothing beyond what an operation ne
 
 from __future__ import annotations
 
+import re
 import uuid
 import xml.etree.ElementTree as ET
 from dataclasses import dataclass
@@ -81,6 +82,17 @@ def invalid_selectors(what: str, value: str) -> SoapFault:
     )
 
 
+def shells_quota_exceeded(limit: int) -> SoapFault:
+    """MaxShellsPerUser reached (ERROR_WSMAN_QUOTA_MAX_SHELLS), in the words real hosts send."""
+    return SoapFault(
+        "Receiver",
+        "w:InternalError",
+        f"The WS-Management service cannot process the request. This user is allowed a maximum number of {limit} "
+        "concurrent shells, which has been exceeded. Close existing shells or raise the quota for this user. ",
+        2150859173,
+    )
+
+
 def invalid_parameter(reason: str) -> SoapFault:
     return SoapFault("Sender", "w:InvalidParameter", reason, 87)
 
@@ -109,6 +121,8 @@ class SoapRequest:
     selectors: dict[str, str]
     options: dict[str, str]
     body: ET.Element
+    operation_timeout_s: float | None = None  # w:OperationTimeout: how long the client lets one request wait
+    user: str = ""  # the authenticated account, set by the server (per-user quotas)
 
 
 def _text(element: ET.Element | None) -> str:
@@ -133,6 +147,7 @@ def parse_request(data: bytes) -> SoapRequest:
         option.get("Name", "").upper(): _text(option)
         for option in header.iterfind(f"{q(WSMAN, 'OptionSet')}/{q(WSMAN, 'Option')}")
     }
+    timeout = re.fullmatch(r"PT(\d+(?:\.\d+)?)S", _text(header.find(q(WSMAN, "OperationTimeout"))))
     return SoapRequest(
         action=_text(header.find(q(ADDRESSING, "Action"))),
         # echoed character for character: pypsrp compares RelatesTo as a string
@@ -141,6 +156,7 @@ def parse_request(data: bytes) -> SoapRequest:
         selectors=selectors,
         options=options,
         body=body,
+        operation_timeout_s=float(timeout.group(1)) if timeout else None,
     )
 
 

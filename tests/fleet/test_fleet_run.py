@@ -85,7 +85,8 @@ def test_tampering_is_named_by_evidence_verify_and_rollback_restores_a_host(simu
 def test_a_dropped_connection_and_an_auth_failure_stop_only_their_own_hosts(simulated_fleet, credential, tmp_path):
     nodes, inventory = simulated_fleet(["win7_wmf51", "ws2016_untouched", "ws2016_wow6432node_only",
                                         "ws2022_healthy"], base=70)
-    nodes[0].host.drop_apply_after = 2
+    # The network drops after 2 values; the shell delete ends the apply while its 3rd value waits to be journaled.
+    nodes[0].host.drop_apply_after, nodes[0].host.apply_value_s = 2, 0.5
     nodes[1].server.faults.refuse_auth = True
     run = run_fleet(inventory, RunOptions(apply=True, reboot=True, parallel=4, retries=1, retry_backoff_s=0.2),
                     tmp_path / "out")
@@ -96,12 +97,36 @@ def test_a_dropped_connection_and_an_auth_failure_stop_only_their_own_hosts(simu
     partial = run.root / "hosts" / nodes[0].name
     assert (partial / "03_registry_remediation.ipynb").is_file() and not (partial / "04_powershell_session_fix.ipynb").exists()
     report = json.loads((partial / "apply-report.json").read_text())
-    assert [r["status"] for r in report["results"]].count("written") == 2 and report["backup"]
+    assert [r["status"] for r in report["results"]].count("written") == 3 and report["backup"]
+    assert report["recovered"] and "before it journaled" in report["results"][2]["note"]
     assert refused.outcome == "failed" and refused.failed_notebook == "01_cause"
     assert "AuthenticationFailed" in refused.error and credential.password not in refused.error
     assert {rows[nodes[2].name].outcome, rows[nodes[3].name].outcome} == {"fixed", "compliant"}
     assert run.exit_code == 1 and run.verify.ok
     assert_no_credential_anywhere(run.root, credential.password)
+
+
+def test_a_locked_down_host_fails_with_its_reason_and_a_winrm_2_host_listed_twice_stays_within_its_quota(
+        simulated_fleet, credential, tmp_path):
+    from winrm.protocol import Protocol
+
+    from runbook_lib.simulator.fleet import write_inventory
+
+    nodes, _ = simulated_fleet(["ws2019_constrained_language", "ws2008r2_untouched"], base=100)
+    locked, old = nodes
+    held = Protocol(old.url, transport="ntlm", username=credential.username, password=credential.password)
+    for _ in range(4):  # other sessions of this account hold 4 of the 5 shells WinRM 2.0 allows it
+        held.open_shell()
+    inventory = write_inventory(tmp_path / "fleet.yml", [
+        (locked.name, locked.server.address, locked.server.port), ("old-by-name", old.server.address, old.server.port),
+        ("old-by-alias", old.server.address, old.server.port)])
+    run = run_fleet(inventory, RunOptions(notebooks=("01", "02"), parallel=3), tmp_path / "out")
+    rows = {row.host: row for row in run.rows}
+    assert rows[locked.name].outcome == "failed"
+    assert rows[locked.name].error.endswith("Constrained Language Mode: the runbook needs FullLanguage or a signed "
+                                            "script")
+    assert rows["old-by-name"].outcome == rows["old-by-alias"].outcome == "blocked"
+    assert old.server.quota_faults == 0, "the two names of one host never held shells at the same time"
 
 
 @pytest.mark.parametrize("inventory", ["ansible_fleet.ini", "ansible_fleet.yml"])

@@ -23,7 +23,7 @@ def exported(runs):
 def test_html_export_shows_verdict_plan_diff_and_simulated_banner(exported):
     run, body = exported
     for needle in ("Verdict for 127.0.0.1", "Remediation plan for 127.0.0.1", "Read-back diff",
-                   "Every planned value reads back as planned", "tls-runbook-simulated", "rebooted"):
+                   "Every planned value reads back as planned", "tls-runbook-simulated", "restarted: last boot"):
         assert needle in body, needle
 
 

@@ -40,17 +40,22 @@ def hostile_apply(text: str) -> dict:
 
 def caller_text_outside_literal(script: str, text: str) -> bool:
     lines = script.split("\n")
-    assert ARGS_LINE.fullmatch(lines[1])
-    rest = "\n".join([lines[0]] + lines[2:])
+    assert ARGS_LINE.fullmatch(lines[3])
+    rest = "\n".join(lines[:3] + lines[4:])
     return any(len(piece) > 3 and piece in rest for piece in re.split(r"[\s\\]+", text))
+
+
+def code_lines(*names: str) -> list[str]:
+    """The packaged scripts as the block carries them: every line but the empty ones, in order."""
+    return [line for name in names for line in script_source(name).split("\n") if line.strip()]
 
 
 @pytest.mark.parametrize("text", HOSTILE)
 def test_hostile_argument_appears_only_inside_the_base64_literal(text):
     script = compose("apply", hostile_apply(text))
-    assert script.split("\n")[2:] == (script_source("common") + "\n" + script_source("apply")).split("\n")
+    assert script.split("\n")[4:-4] == code_lines("common", "apply")
     assert not caller_text_outside_literal(script, text)
-    assert ARGS_LINE.fullmatch(script.split("\n")[1])
+    assert ARGS_LINE.fullmatch(script.split("\n")[3])
 
 
 @pytest.mark.parametrize("text", HOSTILE)
@@ -61,7 +66,7 @@ def test_hostile_argument_round_trips_through_the_declaration(text):
 
 def test_argument_literal_is_base64_of_utf8_json():
     script = compose("reboot", {"delay_s": 30})
-    literal = ARGS_LINE.fullmatch(script.split("\n")[1]).group(1)
+    literal = ARGS_LINE.fullmatch(script.split("\n")[3]).group(1)
     assert base64.b64decode(literal).decode("utf-8") == '{"delay_s":30}'
 
 
@@ -105,7 +110,7 @@ def test_any_valid_arguments_round_trip_through_compose_and_read_declaration(cas
     operation, args = case
     script = compose(operation, args)
     assert read_declaration(script) == (operation, args)
-    assert "\n".join(script.split("\n")[2:]) == script_source("common") + "\n" + script_source(operation)
+    assert script.split("\n")[4:-4] == code_lines("common", operation)
 
 
 # --- tampering is refused ---------------------------------------------------------------------------------------
@@ -115,7 +120,7 @@ def valid_script() -> str:
 
 def reencode(script: str, json_text: str) -> str:
     lines = script.split("\n")
-    lines[1] = f"$TlsRunbookArgs = '{base64.b64encode(json_text.encode()).decode()}'"
+    lines[3] = f"$TlsRunbookArgs = '{base64.b64encode(json_text.encode()).decode()}'"
     return "\n".join(lines)
 
 
@@ -128,12 +133,14 @@ def reencode(script: str, json_text: str) -> str:
         lambda s: s.replace("# tls-runbook-operation: apply", "# tls-runbook-operation: format", 1),
         lambda s: s.replace("$TlsRunbookArgs = '", "$TlsRunbookArgs = '$(calc)", 1),
         lambda s: s.replace("\n", "\r\n"),
+        lambda s: s.replace("LanguageMode -ne 'FullLanguage'", "LanguageMode -eq 'NoLanguage'", 1),
+        lambda s: s.rstrip("\n"),
         lambda s: reencode(s, '{"apply_id": "a1", "changes": [{"data":1,"name":"Y","path":"HKLM\\\\SOFTWARE\\\\X","type":"REG_DWORD"}]}'),
         lambda s: reencode(s, '{"apply_id":"a1","apply_id":"a1","changes":[]}'),
         lambda s: reencode(s, '{"apply_id":"a1"}'),
     ],
     ids=["code-added", "code-appended", "other-operation", "unknown-operation", "literal-broken",
-         "line-endings", "same-args-other-formatting", "duplicate-key", "invalid-args"],
+         "line-endings", "language-check-changed", "closing-lines-missing", "same-args-other-formatting", "duplicate-key", "invalid-args"],
 )
 def test_tampered_script_is_rejected(tamper):
     script = valid_script()

@@ -26,7 +26,7 @@ STUB = textwrap.dedent(
         sys.stderr.write('#< CLIXML\\r\\n<Objs Version="1.1.0.1" xmlns="http://schemas.microsoft.com/powershell/2004/04">'
                          '<S S="Error">Access to the registry key is denied._x000D__x000A_</S></Objs>')
         sys.exit(1)
-    script = decode_invocation("powershell " + " ".join(flags), stdin)
+    script = decode_invocation("powershell.exe " + " ".join(flags), stdin)
     operation, args = read_declaration(script)
     result = {{"probes": [{{"endpoint": e, "mode": "tls12", "ok": True, "protocol": "Tls12", "cipher": "Aes256",
                           "error": None}} for e in args["endpoints"]]}}

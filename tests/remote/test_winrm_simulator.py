@@ -28,13 +28,11 @@ class CannedHost:
         self.lock = threading.Lock()
 
     def __call__(self, command_line: str, stdin: bytes) -> CommandResult:
-        operation, args = read_declaration(decode_invocation(command_line, stdin or None))
+        operation, args = read_declaration(decode_invocation(command_line, stdin))
         with self.lock:
             self.seen.append((operation, args))
         if operation == "journal":
             return CommandResult(render_output("journal", error=f"no journal for apply_id {args['apply_id']} on this host"))
-        if operation == "reboot":
-            return CommandResult(render_output("reboot", {"scheduled": True}))
         return CommandResult(render_output("inspect", dict(FACTS, host=args["host"]), warnings=("canned",)))
 
 
@@ -99,11 +97,18 @@ def test_script_error_from_the_host_is_remote_script_failed(serve):
         transport_for(server).run("journal", {"apply_id": "a1"})
 
 
-def test_reboot_then_wait_until_winrm_answers_again(serve):
-    server, _ = serve()
-    transport = transport_for(server)
-    assert transport.run("reboot", {"delay_s": 5}).data == {"scheduled": True}
-    server.go_down(1.0)
-    waited = transport.wait_for_reboot(down_timeout_s=5, up_timeout_s=10, poll_s=0.2)
-    assert waited.up_after_s >= 0.5
-    assert transport.run("inspect", INSPECT).data["host"] == "web01"
+def test_localized_powershell_errors_arrive_in_the_shells_code_page_and_are_read_as_such(serve):
+    from runbook_lib.simulator.wsman import clixml_error
+
+    german = 'Die Benennung "x" wurde nicht erkannt. \u00dcberpr\u00fcfen Sie die Schreibweise.'
+
+    def localized(command_line, stdin):
+        return CommandResult(stdout="", stderr=clixml_error(german), exit_code=1)
+
+    server = WSManServer(localized, credentials=[(USER, PASSWORD)]).start()
+    try:
+        with pytest.raises(RemoteScriptFailed) as caught:
+            transport_for(server).run("inspect", INSPECT)
+    finally:
+        server.stop()
+    assert str(caught.value) == f"127.0.0.1: inspect: {german}"

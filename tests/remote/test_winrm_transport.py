@@ -20,7 +20,8 @@ from runbook_lib.remote import transport as transport_module
 
 SECRET = "Pa55:word;$(x)"
 APPLY = {"apply_id": "a1", "changes": [{"path": "HKLM\\SOFTWARE\\X", "name": "Y", "type": "REG_DWORD", "data": 1}]}
-APPLY_RESULT = {"apply_id": "a1", "completed": True, "backup": [], "results": []}
+APPLY_RESULT = {"apply_id": "a1", "revision": 2, "pid": 4100, "process_started": "2026-11-30T10:00:00.0000000Z",
+                "completed": True, "journal_error": None, "backup": [], "results": []}
 
 
 class FakeProtocol:
@@ -45,8 +46,9 @@ class FakeProtocol:
         if isinstance(action, BaseException):
             raise action
 
-    def open_shell(self):
+    def open_shell(self, codepage=437):
         self._hook("open_shell")
+        self.codepage = codepage
         return "shell-1"
 
     def run_command(self, shell_id, command, console_mode_stdin=True):
@@ -61,7 +63,7 @@ class FakeProtocol:
 
     def get_command_output_raw(self, shell_id, command_id):
         self._hook("receive")
-        operation, args = read_declaration(decode_invocation(self.command_line, self.stdin or None))
+        operation, args = read_declaration(decode_invocation(self.command_line, self.stdin))
         answer = FakeProtocol.script.get("answer", {operation: APPLY_RESULT}).get(operation)
         return render_output(operation, answer).encode("ascii"), b"", 0, True
 
@@ -87,10 +89,11 @@ def make(**options) -> WinRMTransport:
     transport = WinRMTransport("web01.contoso.com", Credential("CONTOSO\\svc", SECRET), **options)
     transport.sleeps = []
     transport._sleep = transport.sleeps.append
+    transport._listener_tls_version = lambda: None  # no diagnostic handshake to a made-up host
     return transport
 
 
-def test_apply_is_delivered_by_loader_and_stdin_and_cleaned_up(fake):
+def test_apply_is_delivered_as_text_on_stdin_and_cleaned_up(fake):
     outcome = make().run("apply", APPLY)
     protocol = fake.instances[0]
     assert outcome.data == APPLY_RESULT
@@ -140,15 +143,32 @@ def test_host_that_never_answers_is_unreachable_after_bounded_retries(fake):
 
 def test_apply_is_never_sent_twice_when_the_connection_breaks_after_the_command(fake):
     fake.script["run_command"] = [requests.exceptions.ConnectionError("reset")]
-    with pytest.raises(TimedOut, match="remote state unknown"):
+    with pytest.raises(TimedOut, match="remote state unknown") as caught:
         make().run("apply", APPLY)
     assert fake.instances[0].calls.count("run_command") == 1
+    assert caught.value.started is None, "the command request got no answer: it may or may not have started"
 
 
-def test_connection_lost_while_reading_output_is_state_unknown(fake):
+def test_connection_lost_while_reading_output_is_state_unknown_of_a_started_command(fake):
     fake.script["receive"] = [requests.exceptions.ConnectionError("reset")]
-    with pytest.raises(TimedOut, match="remote state unknown"):
+    with pytest.raises(TimedOut, match="remote state unknown") as caught:
         make().run("apply", APPLY)
+    assert caught.value.started is True
+
+
+def test_a_shell_whose_connection_broke_is_deleted_over_a_fresh_session(fake):
+    fake.script["receive"] = [requests.exceptions.ConnectionError("reset")]
+    fake.script["close_shell"] = [requests.exceptions.ConnectionError("still the broken session")]
+    with pytest.raises(TimedOut):
+        make().run("apply", APPLY)
+    assert len(fake.instances) == 2 and fake.instances[1].calls == ["close_shell", "close_session"]
+
+
+def test_no_answer_while_opening_the_shell_is_unreachable_not_unknown(fake):
+    fake.script["open_shell"] = [requests.exceptions.ReadTimeout("slow")]
+    with pytest.raises(HostUnreachable, match="nothing ran"):
+        make(connect_retries=0).run("apply", APPLY)
+    assert "run_command" not in fake.instances[0].calls
 
 
 def test_operation_timeouts_while_waiting_for_output_are_polled_through(fake):
@@ -176,7 +196,7 @@ def fault(reason: str, code: int | None = None) -> WSManFaultError:
         (InvalidCredentialsError("the specified credentials were rejected by the server"), AuthenticationFailed, "ntlm"),
         (requests.exceptions.SSLError("[SSL: CERTIFICATE_VERIFY_FAILED] certificate verify failed"), CertificateInvalid, "ca_trust_path"),
         (requests.exceptions.SSLError("[SSL: WRONG_VERSION_NUMBER] wrong version number"), HostUnreachable, "TLS handshake"),
-        (requests.exceptions.ReadTimeout(f"read timed out password={SECRET}"), TimedOut, "no answer within 30 s"),
+        (requests.exceptions.ReadTimeout(f"read timed out password={SECRET}"), HostUnreachable, "nothing ran"),
         (fault("The WinRM service cannot process the request: unencrypted traffic is currently disabled"), EncryptionRequired, "unencrypted"),
         (WinRMTransportError("http", 500, "<f>AllowUnencrypted is false</f>"), EncryptionRequired, "unencrypted"),
         (fault("Access is denied.", 5), AuthenticationFailed, "access denied"),
@@ -232,39 +252,3 @@ def test_ipv6_address_is_bracketed_in_the_endpoint():
 
 def test_repr_shows_endpoint_not_password():
     assert SECRET not in repr(make()) and "web01.contoso.com" in repr(make())
-
-
-# --- waiting for a reboot ----------------------------------------------------------------------------------------
-def reboot_transport(port_states, answers):
-    transport = make()
-    clock = iter(range(0, 10_000, 5))
-    transport._clock = lambda: next(clock)
-    states, replies = iter(port_states), iter(answers)
-    transport._port_open = lambda timeout: next(states)
-    transport._answers = lambda: next(replies)
-    return transport
-
-
-def test_wait_for_reboot_sees_the_host_go_down_and_come_back():
-    transport = reboot_transport([True, True, False, False, True, True], [False, True])
-    waited = transport.wait_for_reboot(down_timeout_s=100, up_timeout_s=100, poll_s=5)
-    assert waited.down_after_s > 0 and waited.up_after_s > 0
-
-
-def test_host_that_never_goes_down_times_out():
-    transport = reboot_transport([True] * 100, [])
-    with pytest.raises(TimedOut, match="may not have happened"):
-        transport.wait_for_reboot(down_timeout_s=20, up_timeout_s=100, poll_s=5)
-
-
-def test_host_that_never_comes_back_times_out():
-    transport = reboot_transport([True, False] + [False] * 100, [])
-    with pytest.raises(TimedOut, match="did not come back"):
-        transport.wait_for_reboot(down_timeout_s=100, up_timeout_s=20, poll_s=5)
-
-
-def test_refused_credentials_after_the_reboot_are_raised_not_waited_out(fake):
-    transport = make()
-    fake.script["open_shell"] = [InvalidCredentialsError("rejected")]
-    with pytest.raises(AuthenticationFailed):
-        transport._answers()

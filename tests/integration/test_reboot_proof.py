@@ -1,0 +1,41 @@
+"""A restart is proven by the host's boot time, not by WinRM going away and coming back."""
+
+import pytest
+
+from runbook_lib.errors import RebootFailed
+from runbook_lib.steps import inspect_host, reboot_and_wait
+from runbook_lib.target import connect
+
+
+def test_restart_is_proven_by_a_later_boot_time_that_inspect_reports_too(simulated):
+    node = simulated("ws2016_untouched")
+    target = connect(node.url)
+    before = inspect_host(target).os.last_boot
+    report = reboot_and_wait(target, poll_s=0.2)
+    assert node.host.reboots == 1 and report.last_boot_before == before < report.last_boot_after
+    assert inspect_host(target).os.last_boot == report.last_boot_after
+    assert f"last boot {before} -> {report.last_boot_after}" in report.render_text()
+
+
+def test_a_host_down_for_less_than_one_poll_is_not_missed(simulated):
+    node = simulated("ws2016_untouched", boot_seconds=0.05)
+    report = reboot_and_wait(connect(node.url), poll_s=1.0)
+    assert node.host.reboots == 1 and report.last_boot_after != report.last_boot_before
+    assert report.unreachable_after_s is None, "it was never seen down, and the restart still counts"
+
+
+def test_a_network_blip_is_not_a_restart_and_a_cancelled_restart_is_reported_as_such(simulated):
+    node = simulated("ws2016_untouched")
+    node.host.reboot_aborted = True  # shutdown.exe accepted it, then someone ran shutdown /a
+    node.server.interrupt_network(0.5)  # WinRM goes away and comes back, as it would for a restart
+    with pytest.raises(RebootFailed, match="still reports the boot time .* the restart did not happen"):
+        reboot_and_wait(connect(node.url), delay_s=5, down_timeout_s=1, poll_s=0.2)
+    assert node.host.reboots == 0
+
+
+def test_a_shutdown_already_scheduled_is_reported_and_nothing_else_is_scheduled(simulated):
+    node = simulated("ws2016_untouched")
+    node.host.shutdown_scheduled = True
+    with pytest.raises(RebootFailed, match="already scheduled .*exit 1190.* may be a power-off"):
+        reboot_and_wait(connect(node.url), poll_s=0.2)
+    assert node.host.reboots == 0

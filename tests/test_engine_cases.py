@@ -107,6 +107,25 @@ CASES = {
         "recommended": (winhttp(0x800, views=(WINHTTP,)), "reboot", set())}),
     "win7_fixed_reboot_pending": (False, None, {
         "minimal": (set(), "none", set()), "recommended": (set(), "none", set())}),
+    # --- Group Policy as Windows applies it ---
+    # Administrative templates land through Registry.pol and show in RSoP (RSOP_RegistryPolicySetting,
+    # https://learn.microsoft.com/previous-versions/windows/desktop/policy/rsop-registrypolicysetting); the GP
+    # client writes them again at its refresh (every 90 minutes plus up to 30, https://learn.microsoft.com/
+    # previous-versions/windows/desktop/policy/background-refresh-of-group-policy); GPP registry actions C/R/U/D
+    # (https://learn.microsoft.com/powershell/module/grouppolicy/set-gpprefregistryvalue).
+    "ws2016_tls12_disabled_by_admin_template": (True, "aadsts1002016", {
+        "minimal": (STRONG_NATIVE, "new_process", {"gpo.managed"}),
+        "recommended": (dotnet(), "new_process", {"gpo.managed"})}),
+    "ws2016_admin_template_reverts_local_write": (True, "aadsts1002016", {
+        "minimal": (set(), "none", {"gpo.managed"}), "recommended": (set(), "none", {"gpo.managed"})}),
+    "ws2019_gpp_delete_disabled_create": (True, "aadsts1002016", {
+        "minimal": (set(), "none", {"gpo.managed"}),
+        "recommended": (dotnet() - STRONG_NATIVE, "new_process", {"gpo.managed"})}),
+    "ws2019_gpp_targeted_item": (True, "aadsts1002016", {
+        "minimal": (set(), "none", {"gpo.targeting_uncertain"}),
+        "recommended": (dotnet() - STRONG_NATIVE, "new_process", {"gpo.targeting_uncertain"})}),
+    "ws2016_rsop_logging_off": (True, "aadsts1002016", {
+        "minimal": (STRONG_NATIVE, "new_process", set()), "recommended": (dotnet(), "new_process", set())}),
 }
 
 

@@ -185,3 +185,20 @@ def test_operation_reports_errors_as_data(operation):
     source = (PS_DIR / f"{operation}.ps1").read_text(encoding="utf-8")
     assert re.search(rf"Write-TrError '{operation}' \$_", source)
     assert re.search(rf"Write-TrResult(Json)? '{operation}'", source)
+
+
+def test_xml_is_loaded_through_a_reader_with_no_dtd_and_no_resolver():
+    """A Registry.xml in the GP history cache is a file on the target: it must not make the script fetch or expand."""
+    source = (PS_DIR / "inspect.ps1").read_text(encoding="utf-8")
+    loads = re.findall(r"\.Load\(([^\n]*)\)", code_only(source))
+    assert loads and all("[System.Xml.XmlReader]::Create(" in argument for argument in loads)
+    assert "$settings.XmlResolver = $null" in source and "$doc.XmlResolver = $null" in source
+    assert "$settings.DtdProcessing = 'Prohibit'" in source and "$settings.ProhibitDtd = $true" in source
+
+
+def test_rsop_is_read_from_root_rsop_computer_with_a_powershell_2_cmdlet():
+    source = (PS_DIR / "inspect.ps1").read_text(encoding="utf-8")
+    assert "Get-WmiObject -Namespace $Namespace -Class $Class" in source
+    for wmi_class in ("RSOP_Session", "RSOP_GPO", "RSOP_RegistryPolicySetting"):
+        assert f"Get-TrWmiObjects '{wmi_class}' $ns" in source
+    assert "$ns = 'root\\rsop\\computer'" in source

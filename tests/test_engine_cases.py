@@ -113,7 +113,7 @@ CASES = {
     # client writes them again at its refresh (every 90 minutes plus up to 30, https://learn.microsoft.com/
     # previous-versions/windows/desktop/policy/background-refresh-of-group-policy); GPP registry actions C/R/U/D
     # (https://learn.microsoft.com/powershell/module/grouppolicy/set-gpprefregistryvalue).
-    "ws2016_tls12_disabled_by_admin_template": (True, "aadsts1002016", {
+    "ws2016_tls12_disabled_by_admx": (True, "aadsts1002016", {
         "minimal": (STRONG_NATIVE, "new_process", {"gpo.managed"}),
         "recommended": (dotnet(), "new_process", {"gpo.managed"})}),
     "ws2016_admin_template_reverts_local_write": (True, "aadsts1002016", {

@@ -29,7 +29,7 @@ def findings(verdict, finding_id):
 
 
 def test_admin_template_value_outside_policies_is_gpo_managed_and_names_the_winning_gpo(facts_path):
-    verdict = verdict_for("ws2016_tls12_disabled_by_admin_template", facts_path)
+    verdict = verdict_for("ws2016_tls12_disabled_by_admx", facts_path)
     [gpo] = findings(verdict, "gpo.managed")
     assert "TLS 1.2\\Client\\Enabled must become 1" in gpo.message
     assert "'Server security baseline' {5A1F3C7D-9E2B-4C86-A0D4-3B6E8F1A2C5D} (RSoP)" in gpo.message
@@ -91,7 +91,7 @@ def test_facts_without_group_policy_still_load_and_assess_as_before(facts_path):
 
 
 def test_group_policy_round_trips_through_save_and_load(facts_path, tmp_path):
-    for name in ("ws2016_tls12_disabled_by_admin_template", "ws2019_gpp_delete_disabled_create"):
+    for name in ("ws2016_tls12_disabled_by_admx", "ws2019_gpp_delete_disabled_create"):
         host = facts.load(facts_path(name))
         host.save(tmp_path / "f.json")
         assert facts.load(tmp_path / "f.json") == host

@@ -11,7 +11,7 @@ from runbook_lib.plan import RemediationPlan
 from runbook_lib.steps import apply_plan, inspect_host
 from runbook_lib.target import connect
 
-PROFILE = "ws2016_tls12_disabled_by_admin_template"
+PROFILE = "ws2016_tls12_disabled_by_admx"
 SCH_CLIENT = k.schannel_key("TLS 1.2", "Client")
 NO_TIMER = (3600.0, 0.0)
 

@@ -51,7 +51,7 @@ def host_with(gpos: list[dict], registry: list[dict] = ()) -> SimulatedHost:
 
 
 def test_admin_template_value_is_reported_through_rsop_and_flagged_policy():
-    host_facts = inspect(SimulatedHost(builtin_profile("ws2016_tls12_disabled_by_admin_template"), "sim"))
+    host_facts = inspect(SimulatedHost(builtin_profile("ws2016_tls12_disabled_by_admx"), "sim"))
     value = host_facts.registry.get(SCH_CLIENT, "Enabled")
     assert value.data == 0 and value.policy and not value.path.upper().startswith("HKLM\\SOFTWARE\\POLICIES")
     [setting] = host_facts.group_policy.rsop
@@ -70,7 +70,7 @@ def test_profile_cannot_declare_a_policy_flag_the_host_would_not_show():
 
 
 def test_local_write_to_an_admin_template_value_is_reverted_by_the_next_background_refresh():
-    host = SimulatedHost(builtin_profile("ws2016_tls12_disabled_by_admin_template"), "sim")
+    host = SimulatedHost(builtin_profile("ws2016_tls12_disabled_by_admx"), "sim")
     local_write(host, SCH_CLIENT, "Enabled", 1)
     assert inspect(host).registry.dword(SCH_CLIENT, "Enabled") == 1
     host.refresh_policy()  # the baseline sets "process even if the GPOs have not changed"
@@ -88,7 +88,7 @@ def test_background_refresh_skips_unchanged_admin_templates_but_gpupdate_force_w
 
 
 def test_timer_refresh_reverts_a_local_write_on_its_own():
-    host = SimulatedHost(builtin_profile("ws2016_tls12_disabled_by_admin_template"), "sim")
+    host = SimulatedHost(builtin_profile("ws2016_tls12_disabled_by_admx"), "sim")
     local_write(host, SCH_CLIENT, "Enabled", 1)
     host.start_policy_refresh(0.05, 0.05, seed=7)
     try:
@@ -169,7 +169,7 @@ def test_the_winning_gpo_writes_last_and_rsop_ranks_it_first():
 
 
 def test_gpupdate_runs_a_refresh_and_answers_as_windows_prints_it():
-    host = SimulatedHost(builtin_profile("ws2016_tls12_disabled_by_admin_template"), "sim")
+    host = SimulatedHost(builtin_profile("ws2016_tls12_disabled_by_admx"), "sim")
     local_write(host, SCH_CLIENT, "Enabled", 1)
     result = host("gpupdate /target:computer /force", b"")
     assert result.exit_code == 0

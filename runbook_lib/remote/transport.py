@@ -85,6 +85,8 @@ def _mentions_encryption(text: str | None) -> bool:
 class WinRMTransport(Transport):
     """WinRM (WS-Management) to a Windows host, NTLM with message encryption unless told otherwise."""
 
+    recorder = None  # a runbook_lib.recording.Recorder: every operation's SOAP exchanges are saved
+
     def __init__(
         self,
         host: str,
@@ -197,6 +199,8 @@ class WinRMTransport(Transport):
         started_at = self._clock()
         run = invocation(compose(operation, args))
         protocol = self._protocol()
+        if self.recorder is not None:
+            self.recorder.attach(protocol, self, operation, args)
         started = False
         try:
             shell_id = self._open_shell(protocol)

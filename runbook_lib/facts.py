@@ -443,7 +443,7 @@ def _rsop_setting(doc: Any, where: str) -> RsopSetting:
     precedence = r.get("precedence", (int,))
     if not 1 <= precedence <= 10_000:
         raise FactsError(r.field("precedence"), "expected 1 (the winning GPO) or more")
-    return RsopSetting(path, name, reg_type, data, deleted, r.string("gpo_id", max_len=300),
+    return RsopSetting(path, name, reg_type, data, deleted, r.string("gpo_id", max_len=1000),
                        r.string("gpo_name", nullable=True, max_len=300), precedence)
 
 
@@ -461,5 +461,5 @@ def _preference_item(doc: Any, where: str) -> PreferenceItem:
     if len(filters) > 50 or not all(isinstance(f, str) and re.fullmatch(r"[A-Za-z]{1,60}", f) for f in filters):
         raise FactsError(r.field("filters"), "expected at most 50 item-level targeting element names")
     return PreferenceItem(path, name, action, reg_type, data, r.get("disabled", (bool,)), targeting,
-                          tuple(filters), r.get("run_once", (bool,)), r.string("gpo_id", max_len=300),
+                          tuple(filters), r.get("run_once", (bool,)), r.string("gpo_id", max_len=1000),
                           r.string("gpo_name", nullable=True, max_len=300))

@@ -55,8 +55,20 @@ def _cmd_plan(args: argparse.Namespace) -> int:
 def _target(args: argparse.Namespace):
     from .target import connect
 
-    return connect(args.target, inventory=args.inventory, credential=args.credential, auth=args.auth,
-                   ca_trust_path=args.ca_trust_path)
+    target = connect(args.target, inventory=args.inventory, credential=args.credential, auth=args.auth,
+                     ca_trust_path=args.ca_trust_path)
+    if args.record:
+        from .recording import record
+
+        record(target.transport, args.record / target.name)
+    return target
+
+
+def _add_record_option(parser: argparse.ArgumentParser) -> None:
+    """Any command that talks to hosts can record; see runbook_lib.recording."""
+    parser.add_argument("--record", type=Path, metavar="DIR",
+                        help="save every WinRM request and response (decrypted SOAP, credentials removed) in "
+                             "DIR/<host>, for replay as test fixtures")
 
 
 def _cmd_inspect(args: argparse.Namespace) -> int:
@@ -129,7 +141,8 @@ def _cmd_run(args: argparse.Namespace) -> int:
 
     options = RunOptions(notebooks=tuple(n.strip() for n in args.notebooks.split(",")), profile=args.profile,
                          apply=args.apply, reboot=args.reboot, parallel=args.parallel, timeout_s=args.timeout,
-                         limit=args.limit, executor=args.executor, scheduler=args.scheduler)
+                         limit=args.limit, executor=args.executor, scheduler=args.scheduler,
+                         record=str(args.record.resolve()) if args.record else None)
     run = run_fleet(args.inventory, options, args.out, notebooks_dir=args.notebooks_dir)
     print(render_text(run.rows))
     print("\n".join(run.verify.lines()))
@@ -173,7 +186,8 @@ def _cmd_notebook(args: argparse.Namespace) -> int:
 
     values = {"target": args.target, "inventory": str(args.inventory or ""), "profile": args.profile,
               "apply": args.apply, "reboot": args.reboot, "endpoints": ",".join(args.endpoint or DEFAULT_ENDPOINTS),
-              "evidence_dir": str(args.evidence_dir or ""), "simulator_profile": args.simulator_profile}
+              "evidence_dir": str(args.evidence_dir or ""), "simulator_profile": args.simulator_profile,
+              "record": str(args.record or "")}
     values.update({name: value for name, value in (("error_text", args.error_text),
                                                    ("session_fix_mode", args.session_fix_mode)) if value is not None})
     result = run_headless(notebook_source(args.notebook), args.output, values, args.cell_timeout)
@@ -182,6 +196,40 @@ def _cmd_notebook(args: argparse.Namespace) -> int:
         return EXIT_OK
     print(f"tls-runbook: error: {result.message}", file=sys.stderr)
     return EXIT_BAD_INPUT if result.error_name in ("InputError", "FactsError", "RegFileError") else EXIT_FAILED
+
+
+def _cmd_recordings_make(args: argparse.Namespace) -> int:
+    from .recording import make_simulator_recordings
+    from .simulator.host import builtin_profile_names
+
+    names = args.profile or builtin_profile_names()
+    operations = tuple(op.strip() for op in args.operations.split(","))
+    for folder in make_simulator_recordings(args.folder, names, operations):
+        print(f"SIMULATED: recorded {', '.join(operations)} in {folder}")
+    return EXIT_OK
+
+
+def _cmd_recordings_replay(args: argparse.Namespace) -> int:
+    from .recording import compare_with_simulator, host_folders, replay_host
+
+    differing = False
+    for folder in host_folders(args.folder):
+        replayed = replay_host(folder, args.assess_profile)
+        simulated = any(item.data.get("simulated") is True for item in replayed)
+        print(f"{folder.name}: {len(replayed)} operation(s) replayed" + (" (recorded from a SIMULATED host)"
+                                                                          if simulated else ""))
+        for item in replayed:
+            if item.verdict is not None:
+                blockers = f" ({', '.join(item.verdict.blockers)})" if item.verdict.blockers else ""
+                print(f"  {item.operation.operation}: verdict {item.verdict.outcome}{blockers}")
+        if args.compare:
+            found = compare_with_simulator(replayed, args.compare)
+            differing = differing or bool(found)
+            print(f"  simulator profile {args.compare}: " + ("same answers" if not found else
+                                                             f"{len(found)} difference(s)"))
+            for line in found:
+                print(f"    {line}")
+    return EXIT_FAILED if differing else EXIT_OK
 
 
 def _cmd_demo(args: argparse.Namespace) -> int:
@@ -220,6 +268,7 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--endpoint", action="append", help="host:port to probe (repeatable)")
         if name == "inspect":
             p.add_argument("-o", "--output", type=Path, help="write the facts here instead of stdout")
+        _add_record_option(p)
         p.set_defaults(run=run)
 
     p = commands.add_parser("simulate", help="run simulated Windows hosts (WinRM on loopback) in the foreground")
@@ -246,6 +295,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", type=Path, default=Path("evidence"))
     p.add_argument("--executor", choices=("local", "dask"), default="local")
     p.add_argument("--scheduler", help="tcp://HOST:PORT of an existing Dask scheduler")
+    _add_record_option(p)
     p.set_defaults(run=_cmd_run)
 
     p = commands.add_parser("evidence", help="check an evidence bundle")
@@ -277,7 +327,24 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--session-fix-mode", choices=("bor", "pin"), help="notebook 04: bor (default) or pin")
     p.add_argument("--cell-timeout", type=int, default=1800, metavar="SECONDS", help="per cell (default 1800)")
     p.add_argument("-o", "--output", type=Path, required=True, help="executed .ipynb; the HTML goes next to it")
+    p.add_argument("--record", type=Path, metavar="DIR", help="save every WinRM request and response (decrypted "
+                                                              "SOAP, credentials removed) in DIR")
     p.set_defaults(run=_cmd_notebook)
+
+    p = commands.add_parser("recordings", help="make, replay and compare recordings of WinRM exchanges")
+    recording_commands = p.add_subparsers(dest="recordings_command", required=True, parser_class=_Parser)
+    r = recording_commands.add_parser("make", help="record operations against built-in simulated hosts")
+    r.add_argument("folder", type=Path, help="one subfolder per host is (re)written here")
+    r.add_argument("--profile", action="append", help="a built-in simulator profile (repeatable; default: all)")
+    r.add_argument("--operations", default="inspect,probe", help="inspect and/or probe (default: both)")
+    r.set_defaults(run=_cmd_recordings_make)
+    r = recording_commands.add_parser("replay", help="replay recordings through the reader and the engine")
+    r.add_argument("folder", type=Path, help="a host's recordings, or a folder of host folders (run --record)")
+    r.add_argument("--assess-profile", choices=PROFILES, default=DEFAULT_PROFILE, help="remediation profile")
+    r.add_argument("--compare", metavar="SIMULATOR_PROFILE",
+                   help="also run the operations against this simulated host and name every field that differs "
+                        "(exit 1 when any does)")
+    r.set_defaults(run=_cmd_recordings_replay)
 
     p = commands.add_parser("demo", help="run the whole runbook against a simulated fleet")
     p.add_argument("--hosts", type=int, help="how many simulated hosts (default: one per built-in profile)")

@@ -14,6 +14,7 @@ from typing import Callable
 from . import knowledge as k
 from .acceptance import CERTIFICATE, UNREACHABLE, client_answer, entra_answer
 from .facts import HostFacts
+from .group_policy import DELETE, REFRESH_TEXT, UNCERTAIN, Claim, PolicyOwnership
 from .registry import RegistryValue, is_policy_path
 from .verdict import PROFILES, Change, Finding, Verdict
 
@@ -57,7 +58,8 @@ class HostModel:
 
     def __init__(self, facts: HostFacts):
         self.facts = facts
-        self.reg = facts.registry
+        self.policy = PolicyOwnership(facts)
+        self.reg = self.policy.after_refresh(facts.registry)  # what the host keeps after the next GP refresh
         self.row = k.os_row(facts.os.version_tuple, facts.os.service_pack, facts.os.product_type)
         self.release = self.reg.dword(k.NDP_V4_FULL, "Release")
         self.has_wow64 = facts.os.architecture in ("x64", "arm64")
@@ -239,14 +241,32 @@ class _Assessment:
         if target in self.wanted:
             return
         self.wanted.add(target)
-        if (current is not None and current.from_policy) or is_policy_path(path):
-            self.add("gpo.managed", "blocker",
-                     f"{path}\\{name} must become {data} but is delivered by Group Policy (now "
-                     f"{_fmt(current)}): a local write would be reverted, change the GPO", "S1")
+        claim = self.model.policy.claim(path, name)
+        if claim is not None or is_policy_path(path):
+            self.policy_blocks(path, name, data, current, claim)
             return
         change = Change(path, name, reg_type, data, current.data if current else None, reason)
         _refuse_weakening(change)
         self.changes.append(change)
+
+    def policy_blocks(self, path: str, name: str, data: int, current: RegistryValue | None,
+                      claim: Claim | None) -> None:
+        """A value the plan needs is Group Policy's: nothing is written, and the GPO is named."""
+        what = f"{path}\\{name} must become {data}"
+        if claim is not None and claim.effect == UNCERTAIN:
+            self.add("gpo.targeting_uncertain", "blocker",
+                     f"{what}, and {claim.describe_effect()}: whether it applies to this host is not known, so a "
+                     "local write may be reverted; check with gpresult /h, then change the GPO or its targeting",
+                     "G3")
+            return
+        if claim is None:
+            what += f" but is delivered by Group Policy (now {_fmt(current)})"
+        elif claim.effect == DELETE:
+            what += f" but {claim.describe_effect()}: it is absent and cannot be written locally either"
+        else:
+            what += f" but {claim.describe_effect()}"
+        self.add("gpo.managed", "blocker", f"{what}; a local write would not last: {REFRESH_TEXT}; change the GPO",
+                 claim.cites if claim is not None else "S1")
 
 
 def assess(facts: HostFacts, profile: str = DEFAULT_PROFILE) -> Verdict:
@@ -256,6 +276,7 @@ def assess(facts: HostFacts, profile: str = DEFAULT_PROFILE) -> Verdict:
     a = _Assessment(facts, profile)
     m = a.model
     _os_findings(a)
+    _policy_findings(a)
     winps, pwsh, winhttp = m.windows_powershell(), m.pwsh(), m.winhttp()
     _schannel_findings(a)
     _dotnet_findings(a, winps)
@@ -318,6 +339,26 @@ def _os_findings(a: _Assessment) -> None:
     if m.row.tls12 == "update":
         a.add("cipher.overlap_unverified", "warning",
               "Which suites Server 2008 SP2 offers after KB4019276 is not documented; verify with a probe", "S2")
+
+
+def _policy_findings(a: _Assessment) -> None:
+    """What Group Policy will undo, and which policy sources could not be read ("not available" is not "none")."""
+    gp = a.facts.group_policy
+    if gp is not None and not gp.rsop_available:
+        a.add("gpo.rsop_unavailable", "warning",
+              f"Administrative-template policy could not be read from RSoP ({gp.rsop_reason or 'no reason given'}): "
+              "a value set through Registry.pol looks local here; confirm with gpresult /h before trusting a fix",
+              "G1")
+    if gp is not None and not gp.preferences_available:
+        reason = gp.preferences_reason or "no reason given"
+        a.add("gpo.preferences_unreadable", "warning",
+              f"Group Policy Preferences registry items could not be read ({reason}): a value they set looks local "
+              "here", "G3")
+    for revert in a.model.policy.reverted(a.facts.registry):
+        kept = f"puts back {_fmt(revert.kept)}" if revert.kept is not None else "deletes it again"
+        a.add("gpo.local_change_reverted", "warning",
+              f"{revert.path}\\{revert.name} is {_fmt(revert.live)} here, but {revert.claim.source} {kept} at the "
+              "next refresh; this assessment uses the policy's value", "G2")
 
 
 def _schannel_findings(a: _Assessment) -> None:

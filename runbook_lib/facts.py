@@ -22,6 +22,8 @@ MAX_FACTS_BYTES = 10 * 1024 * 1024  # real facts are a few KB; a bigger file is 
 PRODUCT_TYPES = ("workstation", "server", "domain_controller")
 ARCHITECTURES = ("x64", "x86", "arm64")
 PROBE_MODES = ("tcp", "default", "tls12", "session", "app")
+PREFERENCE_ACTIONS = ("C", "R", "U", "D")  # Group Policy Preferences: create, replace, update, delete
+TARGETING = ("none", "uncertain")
 _HOST_RE = re.compile(r"^(?=.{1,253}$)[A-Za-z0-9_](?:[A-Za-z0-9_.-]*[A-Za-z0-9_])?$")
 _VERSION_RE = re.compile(r"^\d{1,5}\.\d{1,5}\.\d{1,6}(\.\d{1,6})?$")
 _KB_RE = re.compile(r"^KB\d{4,8}$")
@@ -110,6 +112,73 @@ class Observed:
 
 
 @dataclass(frozen=True)
+class RsopSetting:
+    """One administrative-template (Registry.pol) setting as RSoP logged it (``RSOP_RegistryPolicySetting``).
+
+    ``name`` None is a ``**delvals.`` entry: the policy deletes every value of the key. ``type``/``data`` are None
+    when the logged bytes could not be decoded (or the entry is a deletion).
+    """
+
+    path: str
+    name: str | None
+    type: str | None
+    data: Any
+    deleted: bool
+    gpo_id: str
+    gpo_name: str | None
+    precedence: int
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class PreferenceItem:
+    """One Group Policy Preferences registry item from the Group Policy client's history cache.
+
+    ``name`` None is an item on the key itself. ``targeting`` is "uncertain" whenever the item (or its collection)
+    carries item-level targeting: whether it applies to this host is not evaluated, never guessed.
+    """
+
+    path: str
+    name: str | None
+    action: str
+    type: str | None
+    data: Any
+    disabled: bool
+    targeting: str
+    filters: tuple[str, ...]
+    run_once: bool
+    gpo_id: str
+    gpo_name: str | None
+
+    def to_dict(self) -> dict:
+        return {**asdict(self), "filters": list(self.filters)}
+
+
+@dataclass(frozen=True)
+class GroupPolicy:
+    """Where Group Policy delivers the values inspection read: RSoP (administrative templates) and GPP items.
+
+    ``*_available`` False means the source could not be read (``*_reason`` says why): "not available", which is
+    not the same as "no policy".
+    """
+
+    rsop_available: bool
+    rsop_reason: str | None
+    rsop: tuple[RsopSetting, ...]
+    preferences_available: bool
+    preferences_reason: str | None
+    preferences: tuple[PreferenceItem, ...]
+
+    def to_dict(self) -> dict:
+        return {"rsop": {"available": self.rsop_available, "reason": self.rsop_reason,
+                         "settings": [s.to_dict() for s in self.rsop]},
+                "preferences": {"available": self.preferences_available, "reason": self.preferences_reason,
+                                "items": [i.to_dict() for i in self.preferences]}}
+
+
+@dataclass(frozen=True)
 class HostFacts:
     host: str
     simulated: bool
@@ -120,6 +189,7 @@ class HostFacts:
     registry: Registry
     observed: Observed | None = None
     note: str | None = None  # a person's word on where the facts come from; nothing decides on it
+    group_policy: GroupPolicy | None = None
 
     def has_hotfix(self, kb: str) -> bool:
         return kb.upper() in (h.upper() for h in self.hotfixes)
@@ -127,7 +197,7 @@ class HostFacts:
     def with_registry(self, registry: Registry) -> "HostFacts":
         """The same host after registry writes; observations belong to the old state, so they are dropped."""
         return HostFacts(self.host, self.simulated, self.collected_at, self.os, self.hotfixes, self.powershell,
-                         registry, None, self.note)
+                         registry, None, self.note, self.group_policy)
 
     def to_dict(self) -> dict:
         doc: dict[str, Any] = {
@@ -146,6 +216,8 @@ class HostFacts:
             doc["observed"] = self.observed.to_dict()
         if self.note is not None:
             doc["note"] = self.note
+        if self.group_policy is not None:
+            doc["group_policy"] = self.group_policy.to_dict()
         return doc
 
     def dumps(self) -> str:
@@ -244,7 +316,7 @@ def _join(where: str, name: str) -> str:
 
 def from_dict(doc: Any) -> HostFacts:
     top = _Reader(doc, "", ("schema", "host", "simulated", "collected_at", "os", "hotfixes", "powershell",
-                            "registry"), optional=("observed", "note"))
+                            "registry"), optional=("observed", "note", "group_policy"))
     schema = top.get("schema", (str,))
     if schema != SCHEMA:
         raise FactsError("schema", f"unknown schema {schema[:80]!r} (expected {SCHEMA!r})")
@@ -263,6 +335,7 @@ def from_dict(doc: Any) -> HostFacts:
         registry=_registry(top.get("registry", (list,))),
         observed=_observed(top.get("observed", (dict,), optional=True)),
         note=top.string("note", optional=True, max_len=MAX_NOTE_CHARS),
+        group_policy=_group_policy(top.get("group_policy", (dict,), optional=True)),
     )
 
 
@@ -377,3 +450,69 @@ def probe_from_dict(item: Any, where: str) -> Probe:
         values[name] = None if items is None else tuple(items)
     return Probe(endpoint, mode, p.get("ok", (bool,)), connected=p.get("connected", (bool,), optional=True),
                  **values)
+
+
+def _group_policy(doc: Any) -> GroupPolicy | None:
+    if doc is None:
+        return None
+    r = _Reader(doc, "group_policy", ("rsop", "preferences"))
+    rsop = _Reader(r.get("rsop", (dict,)), "group_policy.rsop", ("available", "reason", "settings"))
+    prefs = _Reader(r.get("preferences", (dict,)), "group_policy.preferences", ("available", "reason", "items"))
+    settings = tuple(_rsop_setting(item, f"group_policy.rsop.settings[{index}]")
+                     for index, item in enumerate(rsop.get("settings", (list,))))
+    items = tuple(_preference_item(item, f"group_policy.preferences.items[{index}]")
+                  for index, item in enumerate(prefs.get("items", (list,))))
+    return GroupPolicy(rsop.get("available", (bool,)), rsop.string("reason", nullable=True), settings,
+                       prefs.get("available", (bool,)), prefs.string("reason", nullable=True), items)
+
+
+def _policy_value(r: _Reader) -> tuple[str, str | None, str | None, Any]:
+    """Path, name (None: the whole key), type and data shared by RSoP settings and GPP items."""
+    path = r.get("path", (str,))
+    r.check("path", path_problem(path))
+    name = r.get("name", (str,), nullable=True)
+    if name is not None:
+        r.check("name", name_problem(name))
+    reg_type = r.get("type", (str,), nullable=True)
+    if reg_type is not None and reg_type not in REG_TYPES:
+        raise FactsError(r.field("type"), f"unknown registry type {reg_type[:40]!r} (expected one of "
+                                          f"{', '.join(REG_TYPES)} or null)")
+    if "data" not in r.doc:
+        raise FactsError(r.field("data"), "missing field")
+    data = r.doc["data"]
+    if data is not None:
+        if reg_type is None:
+            raise FactsError(r.field("data"), "data needs a type")
+        r.check("data", data_problem(reg_type, data))
+    return path, name, reg_type, data
+
+
+def _rsop_setting(doc: Any, where: str) -> RsopSetting:
+    r = _Reader(doc, where, ("path", "name", "type", "data", "deleted", "gpo_id", "gpo_name", "precedence"))
+    path, name, reg_type, data = _policy_value(r)
+    deleted = r.get("deleted", (bool,))
+    if name is None and not deleted:
+        raise FactsError(r.field("name"), "only a deletion may name the whole key (null)")
+    precedence = r.get("precedence", (int,))
+    if not 1 <= precedence <= 10_000:
+        raise FactsError(r.field("precedence"), "expected 1 (the winning GPO) or more")
+    return RsopSetting(path, name, reg_type, data, deleted, r.string("gpo_id", max_len=1000),
+                       r.string("gpo_name", nullable=True, max_len=300), precedence)
+
+
+def _preference_item(doc: Any, where: str) -> PreferenceItem:
+    r = _Reader(doc, where, ("path", "name", "action", "type", "data", "disabled", "targeting", "filters",
+                             "run_once", "gpo_id", "gpo_name"))
+    path, name, reg_type, data = _policy_value(r)
+    action = r.get("action", (str,))
+    if action not in PREFERENCE_ACTIONS:
+        raise FactsError(r.field("action"), f"expected one of {', '.join(PREFERENCE_ACTIONS)}")
+    targeting = r.get("targeting", (str,))
+    if targeting not in TARGETING:
+        raise FactsError(r.field("targeting"), f"expected one of {', '.join(TARGETING)}")
+    filters = r.get("filters", (list,))
+    if len(filters) > 50 or not all(isinstance(f, str) and re.fullmatch(r"[A-Za-z]{1,60}", f) for f in filters):
+        raise FactsError(r.field("filters"), "expected at most 50 item-level targeting element names")
+    return PreferenceItem(path, name, action, reg_type, data, r.get("disabled", (bool,)), targeting,
+                          tuple(filters), r.get("run_once", (bool,)), r.string("gpo_id", max_len=1000),
+                          r.string("gpo_name", nullable=True, max_len=300))

@@ -41,6 +41,9 @@ SOURCES = {
     "V1": "https://github.com/microsoft/azure-devops-tls12/blob/main/AzureDevOpsTls12Analysis.ps1",
     "R1": "https://learn.microsoft.com/entra/identity/hybrid/connect/reference-connect-tls-enforcement",
     "O1": "https://learn.microsoft.com/windows/win32/sysinfo/operating-system-version",
+    "G1": "https://learn.microsoft.com/previous-versions/windows/desktop/policy/rsop-registrypolicysetting",
+    "G2": "https://learn.microsoft.com/previous-versions/windows/desktop/policy/background-refresh-of-group-policy",
+    "G3": "https://learn.microsoft.com/powershell/module/grouppolicy/set-gpprefregistryvalue",
 }
 
 # --- registry locations ([S1], [N1], [N2], [W1], [X4]) --------------------------------------------------------

@@ -7,7 +7,8 @@ never as widget state, so an executed notebook exported to HTML is complete evid
 Parameters (the same names in every notebook; ``error_text`` only in 01, ``session_fix_mode`` only in 04):
 ``target`` (empty: a built-in simulated host), ``inventory``, ``profile``, ``apply``, ``reboot``, ``endpoints``
 (comma-separated ``host:port``), ``evidence_dir`` (empty: ``evidence/<host>`` under the kernel's working folder),
-``simulator_profile``. There is never a credential parameter: papermill copies parameters into the notebook.
+``simulator_profile``, ``record`` (a folder: every WinRM exchange is recorded there, see
+:mod:`runbook_lib.recording`). There is never a credential parameter: papermill copies parameters into the notebook.
 
 Evidence files, fixed names in the evidence folder, read by the fleet runner (:mod:`runbook_lib.runner`):
 
@@ -119,6 +120,7 @@ class Parameters:
     simulator_profile: str = DEFAULT_SIMULATOR_PROFILE
     error_text: str = ""
     session_fix_mode: str = "bor"
+    record: str = ""
 
     @property
     def simulated(self) -> bool:
@@ -135,7 +137,7 @@ def validate_parameters(**values: Any) -> Parameters:
         raise InputError(f"unknown parameter {unknown[0][:40]!r}; the parameters are {', '.join(PARAMETER_NAMES)}")
     p = {**{name: f.default for name, f in Parameters.__dataclass_fields__.items()}, **values}
     for name in ("target", "inventory", "profile", "evidence_dir", "simulator_profile", "error_text",
-                 "session_fix_mode"):
+                 "session_fix_mode", "record"):
         if not isinstance(p[name], str):
             raise InputError(f"{name} must be a string, got {type(p[name]).__name__}")
     for name in ("apply", "reboot"):
@@ -169,11 +171,14 @@ def validate_parameters(**values: Any) -> Parameters:
         raise InputError(f"error_text is longer than {MAX_ERROR_TEXT} characters; paste only the error message")
     evidence = p["evidence_dir"].strip()
     if evidence:
-        _check_evidence_dir(evidence)
+        _check_output_dir(evidence)
+    record = p["record"].strip()
+    if record:
+        _check_output_dir(record, "record")
     return Parameters(target=target, inventory=inventory, profile=p["profile"], apply=p["apply"],
                       reboot=p["reboot"], endpoints=_endpoints(p["endpoints"]), evidence_dir=evidence,
                       simulator_profile=p["simulator_profile"], error_text=p["error_text"],
-                      session_fix_mode=p["session_fix_mode"])
+                      session_fix_mode=p["session_fix_mode"], record=record)
 
 
 def _is_file(text: str) -> bool:
@@ -199,15 +204,15 @@ def _endpoints(value: Any) -> tuple[str, ...]:
     return tuple(dict.fromkeys(endpoints))
 
 
-def _check_evidence_dir(text: str) -> None:
+def _check_output_dir(text: str, name: str = "evidence_dir") -> None:
     if "\x00" in text or any(not ch.isprintable() for ch in text):
-        raise InputError("evidence_dir contains control characters")
+        raise InputError(f"{name} contains control characters")
     path = Path(text).expanduser()
     if path.exists() and not path.is_dir():
-        raise InputError(f"evidence_dir {one_line(text, 80)!r} exists and is not a folder")
+        raise InputError(f"{name} {one_line(text, 80)!r} exists and is not a folder")
     existing = next((parent for parent in (path, *path.parents) if parent.exists()), None)
     if existing is None or not existing.is_dir() or not os.access(existing, os.W_OK | os.X_OK):
-        raise InputError(f"evidence_dir {one_line(text, 80)!r} cannot be created here (no writable parent folder)")
+        raise InputError(f"{name} {one_line(text, 80)!r} cannot be created here (no writable parent folder)")
 
 
 def parameters_from(namespace: dict) -> Parameters:
@@ -492,6 +497,11 @@ def open_session(params: Parameters, credential: Credential | None = None) -> Se
         else:
             node = None
             target = connect(params.target, inventory=params.inventory or None, credential=credential)
+        if params.record:
+            from .recording import record
+
+            note = f"SIMULATED host: tls-runbook simulator profile {params.simulator_profile}" if node else None
+            record(target.transport, Path(params.record).expanduser(), note)
         evidence = Path(params.evidence_dir).expanduser() if params.evidence_dir else \
             Path.cwd() / "evidence" / target.name
         evidence.mkdir(parents=True, exist_ok=True)

@@ -49,6 +49,7 @@ class RunOptions:
     executor: str = "local"
     scheduler: str | None = None
     cell_timeout_s: int = 900
+    record: str | None = None  # a folder: each host's WinRM exchanges are recorded in record/<host>
 
     def validate(self) -> "RunOptions":
         unknown = [n for n in self.notebooks if n not in NOTEBOOKS]
@@ -97,6 +98,8 @@ def run_host(host: str, inventory: str, folder: str, staging: str, options: dict
         output = host_dir / f"{name}.ipynb"
         parameters = {"target": host, "inventory": inventory, "profile": opts.profile, "apply": opts.apply,
                       "reboot": opts.reboot, "endpoints": opts.endpoints, "evidence_dir": str(host_dir)}
+        if opts.record:
+            parameters["record"] = str(Path(opts.record) / host)
         for attempt in range(opts.retries + 1):
             if progress:
                 progress(host, name, "running" if attempt == 0 else f"retry {attempt}")

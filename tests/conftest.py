@@ -4,6 +4,8 @@ from pathlib import Path
 import pytest
 
 from runbook_lib.remote.credentials import Credential
+from runbook_lib.simulator.fleet import start_node
+from runbook_lib.simulator.host import builtin_profile
 
 FACTS_DIR = Path(__file__).parent / "facts"
 
@@ -28,3 +30,21 @@ def credential(password, monkeypatch):
     monkeypatch.setenv("TLS_RUNBOOK_USER", "runbook-admin")
     monkeypatch.setenv("TLS_RUNBOOK_PASSWORD", password)
     return Credential("runbook-admin", password)
+
+
+@pytest.fixture
+def simulated(credential):
+    """Start simulated hosts by profile name (strict Windows defaults, fast reboots); stop them afterwards."""
+    nodes = []
+
+    def start(profile_name, address="127.0.0.1", **options):
+        options.setdefault("strict", True)
+        options.setdefault("boot_seconds", 0.5)
+        node = start_node(builtin_profile(profile_name), [(credential.username, credential.password)],
+                          address=address, **options)
+        nodes.append(node)
+        return node
+
+    yield start
+    for node in nodes:
+        node.stop()

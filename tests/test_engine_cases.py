@@ -129,6 +129,25 @@ CASES = {
     "ws2016_untouched_observed_accepted": (False, None, {
         "minimal": (STRONG_NATIVE, "new_process", set()),
         "recommended": (dotnet(), "new_process", set())}),
+    # --- Group Policy as Windows applies it ---
+    # Administrative templates land through Registry.pol and show in RSoP (RSOP_RegistryPolicySetting,
+    # https://learn.microsoft.com/previous-versions/windows/desktop/policy/rsop-registrypolicysetting); the GP
+    # client writes them again at its refresh (every 90 minutes plus up to 30, https://learn.microsoft.com/
+    # previous-versions/windows/desktop/policy/background-refresh-of-group-policy); GPP registry actions C/R/U/D
+    # (https://learn.microsoft.com/powershell/module/grouppolicy/set-gpprefregistryvalue).
+    "ws2016_tls12_disabled_by_admx": (True, "aadsts1002016", {
+        "minimal": (STRONG_NATIVE, "new_process", {"gpo.managed"}),
+        "recommended": (dotnet(), "new_process", {"gpo.managed"})}),
+    "ws2016_admin_template_reverts_local_write": (True, "aadsts1002016", {
+        "minimal": (set(), "none", {"gpo.managed"}), "recommended": (set(), "none", {"gpo.managed"})}),
+    "ws2019_gpp_delete_disabled_create": (True, "aadsts1002016", {
+        "minimal": (set(), "none", {"gpo.managed"}),
+        "recommended": (dotnet() - STRONG_NATIVE, "new_process", {"gpo.managed"})}),
+    "ws2019_gpp_targeted_item": (True, "aadsts1002016", {
+        "minimal": (set(), "none", {"gpo.targeting_uncertain"}),
+        "recommended": (dotnet() - STRONG_NATIVE, "new_process", {"gpo.targeting_uncertain"})}),
+    "ws2016_rsop_logging_off": (True, "aadsts1002016", {
+        "minimal": (STRONG_NATIVE, "new_process", set()), "recommended": (dotnet(), "new_process", set())}),
 }
 # Expert cases from Microsoft documentation: each facts file's "note" cites its source.
 EXPERT_CASES = {

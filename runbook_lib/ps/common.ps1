@@ -347,16 +347,15 @@ function Test-TrSameValue($A, $B) {
 }
 
 # ---------------------------------------------------------------- WMI
-function Get-TrWmiObjects([string]$Class) {
+function Get-TrWmiObjects([string]$Class, [string]$Namespace = 'root\cimv2') {
     if ($null -ne (Get-Command Get-WmiObject -ErrorAction SilentlyContinue)) {
-        return @(Get-WmiObject -Class $Class)
+        return @(Get-WmiObject -Namespace $Namespace -Class $Class)
     }
     if (-not ('System.Management.ManagementObjectSearcher' -as [type])) { Add-Type -AssemblyName System.Management }
-    $searcher = New-Object System.Management.ManagementObjectSearcher -ArgumentList ('SELECT * FROM ' + $Class)
+    $searcher = New-Object System.Management.ManagementObjectSearcher -ArgumentList $Namespace, ('SELECT * FROM ' + $Class)
     return @($searcher.Get())
 }
 
-# psbase: the WMI adapter shows WMI properties and methods, the base object keeps .NET's GetPropertyValue.
 function Get-TrWmiValue($Object, [string]$Name) {
     return $Object.psbase.GetPropertyValue($Name)
 }

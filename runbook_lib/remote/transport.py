@@ -148,6 +148,8 @@ def _mentions_encryption(text: str | None) -> bool:
 class WinRMTransport(Transport):
     """WinRM (WS-Management) to a Windows host, NTLM with message encryption unless told otherwise."""
 
+    recorder = None  # a runbook_lib.recording.Recorder: every operation's SOAP exchanges are saved
+
     def __init__(
         self,
         host: str,
@@ -286,6 +288,8 @@ class WinRMTransport(Transport):
                                            f"shell(s) the host allows this user; waited {self.quota_wait_s:g} s, "
                                            "nothing ran")
         left_behind = False
+        if self.recorder is not None:
+            self.recorder.attach(protocol, self, operation, args)
         try:
             shell_id = self._open_shell(protocol)
             try:

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Iterable
 
 from ..errors import InputError
+from .group_policy import DEFAULT_REFRESH_S
 from .host import HostProfile, SimulatedHost, builtin_profile, builtin_profile_names
 from .wsman import Faults, WSManServer
 
@@ -34,6 +35,7 @@ class SimulatedNode:
         return self.host.hostname
 
     def stop(self) -> None:
+        self.host.stop_policy_refresh()
         self.server.stop()
 
 
@@ -51,8 +53,10 @@ def loopback_address(text: str) -> str:
 def start_node(profile: HostProfile, credentials: Iterable[tuple[str, str]], *, hostname: str | None = None,
                address: str = "127.0.0.1", port: int = 0, auth: str = "ntlm", https: bool = False,
                strict: bool = False, faults: Faults | None = None, boot_seconds: float | None = None,
-               process_start_s: float = 0.0) -> SimulatedNode:
-    """Start one simulated host; ``boot_seconds`` overrides the profile's (tests and demos boot faster)."""
+               process_start_s: float = 0.0,
+               policy_refresh_s: tuple[float, float] = DEFAULT_REFRESH_S) -> SimulatedNode:
+    """Start one simulated host; ``boot_seconds`` overrides the profile's (tests and demos boot faster), and
+    ``policy_refresh_s`` (interval, random offset) Windows' Group Policy background refresh."""
     hostname = hostname or profile.name.replace("_", "-")
     if boot_seconds is not None:
         profile = dataclasses.replace(profile, boot_seconds=boot_seconds)
@@ -67,6 +71,7 @@ def start_node(profile: HostProfile, credentials: Iterable[tuple[str, str]], *, 
         server.start()
     except OSError as exc:
         raise InputError(f"cannot listen on {address}:{port}: {exc.strerror or exc}") from None
+    host.start_policy_refresh(*policy_refresh_s)
     return SimulatedNode(host, server)
 
 

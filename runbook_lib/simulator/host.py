@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import random
 import threading
 import time
 from dataclasses import dataclass, field
@@ -21,8 +22,9 @@ from typing import Any, Callable
 
 from .. import facts as facts_module
 from ..errors import InputError
-from ..registry import Registry, RegistryValue
+from ..registry import RegistryValue
 from ..remote import scripts
+from .group_policy import DEFAULT_REFRESH_S, PolicyStore, RefreshTimer, policy_set_values
 from .journal_folder import JournalFolder, JournalRefused
 from .wsman import WINRM_2_QUOTAS, Quotas
 from .wsman_shells import (CommandResult, Process, clixml_error, console_statements, current_process,
@@ -48,6 +50,7 @@ class HostProfile:
     faults: dict = field(default_factory=dict)
     language_mode: str = "FullLanguage"  # ConstrainedLanguage under AppLocker/WDAC enforcement
     winrm: dict = field(default_factory=dict)  # quota overrides, e.g. {"max_shells_per_user": 2}
+    group_policy: dict | None = None  # GPOs (see simulator.group_policy); values they set are not in ``state``
 
     @classmethod
     def from_dict(cls, doc: Any, origin: str) -> "HostProfile":
@@ -59,7 +62,7 @@ class HostProfile:
                           intent_blockers=tuple(intent.get("blockers", ())), state=doc["state"],
                           boot_seconds=float(doc.get("boot_seconds", 2.0)), faults=dict(doc.get("faults", {})),
                           language_mode=str(doc.get("language_mode", "FullLanguage")),
-                          winrm=dict(doc.get("winrm", {})))
+                          winrm=dict(doc.get("winrm", {})), group_policy=doc.get("group_policy"))
         except (KeyError, TypeError, ValueError) as exc:
             raise InputError(f"profile {origin}: missing or malformed field {exc}") from None
         if profile.intent not in INTENTS:
@@ -69,7 +72,11 @@ class HostProfile:
         unknown = sorted(set(profile.winrm) - {f.name for f in dataclasses.fields(Quotas)})
         if unknown:
             raise InputError(f"profile {origin}: winrm has unknown quota {unknown[0]!r}")
-        profile.initial_facts("check")  # validates the state through the host-facts loader
+        start = profile.initial_facts("check")  # validates the state through the host-facts loader
+        if any(value.policy for value in start.registry):
+            raise InputError(f"profile {origin}: a registry value says policy: true; declare the GPO that delivers "
+                             "it under group_policy instead (the host reports policy as Windows shows it)")
+        PolicyStore.from_profile(profile.group_policy, origin)
         return profile
 
     @classmethod
@@ -109,8 +116,11 @@ class SimulatedHost:
         self.process_start_s = process_start_s
         self.profile, self.hostname = profile, hostname
         self.os, self.hotfixes, self.powershell = start.os, start.hotfixes, start.powershell
-        self.registry = start.registry  # live: what regedit and a new process see
-        self.boot_registry = start.registry  # what Schannel, WinHTTP and the cipher order loaded at boot
+        self.policy = PolicyStore.from_profile(profile.group_policy, profile.name)
+        self.registry = self.policy.process(start.registry, force=True)  # live: what regedit and a process see
+        self.boot_registry = self.registry  # what Schannel, WinHTTP and the cipher order loaded at boot
+        self.policy_refreshes = 0
+        self._refresh_timer: RefreshTimer | None = None
         self.tls = WindowsTls(start.os.version_tuple, start.os.service_pack, start.os.product_type,
                               start.os.architecture, start.hotfixes, start.powershell.windows_powershell)
         # %ProgramData%\tls-runbook: absent until an apply creates it, unless the profile says someone made it first
@@ -142,6 +152,8 @@ class SimulatedHost:
     def __call__(self, command_line: str, stdin: bytes) -> CommandResult:
         if self.process_start_s:
             time.sleep(self.process_start_s)
+        if command_line.split(" ", 1)[0].lower() in ("gpupdate", "gpupdate.exe"):
+            return self._gpupdate(command_line.lower().split()[1:])
         try:
             text = scripts.decode_invocation(command_line, stdin)
         except InputError:
@@ -198,6 +210,8 @@ class SimulatedHost:
                 warnings.append(f"left out {item['path']}\\{item['name']}: {problem}")
             else:
                 values.append(self.registry.get(item["path"], item["name"]))
+        group_policy = self.policy.facts(self.registry, [(item["path"], item["name"]) for item in args["values"]])
+        flagged = policy_set_values(group_policy)
         facts_doc = {
             "schema": facts_module.SCHEMA, "host": args.get("host") or self.hostname, "simulated": True,
             "collected_at": datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
@@ -206,9 +220,12 @@ class SimulatedHost:
                    "last_boot": _utc(self.last_boot)},
             "hotfixes": list(self.hotfixes),
             "powershell": {"windows_powershell": self.powershell.windows_powershell, "pwsh": self.powershell.pwsh},
-            "registry": [value.to_dict() for value in values if value is not None],
+            "registry": [{**value.to_dict(), "policy": value.from_policy or
+                          (value.path.casefold(), value.name.casefold()) in flagged}
+                         for value in values if value is not None],
             "observed": {"security_protocol": self._security_protocols(warnings),
                          "probes": self._probes(args.get("endpoints") or [])},
+            "group_policy": group_policy,
         }
         return facts_doc, tuple(warnings)
 
@@ -384,10 +401,9 @@ class SimulatedHost:
         return {"last_boot": _utc(self.last_boot)}
 
     def reboot(self) -> None:
-        """Boot again: Group Policy re-applies its values, then Schannel and WinHTTP load the registry."""
+        """Boot again: Group Policy is processed, then Schannel and WinHTTP load the registry."""
         with self._lock:
-            policy = [v for v in self.initial_registry() if v.from_policy]
-            self.registry = Registry([*self.registry, *policy])
+            self.registry = self.policy.process(self.registry, force=True)
             self.boot_registry = self.registry
             self.reboots += 1
             # LastBootUpTime has whole seconds here; a restart within the same second as the last one cannot happen
@@ -396,8 +412,36 @@ class SimulatedHost:
         if self.on_reboot:
             self.on_reboot(self.profile.boot_seconds)
 
-    def initial_registry(self) -> Registry:
-        return self.profile.initial_facts(self.hostname).registry
+    # --- Group Policy processing after boot -----------------------------------------------------------------
+    def refresh_policy(self, force: bool = False) -> None:
+        """A background refresh, or ``gpupdate /force``: Schannel keeps what it loaded at boot, processes see it."""
+        with self._lock:
+            self.registry = self.policy.process(self.registry, force=force)
+            self.policy_refreshes += 1
+
+    def _gpupdate(self, arguments: list[str]) -> CommandResult:
+        """gpupdate as Windows prints it (user policy is not modelled: there is no interactive user)."""
+        targets = [a.split(":", 1)[1] for a in arguments if a.startswith("/target:")]
+        if any(t not in ("computer", "user") for t in targets) or \
+                any(a not in ("/force", "/wait:0") and not a.startswith("/target:") for a in arguments):
+            return CommandResult(stdout="", stderr="ERROR: Invalid Syntax.\r\n", exit_code=1)
+        if "computer" in targets or not targets:
+            self.refresh_policy(force="/force" in arguments)
+        lines = ["Updating policy...", ""]
+        lines += ["Computer Policy update has completed successfully."] if "computer" in targets or not targets else []
+        lines += ["User Policy update has completed successfully."] if "user" in targets or not targets else []
+        return CommandResult(stdout="\r\n".join(lines) + "\r\n\r\n")
+
+    def start_policy_refresh(self, interval_s: float = DEFAULT_REFRESH_S[0], offset_s: float = DEFAULT_REFRESH_S[1],
+                             seed: int | None = None) -> None:
+        """Background refreshes from now on (Windows' default: every 90 minutes plus a random 0-30)."""
+        self.stop_policy_refresh()
+        self._refresh_timer = RefreshTimer(self.refresh_policy, interval_s, offset_s, random.Random(seed)).start()
+
+    def stop_policy_refresh(self) -> None:
+        if self._refresh_timer is not None:
+            self._refresh_timer.stop()
+            self._refresh_timer = None
 
     def snapshot(self) -> list[RegistryValue]:
         with self._lock:

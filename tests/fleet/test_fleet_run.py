@@ -187,3 +187,19 @@ def test_a_host_over_its_wall_clock_limit_is_stopped_and_reported(simulated_flee
     [row] = run.rows
     assert row.outcome == "failed" and "timed out after 4 s" in row.error
     assert run.exit_code == 1 and run.verify.ok
+
+
+def test_run_record_saves_each_hosts_exchanges_and_they_replay_to_the_bundles_verdict(simulated_fleet, credential,
+                                                                                      tmp_path):
+    from runbook_lib import recording
+
+    nodes, inventory = simulated_fleet(["ws2016_tls12_disabled_by_admx"], base=100)
+    result = cli("run", "--inventory", inventory, "--notebooks", "02", "--out", tmp_path / "out",
+                 "--record", tmp_path / "rec")
+    assert result.returncode == 1, result.stderr[-2000:]  # the host is blocked by its GPO
+    [folder] = recording.host_folders(tmp_path / "rec")
+    assert folder.name == nodes[0].name
+    [replayed] = recording.replay_host(folder)
+    [bundle_verdict] = (tmp_path / "out").glob(f"*/hosts/{nodes[0].name}/verdict.json")
+    assert replayed.verdict.to_dict() == json.loads(bundle_verdict.read_text())
+    assert_no_credential_anywhere(tmp_path / "rec", credential.password)

@@ -242,3 +242,20 @@ def test_wmi_is_reached_only_through_the_helper_that_also_works_without_get_wmio
     uses = {p.name: len(re.findall(r"(?i)\bGet-WmiObject\b", code_only(p.read_text(encoding="utf-8"))))
             for p in SCRIPTS}
     assert {name: n for name, n in uses.items() if n} == {"common.ps1": 2}  # the Get-Command check and the call
+
+
+def test_xml_is_loaded_through_a_reader_with_no_dtd_and_no_resolver():
+    """A Registry.xml in the GP history cache is a file on the target: it must not make the script fetch or expand."""
+    source = (PS_DIR / "inspect.ps1").read_text(encoding="utf-8")
+    loads = re.findall(r"\.Load\(([^\n]*)\)", code_only(source))
+    assert loads and all("[System.Xml.XmlReader]::Create(" in argument for argument in loads)
+    assert "$settings.XmlResolver = $null" in source and "$doc.XmlResolver = $null" in source
+    assert "$settings.DtdProcessing = 'Prohibit'" in source and "$settings.ProhibitDtd = $true" in source
+
+
+def test_rsop_is_read_from_root_rsop_computer_with_a_powershell_2_cmdlet():
+    source = (PS_DIR / "inspect.ps1").read_text(encoding="utf-8")
+    assert "Get-WmiObject -Namespace $Namespace -Class $Class" in (PS_DIR / "common.ps1").read_text(encoding="utf-8")
+    for wmi_class in ("RSOP_Session", "RSOP_GPO", "RSOP_RegistryPolicySetting"):
+        assert f"Get-TrWmiObjects '{wmi_class}' $ns" in source
+    assert "$ns = 'root\\rsop\\computer'" in source

@@ -61,6 +61,11 @@ class EncryptionRequired(RemoteError):
     """The host refuses unencrypted WinRM (AllowUnencrypted=false): use NTLM/Kerberos or HTTPS."""
 
 
+class RedirectRefused(RemoteError):
+    """The listener answered with an HTTP redirect. WinRM endpoints do not redirect; following one would send the
+    logon to, and read facts from (or apply changes to), a host other than the one the evidence names."""
+
+
 class CertificateInvalid(RemoteError):
     """The HTTPS listener's certificate did not validate against the trusted CAs."""
 

@@ -18,6 +18,7 @@ import time
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from typing import Sequence
+from urllib.parse import urljoin, urlsplit, urlunsplit
 
 import requests
 from winrm import transport as winrm_transport
@@ -36,6 +37,7 @@ from runbook_lib.errors import (
     EncryptionRequired,
     HostUnreachable,
     InputError,
+    RedirectRefused,
     RemoteError,
     TimedOut,
     one_line,
@@ -75,6 +77,26 @@ class Transport(ABC):
     @abstractmethod
     def run(self, operation: str, args: dict) -> OperationResult:
         """Compose, deliver and run one operation; return its result or raise a RunbookError."""
+
+
+class _NoRedirectTransport(winrm_transport.Transport):
+    """pywinrm's HTTP transport with redirects refused: requests raises TooManyRedirects at the first 3xx answer,
+    before anything (a logon included) is sent to the URL it points at."""
+
+    def _send_message_request(self, session: requests.Session, prepared_request: requests.PreparedRequest):
+        session.max_redirects = 0
+        return super()._send_message_request(session, prepared_request)
+
+
+def _redirect_target(response: requests.Response | None, endpoint: str) -> str:
+    """Where a redirect pointed, absolute, without user info, as one bounded line (the header is untrusted)."""
+    location = response.headers.get("Location", "") if response is not None else ""
+    try:
+        parts = urlsplit(urljoin(endpoint, location))
+        shown = urlunsplit(parts._replace(netloc=parts.netloc.rpartition("@")[2]))
+    except ValueError:
+        shown = location
+    return one_line(shown, 200) or "(no Location)"
 
 
 def _mentions_encryption(text: str | None) -> bool:
@@ -153,7 +175,7 @@ class WinRMTransport(Transport):
 
     def _protocol(self) -> Protocol:
         credential = self._credential
-        return Protocol(
+        protocol = Protocol(
             self.endpoint,
             username=credential.username if credential else None,
             password=credential.password if credential else None,
@@ -161,6 +183,9 @@ class WinRMTransport(Transport):
             operation_timeout_sec=self.operation_timeout_s,
             **self._options,
         )
+        if isinstance(protocol.transport, winrm_transport.Transport):
+            protocol.transport.__class__ = _NoRedirectTransport
+        return protocol
 
     def _open_shell(self, protocol: Protocol) -> str:
         """Open a shell, retrying connection failures: no command has been sent yet, so nothing can run twice."""
@@ -230,6 +255,12 @@ class WinRMTransport(Transport):
         unknown = "; remote state unknown" if started else ""
         if isinstance(exc, AuthenticationError):
             return AuthenticationFailed(host, f"the credentials or the {self.auth} method were refused")
+        if isinstance(exc, requests.exceptions.TooManyRedirects):
+            response = exc.response
+            status = response.status_code if response is not None else "3xx"
+            return RedirectRefused(host, f"{self.endpoint} answered HTTP {status} redirecting to "
+                                         f"{_redirect_target(response, self.endpoint)}; redirects are refused and "
+                                         f"nothing was sent there{unknown}")
         if isinstance(exc, requests.exceptions.SSLError):
             text = str(exc).lower()
             if "certificate" in text or "hostname" in text:

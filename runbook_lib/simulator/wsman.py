@@ -100,6 +100,7 @@ class Faults:
     http_500_next: int = 0  # the next N SOAP requests get a w:InternalError fault
     receive_timeouts: int = 0  # each command created from now on answers N Receives with w:TimedOut first
     drop_after_requests: int = 0  # the Nth SOAP request from now gets no answer: its connection is closed
+    redirect_to: str = ""  # answer every SOAP request, once logged on, with 307 to this URL (a hijacked listener)
 
 
 class ServerNotStarted(RuntimeError):
@@ -394,6 +395,8 @@ class WSManServer:
         if not body:
             # pywinrm and pypsrp open the security context with an empty POST before the first encrypted message.
             return _Reply(200, headers=token_headers)
+        if self.faults.redirect_to:
+            return _Reply(307, headers=token_headers + [("Location", self.faults.redirect_to)])
 
         encrypted = is_encrypted(request.headers.get("Content-Type", ""))
         if encrypted:

@@ -13,7 +13,7 @@ from typing import Callable, Sequence
 
 from . import __version__, facts as facts_module
 from .engine import DEFAULT_PROFILE, assess
-from .errors import InputError, RunbookError
+from .errors import InputError, RunbookError, one_line
 from .plan import RemediationPlan
 from .remote.transport import AUTH_METHODS
 from .target import DEFAULT_ENDPOINTS
@@ -141,8 +141,13 @@ def _cmd_evidence_verify(args: argparse.Namespace) -> int:
     from . import evidence
 
     manifest = evidence.load_manifest(args.folder)
-    secrets = evidence.secrets_from_environment(manifest.get("credential_references", []))
+    references = [r for r in manifest.get("credential_references", []) if isinstance(r, str)]
+    secrets = evidence.secrets_from_environment(references)
     result = evidence.verify(args.folder, secrets)
+    if secrets:  # with none at all, the result says the whole scan was skipped
+        for reference in references:
+            if not evidence.secrets_from_environment([reference]):
+                print(f"leak scan: no value at hand for {one_line(reference, 80)}; its secret was not looked for")
     print("\n".join(result.lines()))
     return EXIT_OK if result.ok else EXIT_FAILED
 

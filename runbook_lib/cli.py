@@ -20,6 +20,8 @@ from .target import DEFAULT_ENDPOINTS
 from .verdict import PROFILES
 
 EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT = 0, 1, 2
+# Errors a notebook run reports by name: these mean bad input, as they do when raised here.
+_BAD_INPUT_ERRORS = frozenset(cls.__name__ for cls in (InputError, *InputError.__subclasses__()))
 
 
 class _Parser(argparse.ArgumentParser):
@@ -79,7 +81,7 @@ def _cmd_probe(args: argparse.Namespace) -> int:
 
 
 def _cmd_simulate(args: argparse.Namespace) -> int:
-    from .remote.credentials import resolve_credential
+    from .remote.credentials import simulator_credential
     from .simulator import fleet
     from .simulator.host import builtin_profile, builtin_profile_names
 
@@ -90,7 +92,7 @@ def _cmd_simulate(args: argparse.Namespace) -> int:
     if args.fleet is None and not args.profile:
         raise InputError("simulate needs --profile NAME, --fleet DIR or --list")
     profiles = fleet.load_profiles(args.fleet) if args.fleet is not None else [builtin_profile(args.profile)]
-    credential = resolve_credential()
+    credential = simulator_credential()
     options = dict(port=args.port, auth=args.auth, https=args.https, strict=args.strict)
     accounts = [(credential.username, credential.password)]
     if args.fleet is not None:
@@ -186,7 +188,7 @@ def _cmd_notebook(args: argparse.Namespace) -> int:
     if result.error_name is None:
         return EXIT_OK
     print(f"tls-runbook: error: {result.message}", file=sys.stderr)
-    return EXIT_BAD_INPUT if result.error_name in ("InputError", "FactsError", "RegFileError") else EXIT_FAILED
+    return EXIT_BAD_INPUT if result.error_name in _BAD_INPUT_ERRORS else EXIT_FAILED
 
 
 def _cmd_demo(args: argparse.Namespace) -> int:
@@ -227,7 +229,8 @@ def build_parser() -> argparse.ArgumentParser:
             p.add_argument("-o", "--output", type=Path, help="write the facts here instead of stdout")
         p.set_defaults(run=run)
 
-    p = commands.add_parser("simulate", help="run simulated Windows hosts (WinRM on loopback) in the foreground")
+    p = commands.add_parser("simulate", help="run simulated Windows hosts (WinRM on loopback) in the foreground; they "
+                                             "accept the account in TLS_RUNBOOK_SIM_USER / TLS_RUNBOOK_SIM_PASSWORD")
     p.add_argument("--profile", help="a built-in profile (see --list)")
     p.add_argument("--fleet", type=Path, metavar="DIR", help="run every profile (*.json) in DIR, one address each")
     p.add_argument("--list", action="store_true", help="name the built-in profiles")

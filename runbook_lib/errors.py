@@ -82,5 +82,6 @@ class RemoteScriptFailed(RemoteError):
     """A runbook script ran on the host and reported an error (its own text, never the credentials)."""
 
 
-class CredentialError(RunbookError):
-    """A credential reference could not be resolved (missing environment variable, keyring entry)."""
+class CredentialError(InputError):
+    """A credential reference could not be resolved (missing environment variable, keyring entry): what the operator
+    set up is what needs fixing, so it is bad input (exit code 2) like any other."""

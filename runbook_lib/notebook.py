@@ -299,13 +299,14 @@ def _text_table(rows: list[list[Any]]) -> str:
 
 # --- failures: a hint box naming the next notebook, then re-raise ---------------------------------------------
 _START = "00_start_here.ipynb"
-# (error class, advice, notebook to open next; None: the failed step's own suggestion)
+# (error class, advice, notebook to open next; None: the failed step's own suggestion); the first match wins, so a
+# subclass comes before its base.
 _HINTS: tuple[tuple[type[BaseException], str, str | None], ...] = (
-    (InputError, "A parameter or input file is wrong. Fix it in the parameters cell; 00_start_here.ipynb lists "
-                 "every parameter.", _START),
     (CredentialError, "The credential reference could not be resolved. Set TLS_RUNBOOK_USER and "
                       "TLS_RUNBOOK_PASSWORD in the environment that starts Jupyter, or fix the inventory's "
                       "credential entry.", _START),
+    (InputError, "A parameter or input file is wrong. Fix it in the parameters cell; 00_start_here.ipynb lists "
+                 "every parameter.", _START),
     (AuthenticationFailed, "The host refused the credentials or the authentication method. Check the account "
                            "(an administrator on the host) and the inventory's auth.", _START),
     (EncryptionRequired, "The host refuses unencrypted WinRM: use auth ntlm or kerberos, or an https:// target. "

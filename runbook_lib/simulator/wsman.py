@@ -32,7 +32,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Literal
 
-import spnego.exceptions
+import spnego
 
 from runbook_lib.simulator import wsman_auth, wsman_soap
 from runbook_lib.simulator.certs import ListenerCertificate, create_listener_certificate
@@ -262,7 +262,6 @@ class WSManServer:
             self._close_listener()
             with self._state:
                 self._shells.clear()
-            NTLM_USER_FILE.forget(self)
             if self._certificate is not None:
                 self._certificate.remove()
                 self._certificate = None
@@ -454,8 +453,8 @@ class WSManServer:
             auth.negotiation = NTLM_USER_FILE.new_acceptor(cbt)
         context = auth.negotiation
         try:
-            out_token = NTLM_USER_FILE.step(self, self._ntlm_lines, context, token)
-        except spnego.exceptions.SpnegoError as exc:
+            out_token = NTLM_USER_FILE.step(self._ntlm_lines, context, token)
+        except Exception as exc:  # noqa: BLE001 - a malformed token (struct, ASN.1, value errors) is a failed logon
             auth.negotiation = None
             log.info("%s: Negotiate logon refused: %s", self.computer_name, type(exc).__name__)
             return None, None, self._challenge()

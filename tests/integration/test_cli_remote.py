@@ -116,3 +116,31 @@ def test_an_unset_credential_variable_is_bad_input(simulator_process):
     result = cli("inspect", url, env=without_runbook_variables())
     assert result.returncode == 2
     assert result.stderr.strip().splitlines() == ["tls-runbook: error: environment variable TLS_RUNBOOK_USER is not set"]
+
+
+def test_a_killed_simulator_leaves_no_nt_hash_on_disk(password, tmp_path):
+    """The NTLM account file lives in memory: neither while running nor after SIGKILL is the hash in a file."""
+    from runbook_lib.ntlm_hash import nt_hash
+
+    scratch = tmp_path / "tmp"
+    scratch.mkdir()
+    simulator_env = {**without_runbook_variables(), "TMPDIR": str(scratch), "TLS_RUNBOOK_SIM_USER": "runbook-admin",
+                     "TLS_RUNBOOK_SIM_PASSWORD": password}
+    process = subprocess.Popen([sys.executable, "-m", "runbook_lib.cli", "simulate", "--profile", "ws2016_untouched",
+                                "--address", "127.0.0.10", "--port", "0"], stdout=subprocess.PIPE,
+                               stderr=subprocess.DEVNULL, text=True, env=simulator_env)
+    try:
+        url = process.stdout.readline().strip()
+        logged_on = cli("inspect", url, env={**without_runbook_variables(), "TLS_RUNBOOK_USER": "runbook-admin",
+                                              "TLS_RUNBOOK_PASSWORD": password})
+        assert logged_on.returncode == 0, logged_on.stderr
+        hashes = [nt_hash(password).hex().upper().encode(), nt_hash(password).hex().encode()]
+
+        def files_holding_the_hash():
+            return [p for p in scratch.rglob("*") if p.is_file() and any(h in p.read_bytes() for h in hashes)]
+
+        assert files_holding_the_hash() == []
+    finally:
+        process.kill()
+        process.wait(10)
+    assert files_holding_the_hash() == [] and list(scratch.iterdir()) == []

@@ -22,17 +22,18 @@ MAX_FACTS_BYTES = 10 * 1024 * 1024  # real facts are a few KB; a bigger file is 
 PRODUCT_TYPES = ("workstation", "server", "domain_controller")
 ARCHITECTURES = ("x64", "x86", "arm64")
 PROBE_MODES = ("tcp", "default", "tls12", "session")
-_HOST_RE = re.compile(r"^(?=.{1,253}$)[A-Za-z0-9_](?:[A-Za-z0-9_.-]*[A-Za-z0-9_])?$")
-_VERSION_RE = re.compile(r"^\d{1,5}\.\d{1,5}\.\d{1,6}(\.\d{1,6})?$")
-_KB_RE = re.compile(r"^KB\d{4,8}$")
-_ENDPOINT_RE = re.compile(r"^[A-Za-z0-9_.-]{1,253}:\d{1,5}$")
+# Used with fullmatch only: '$' would also accept a name ending in a newline. ASCII: '\d' is no Arabic digit.
+_HOST_RE = re.compile(r"(?=.{1,253}\Z)[A-Za-z0-9_](?:[A-Za-z0-9_.-]*[A-Za-z0-9_])?", re.ASCII)
+_VERSION_RE = re.compile(r"\d{1,5}\.\d{1,5}\.\d{1,6}(\.\d{1,6})?", re.ASCII)
+_KB_RE = re.compile(r"KB\d{4,8}", re.ASCII)
+_ENDPOINT_RE = re.compile(r"[A-Za-z0-9_.-]{1,253}:\d{1,5}", re.ASCII)
 
 
 def host_problem(host: object) -> str | None:
     """Why a host name cannot be used, or None: names end up in file names, URLs and evidence."""
     if not isinstance(host, str):
         return f"expected a string, got {type(host).__name__}"
-    if not _HOST_RE.match(host):
+    if not _HOST_RE.fullmatch(host):
         return "must be a DNS name or IPv4 address (letters, digits, '-', '_', '.'; at most 253 characters)"
     return None
 
@@ -247,7 +248,7 @@ def _os(doc: Any) -> OsInfo:
     r = _Reader(doc, "os", ("caption", "version", "service_pack", "product_type", "architecture"))
     caption = r.string("caption", max_len=200)
     version = r.get("version", (str,))
-    if not _VERSION_RE.match(version):
+    if not _VERSION_RE.fullmatch(version):
         raise FactsError("os.version", f"expected a Windows version such as 6.1.7601, got {version[:40]!r}")
     service_pack = r.get("service_pack", (int,))
     if not 0 <= service_pack <= 9:
@@ -263,7 +264,7 @@ def _os(doc: Any) -> OsInfo:
 
 def _hotfixes(top: _Reader, items: list) -> tuple[str, ...]:
     for index, item in enumerate(items):
-        if not isinstance(item, str) or not _KB_RE.match(item.upper()):
+        if not isinstance(item, str) or not _KB_RE.fullmatch(item.upper()):
             raise FactsError(f"hotfixes[{index}]", "expected a KB number such as KB3140245")
     return tuple(item.upper() for item in items)
 
@@ -273,7 +274,7 @@ def _powershell(doc: Any) -> PowerShellInfo:
     versions = {}
     for name in ("windows_powershell", "pwsh"):
         value = r.get(name, (str,), nullable=True)
-        if value is not None and not re.fullmatch(r"\d{1,3}(\.\d{1,6}){1,3}", value):
+        if value is not None and not re.fullmatch(r"\d{1,3}(\.\d{1,6}){1,3}", value, re.ASCII):
             raise FactsError(f"powershell.{name}", f"expected a version such as 5.1.14409.1005, got {value[:40]!r}")
         versions[name] = value
     return PowerShellInfo(**versions)
@@ -315,7 +316,7 @@ def _observed(doc: Any) -> Observed | None:
         p = _Reader(item, f"observed.probes[{index}]", ("endpoint", "mode", "ok"),
                     optional=("protocol", "cipher", "error"))
         endpoint = p.get("endpoint", (str,))
-        if not _ENDPOINT_RE.match(endpoint):
+        if not _ENDPOINT_RE.fullmatch(endpoint):
             raise FactsError(p.field("endpoint"), "expected host:port")
         mode = p.get("mode", (str,))
         if mode not in PROBE_MODES:

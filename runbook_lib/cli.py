@@ -7,13 +7,16 @@ line on stderr, never a traceback, never a credential.
 from __future__ import annotations
 
 import argparse
+import math
 import sys
+import warnings
 from pathlib import Path
 from typing import Callable, Sequence
 
 from . import __version__, facts as facts_module
 from .engine import DEFAULT_PROFILE, assess
 from .errors import InputError, RunbookError, one_line
+from .files import output_file, output_folder
 from .plan import RemediationPlan
 from .remote.transport import AUTH_METHODS
 from .target import DEFAULT_ENDPOINTS
@@ -22,6 +25,24 @@ from .verdict import PROFILES
 EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT = 0, 1, 2
 # Errors a notebook run reports by name: these mean bad input, as they do when raised here.
 _BAD_INPUT_ERRORS = frozenset(cls.__name__ for cls in (InputError, *InputError.__subclasses__()))
+
+
+_WEEK_S = 7 * 24 * 3600
+
+
+def _bounded(kind: type, low: float, high: float) -> Callable[[str], float]:
+    """An argparse type: a finite number of ``kind`` from ``low`` to ``high`` (``nan``, ``inf`` and negatives are
+    refused with the bounds in the message)."""
+    def parse(text: str):
+        try:
+            value = kind(text)
+        except (ValueError, OverflowError):
+            noun = "an integer" if kind is int else "a number"
+            raise argparse.ArgumentTypeError(f"{one_line(repr(text), 40)} is not {noun}") from None
+        if not (math.isfinite(value) and low <= value <= high):
+            raise argparse.ArgumentTypeError(f"must be a number from {low:g} to {high:g}")
+        return value
+    return parse
 
 
 class _Parser(argparse.ArgumentParser):
@@ -41,6 +62,10 @@ def _cmd_assess(args: argparse.Namespace) -> int:
 
 
 def _cmd_plan(args: argparse.Namespace) -> int:
+    output_file(args.reg_out, "--reg-out")
+    output_file(args.rollback_out, "--rollback-out")
+    if args.reg_out.resolve() == args.rollback_out.resolve():
+        raise InputError("--reg-out and --rollback-out name the same file; the rollback would overwrite the fix")
     host_facts = facts_module.load(args.facts)
     verdict = assess(host_facts, args.profile)
     plan = RemediationPlan.from_verdict(verdict, host_facts)
@@ -64,9 +89,14 @@ def _target(args: argparse.Namespace):
 def _cmd_inspect(args: argparse.Namespace) -> int:
     from .steps import inspect_host
 
+    if args.output:
+        output_file(args.output, "-o")
     host_facts = inspect_host(_target(args), args.endpoint or DEFAULT_ENDPOINTS)
     if args.output:
-        host_facts.save(args.output)
+        try:
+            host_facts.save(args.output)
+        except OSError as exc:
+            raise InputError(f"cannot write {one_line(str(args.output), 120)}: {exc.strerror or exc}") from None
     else:
         sys.stdout.write(host_facts.dumps())
     return EXIT_OK
@@ -183,8 +213,10 @@ def _cmd_notebook(args: argparse.Namespace) -> int:
               "evidence_dir": str(args.evidence_dir or ""), "simulator_profile": args.simulator_profile}
     values.update({name: value for name, value in (("error_text", args.error_text),
                                                    ("session_fix_mode", args.session_fix_mode)) if value is not None})
-    result = run_headless(notebook_source(args.notebook), args.output, values, args.cell_timeout)
-    print(f"wrote {result.output}" + (f" and {result.html}" if result.html else ""))
+    kernel_log = args.output.with_suffix(".kernel.log")
+    result = run_headless(notebook_source(args.notebook), args.output, values, args.cell_timeout, kernel_log)
+    print(f"wrote {result.output}" + (f" and {result.html}" if result.html else "") +
+          (f" (kernel messages in {kernel_log})" if kernel_log.is_file() and kernel_log.stat().st_size else ""))
     if result.error_name is None:
         return EXIT_OK
     print(f"tls-runbook: error: {result.message}", file=sys.stderr)
@@ -194,7 +226,7 @@ def _cmd_notebook(args: argparse.Namespace) -> int:
 def _cmd_demo(args: argparse.Namespace) -> int:
     from .demo import run_demo
 
-    return run_demo(args.hosts, args.out, args.parallel)
+    return run_demo(args.hosts, output_folder(args.out, "--out"), args.parallel)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -235,7 +267,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--fleet", type=Path, metavar="DIR", help="run every profile (*.json) in DIR, one address each")
     p.add_argument("--list", action="store_true", help="name the built-in profiles")
     p.add_argument("--address", default="127.0.0.1", help="an address in 127.0.0.0/8 (default 127.0.0.1)")
-    p.add_argument("--port", type=int, default=5985)
+    p.add_argument("--port", type=_bounded(int, 0, 65535), default=5985, help="0: any free port")
     p.add_argument("--auth", choices=("ntlm", "basic"), default="ntlm")
     p.add_argument("--https", action="store_true", help="HTTPS with a certificate generated at start")
     p.add_argument("--strict", action="store_true", help="refuse Basic and unencrypted HTTP, as Windows does")
@@ -249,8 +281,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--profile", choices=PROFILES, default=DEFAULT_PROFILE)
     p.add_argument("--apply", action="store_true", help="write the registry changes (default: dry run)")
     p.add_argument("--reboot", action="store_true", help="reboot hosts that need it, then verify")
-    p.add_argument("--parallel", type=int, default=4)
-    p.add_argument("--timeout", type=float, default=1800.0, help="per-host wall-clock limit in seconds")
+    p.add_argument("--parallel", type=_bounded(int, 1, 64), default=4)
+    p.add_argument("--timeout", type=_bounded(float, 1, _WEEK_S), default=1800.0,
+                   help="per-host wall-clock limit in seconds")
     p.add_argument("--out", type=Path, default=Path("evidence"))
     p.add_argument("--executor", choices=("local", "dask"), default="local")
     p.add_argument("--scheduler", help="tcp://HOST:PORT of an existing Dask scheduler")
@@ -283,19 +316,27 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--simulator-profile", default="win7_wmf51", help="built-in simulated host when no --target")
     p.add_argument("--error-text", help="notebook 01: the sign-in error text")
     p.add_argument("--session-fix-mode", choices=("bor", "pin"), help="notebook 04: bor (default) or pin")
-    p.add_argument("--cell-timeout", type=int, default=1800, metavar="SECONDS", help="per cell (default 1800)")
+    p.add_argument("--cell-timeout", type=_bounded(int, 1, _WEEK_S), default=1800, metavar="SECONDS",
+                   help="per cell (default 1800)")
     p.add_argument("-o", "--output", type=Path, required=True, help="executed .ipynb; the HTML goes next to it")
     p.set_defaults(run=_cmd_notebook)
 
     p = commands.add_parser("demo", help="run the whole runbook against a simulated fleet")
-    p.add_argument("--hosts", type=int, help="how many simulated hosts (default: one per built-in profile)")
+    p.add_argument("--hosts", type=_bounded(int, 1, 250), help="how many simulated hosts (default: one per built-in "
+                                                                 "profile)")
     p.add_argument("--out", type=Path, default=Path("evidence"))
-    p.add_argument("--parallel", type=int, default=4)
+    p.add_argument("--parallel", type=_bounded(int, 1, 64), default=4)
     p.set_defaults(run=_cmd_demo)
     return parser
 
 
+def _warn_in_one_line(message, category, filename, lineno, file=None, line=None) -> None:  # noqa: ANN001
+    """warnings.showwarning for the command line: ``tls-runbook: warning: ...``, no source location."""
+    print(f"tls-runbook: warning: {one_line(str(message))}", file=sys.stderr, flush=True)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
+    warnings.showwarning = _warn_in_one_line
     try:
         args = build_parser().parse_args(argv)
         run: Callable[[argparse.Namespace], int] = args.run

@@ -85,3 +85,9 @@ class RemoteScriptFailed(RemoteError):
 class CredentialError(InputError):
     """A credential reference could not be resolved (missing environment variable, keyring entry): what the operator
     set up is what needs fixing, so it is bad input (exit code 2) like any other."""
+
+
+# --- warnings -------------------------------------------------------------------------------------------------
+class SecurityWarning(UserWarning):
+    """A connection setting that is allowed but exposes the credential or the host's identity (Basic
+    authentication, certificate validation off). Said every time such a connection is set up; one line."""

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import getpass
 import json
+import math
 import multiprocessing
 import os
 import queue as queue_module
@@ -60,8 +61,8 @@ class RunOptions:
             raise InputError("--profile must be minimal or recommended")
         if not 1 <= self.parallel <= 64:
             raise InputError("--parallel must be between 1 and 64")
-        if self.timeout_s <= 0:
-            raise InputError("--timeout must be positive")
+        if not (math.isfinite(self.timeout_s) and self.timeout_s > 0):
+            raise InputError("--timeout must be a positive number of seconds")
         if self.executor not in ("local", "dask"):
             raise InputError("--executor must be local or dask")
         if self.scheduler and self.executor != "dask":

@@ -15,6 +15,7 @@ import contextlib
 import socket
 import subprocess
 import time
+import warnings
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from typing import Sequence
@@ -39,6 +40,7 @@ from runbook_lib.errors import (
     InputError,
     RedirectRefused,
     RemoteError,
+    SecurityWarning,
     TimedOut,
     one_line,
 )
@@ -169,6 +171,13 @@ class WinRMTransport(Transport):
         )
         self._sleep = time.sleep
         self._clock = time.monotonic
+        if auth == "basic":
+            protection = "only TLS protects it" if https else "over http nothing protects it"
+            warnings.warn(f"{self.endpoint}: Basic authentication sends the password itself with every request; "
+                          f"{protection}", SecurityWarning, stacklevel=2)
+        if https and not validate_certificate:
+            warnings.warn(f"{self.endpoint}: certificate validation is off, so any machine on the path can pose as "
+                          "this host and receive the logon", SecurityWarning, stacklevel=2)
 
     def __repr__(self) -> str:
         return f"WinRMTransport({self.endpoint!r}, auth={self.auth!r})"

@@ -17,6 +17,7 @@ import math
 import multiprocessing
 import os
 import queue as queue_module
+import re
 import sys
 import tempfile
 import time
@@ -27,7 +28,8 @@ from pathlib import Path
 from typing import Callable
 
 from . import __version__, evidence, report
-from .errors import InputError
+from .errors import InputError, RunbookError, one_line
+from .facts import host_problem
 
 NOTEBOOKS = {"01": "01_cause", "02": "02_os_check", "03": "03_registry_remediation",
              "04": "04_powershell_session_fix"}
@@ -67,7 +69,14 @@ class RunOptions:
             raise InputError("--executor must be local or dask")
         if self.scheduler and self.executor != "dask":
             raise InputError("--scheduler goes with --executor dask")
+        if self.scheduler and not _is_scheduler_address(self.scheduler):
+            raise InputError("--scheduler must look like tcp://HOST:PORT (or tls://HOST:PORT)")
         return self
+
+
+def _is_scheduler_address(text: str) -> bool:
+    match = re.fullmatch(r"(?:tcp|tls)://([A-Za-z0-9_.-]{1,253}):(\d{1,5})", text, re.ASCII)
+    return match is not None and host_problem(match[1]) is None and 1 <= int(match[2]) <= 65535
 
 
 def notebooks_folder(explicit: Path | str | None = None) -> Path:
@@ -283,7 +292,11 @@ def _run_dask(hosts: list[str], inventory: str, folder: str, staging: str, optio
     cluster = None if options.scheduler else LocalCluster(n_workers=options.parallel, threads_per_worker=1,
                                                           processes=True, dashboard_address=None)
     try:
-        with Client(options.scheduler or cluster) as client:
+        try:
+            client = Client(options.scheduler or cluster)
+        except OSError as exc:  # distributed says "Timed out trying to connect to ..." and names the address
+            raise RunbookError(f"cannot reach the Dask scheduler: {one_line(str(exc), 200)}") from None
+        with client:
             futures = {client.submit(run_host, host, inventory, folder, staging, asdict(options), pure=False): host
                        for host in hosts}
             results = {}

@@ -51,6 +51,10 @@ CASES = {
     # numbers
     "--parallel zero": ["run", "--inventory", "inventory.yml", "--parallel", "0"],
     "--parallel not an integer": ["run", "--inventory", "inventory.yml", "--parallel", "1e3"],
+    "--scheduler with a port that is not a number": ["run", "--inventory", "inventory.yml", "--executor", "dask",
+                                                     "--scheduler", "tcp://127.0.0.1:port"],
+    "--scheduler of another scheme": ["run", "--inventory", "inventory.yml", "--executor", "dask",
+                                      "--scheduler", "http://127.0.0.1:8786"],
     "--cell-timeout negative": ["notebook", "02", "-o", "out.ipynb", "--cell-timeout", "-1"],
     "--cell-timeout nan": ["notebook", "02", "-o", "out.ipynb", "--cell-timeout", "nan"],
     "demo --hosts zero": ["demo", "--hosts", "0"],
@@ -129,3 +133,12 @@ def test_bad_input_is_one_line_and_exit_2(case, workdir, busy_port):
     assert "Traceback" not in result.stderr and result.stdout == ""
     assert SECRET not in result.stderr
     assert sorted(p.name for p in workdir.iterdir()) == before, "nothing is written"
+
+
+def test_an_unreachable_dask_scheduler_is_one_line_and_exit_1(workdir, tmp_path):
+    env = {**os.environ, **ALL_VARIABLES, "DASK_DISTRIBUTED__COMM__TIMEOUTS__CONNECT": "2s"}
+    result = subprocess.run([sys.executable, "-m", "runbook_lib.cli", "run", "--inventory", "inventory.yml",
+                             "--executor", "dask", "--scheduler", "tcp://127.0.0.1:9", "--out", str(tmp_path)],
+                            capture_output=True, text=True, cwd=workdir, env=env, timeout=120)
+    assert result.returncode == 1 and "Traceback" not in result.stderr
+    assert result.stderr.splitlines()[-1].startswith("tls-runbook: error: cannot reach the Dask scheduler")

@@ -2,7 +2,8 @@
 echo of a password, nothing started, nothing written.
 
 Each case is a command line run as an operator runs it (a separate process), in a folder of its own that holds a
-few prepared files: ``a-file``, ``a-folder.ipynb``, ``bad.ipynb``, ``inventory.yml`` (host ``web01``), ``facts.json``.
+few prepared files: ``a-file``, ``a-folder.ipynb``, ``bad.ipynb``, ``inventory.yml`` (host ``web01``), ``facts.json``,
+``huge.json`` (30 MB) and a simulator fleet folder whose profile is nested 100,000 deep.
 """
 
 from __future__ import annotations
@@ -89,6 +90,7 @@ CASES = {
     "evidence verify on a file": ["evidence", "verify", "a-file"],
     "notebook that is huge": ["notebook", "huge.ipynb", "-o", "out.ipynb"],
     "notebook --evidence-dir a file": ["notebook", "02", "--evidence-dir", "a-file", "-o", "out.ipynb"],
+    "simulator profile nested too deeply": ["simulate", "--fleet", "nested-fleet", "--port", "0"],
 }
 
 NEEDS_NO_CREDENTIAL = {"unset credential variable"}
@@ -108,6 +110,8 @@ def workdir(tmp_path_factory):
     with (folder / "huge.json").open("wb") as handle:
         handle.truncate(30 * 1024 * 1024)
     (folder / "huge.ipynb").symlink_to(folder / "huge.json")
+    (folder / "nested-fleet").mkdir()
+    (folder / "nested-fleet" / "deep.json").write_text("[" * 100_000)
     return folder
 
 

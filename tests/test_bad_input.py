@@ -37,6 +37,8 @@ CASES = {
     "demo --out a file": ["demo", "--hosts", "1", "--out", "a-file"],
     "demo --out under a file": ["demo", "--hosts", "1", "--out", "a-file/evidence"],
     "unset credential variable": ["inspect", URL],
+    "run with an unset credential variable": ["run", "--inventory", "inventory.yml", "--out", "a-folder.ipynb"],
+    "simulate with its variables unset": ["simulate", "--profile", "win7_wmf51", "--port", "0"],
     "url with user info": ["inspect", f"http://svc:{SECRET}@127.0.0.1:9/wsman"],
     "url with user info and a bad port": ["inspect", f"http://svc:{SECRET}@127.0.0.1:port/wsman"],
     "user info without a scheme": ["inspect", f"svc:{SECRET}@127.0.0.1"],
@@ -93,7 +95,8 @@ CASES = {
     "simulator profile nested too deeply": ["simulate", "--fleet", "nested-fleet", "--port", "0"],
 }
 
-NEEDS_NO_CREDENTIAL = {"unset credential variable"}
+NEEDS_NO_CREDENTIAL = {"unset credential variable", "run with an unset credential variable",
+                       "simulate with its variables unset"}
 
 
 @pytest.fixture(scope="module")

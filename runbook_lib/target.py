@@ -50,7 +50,7 @@ def parse_winrm_url(url: str) -> tuple[str, str, int]:
         parts = urlsplit(url)
         port = parts.port
     except ValueError:
-        raise InputError("target is not a WinRM URL: its port is not a number from 1 to 65535") from None
+        raise InputError("target is not a WinRM URL: its host or port cannot be read") from None
     if parts.scheme not in ("http", "https") or not parts.hostname or parts.path.strip("/") not in ("", "wsman") \
             or parts.query or parts.fragment or port == 0:
         raise InputError("target URL must look like http://HOST:5985/wsman or https://HOST:5986/wsman")

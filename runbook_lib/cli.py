@@ -7,19 +7,42 @@ line on stderr, never a traceback, never a credential.
 from __future__ import annotations
 
 import argparse
+import math
 import sys
+import warnings
 from pathlib import Path
 from typing import Callable, Sequence
 
 from . import __version__, facts as facts_module
 from .engine import DEFAULT_PROFILE, assess
-from .errors import InputError, RunbookError
+from .errors import InputError, RunbookError, one_line
+from .files import output_file, output_folder
 from .plan import RemediationPlan
 from .remote.transport import AUTH_METHODS
 from .target import DEFAULT_ENDPOINTS
 from .verdict import PROFILES
 
 EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT = 0, 1, 2
+# Errors a notebook run reports by name: these mean bad input, as they do when raised here.
+_BAD_INPUT_ERRORS = frozenset(cls.__name__ for cls in (InputError, *InputError.__subclasses__()))
+
+
+_WEEK_S = 7 * 24 * 3600
+
+
+def _bounded(kind: type, low: float, high: float) -> Callable[[str], float]:
+    """An argparse type: a finite number of ``kind`` from ``low`` to ``high`` (``nan``, ``inf`` and negatives are
+    refused with the bounds in the message)."""
+    def parse(text: str):
+        try:
+            value = kind(text)
+        except (ValueError, OverflowError):
+            noun = "an integer" if kind is int else "a number"
+            raise argparse.ArgumentTypeError(f"{one_line(repr(text), 40)} is not {noun}") from None
+        if not (math.isfinite(value) and low <= value <= high):
+            raise argparse.ArgumentTypeError(f"must be a number from {low:g} to {high:g}")
+        return value
+    return parse
 
 
 class _Parser(argparse.ArgumentParser):
@@ -39,6 +62,10 @@ def _cmd_assess(args: argparse.Namespace) -> int:
 
 
 def _cmd_plan(args: argparse.Namespace) -> int:
+    output_file(args.reg_out, "--reg-out")
+    output_file(args.rollback_out, "--rollback-out")
+    if args.reg_out.resolve() == args.rollback_out.resolve():
+        raise InputError("--reg-out and --rollback-out name the same file; the rollback would overwrite the fix")
     host_facts = facts_module.load(args.facts)
     verdict = assess(host_facts, args.profile)
     plan = RemediationPlan.from_verdict(verdict, host_facts)
@@ -74,9 +101,14 @@ def _add_record_option(parser: argparse.ArgumentParser) -> None:
 def _cmd_inspect(args: argparse.Namespace) -> int:
     from .steps import inspect_host
 
+    if args.output:
+        output_file(args.output, "-o")
     host_facts = inspect_host(_target(args), args.endpoint or DEFAULT_ENDPOINTS)
     if args.output:
-        host_facts.save(args.output)
+        try:
+            host_facts.save(args.output)
+        except OSError as exc:
+            raise InputError(f"cannot write {one_line(str(args.output), 120)}: {exc.strerror or exc}") from None
     else:
         sys.stdout.write(host_facts.dumps())
     return EXIT_OK
@@ -91,7 +123,7 @@ def _cmd_probe(args: argparse.Namespace) -> int:
 
 
 def _cmd_simulate(args: argparse.Namespace) -> int:
-    from .remote.credentials import resolve_credential
+    from .remote.credentials import simulator_credential
     from .simulator import fleet
     from .simulator.host import builtin_profile, builtin_profile_names
 
@@ -102,7 +134,7 @@ def _cmd_simulate(args: argparse.Namespace) -> int:
     if args.fleet is None and not args.profile:
         raise InputError("simulate needs --profile NAME, --fleet DIR or --list")
     profiles = fleet.load_profiles(args.fleet) if args.fleet is not None else [builtin_profile(args.profile)]
-    credential = resolve_credential()
+    credential = simulator_credential()
     options = dict(port=args.port, auth=args.auth, https=args.https, strict=args.strict)
     accounts = [(credential.username, credential.password)]
     if args.fleet is not None:
@@ -154,8 +186,13 @@ def _cmd_evidence_verify(args: argparse.Namespace) -> int:
     from . import evidence
 
     manifest = evidence.load_manifest(args.folder)
-    secrets = evidence.secrets_from_environment(manifest.get("credential_references", []))
+    references = [r for r in manifest.get("credential_references", []) if isinstance(r, str)]
+    secrets = evidence.secrets_from_environment(references)
     result = evidence.verify(args.folder, secrets)
+    if secrets:  # with none at all, the result says the whole scan was skipped
+        for reference in references:
+            if not evidence.secrets_from_environment([reference]):
+                print(f"leak scan: no value at hand for {one_line(reference, 80)}; its secret was not looked for")
     print("\n".join(result.lines()))
     return EXIT_OK if result.ok else EXIT_FAILED
 
@@ -190,12 +227,14 @@ def _cmd_notebook(args: argparse.Namespace) -> int:
               "record": str(args.record or "")}
     values.update({name: value for name, value in (("error_text", args.error_text),
                                                    ("session_fix_mode", args.session_fix_mode)) if value is not None})
-    result = run_headless(notebook_source(args.notebook), args.output, values, args.cell_timeout)
-    print(f"wrote {result.output}" + (f" and {result.html}" if result.html else ""))
+    kernel_log = args.output.with_suffix(".kernel.log")
+    result = run_headless(notebook_source(args.notebook), args.output, values, args.cell_timeout, kernel_log)
+    print(f"wrote {result.output}" + (f" and {result.html}" if result.html else "") +
+          (f" (kernel messages in {kernel_log})" if kernel_log.is_file() and kernel_log.stat().st_size else ""))
     if result.error_name is None:
         return EXIT_OK
     print(f"tls-runbook: error: {result.message}", file=sys.stderr)
-    return EXIT_BAD_INPUT if result.error_name in ("InputError", "FactsError", "RegFileError") else EXIT_FAILED
+    return EXIT_BAD_INPUT if result.error_name in _BAD_INPUT_ERRORS else EXIT_FAILED
 
 
 def _cmd_recordings_make(args: argparse.Namespace) -> int:
@@ -235,7 +274,7 @@ def _cmd_recordings_replay(args: argparse.Namespace) -> int:
 def _cmd_demo(args: argparse.Namespace) -> int:
     from .demo import run_demo
 
-    return run_demo(args.hosts, args.out, args.parallel)
+    return run_demo(args.hosts, output_folder(args.out, "--out"), args.parallel)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -271,12 +310,13 @@ def build_parser() -> argparse.ArgumentParser:
         _add_record_option(p)
         p.set_defaults(run=run)
 
-    p = commands.add_parser("simulate", help="run simulated Windows hosts (WinRM on loopback) in the foreground")
+    p = commands.add_parser("simulate", help="run simulated Windows hosts (WinRM on loopback) in the foreground; they "
+                                             "accept the account in TLS_RUNBOOK_SIM_USER / TLS_RUNBOOK_SIM_PASSWORD")
     p.add_argument("--profile", help="a built-in profile (see --list)")
     p.add_argument("--fleet", type=Path, metavar="DIR", help="run every profile (*.json) in DIR, one address each")
     p.add_argument("--list", action="store_true", help="name the built-in profiles")
     p.add_argument("--address", default="127.0.0.1", help="an address in 127.0.0.0/8 (default 127.0.0.1)")
-    p.add_argument("--port", type=int, default=5985)
+    p.add_argument("--port", type=_bounded(int, 0, 65535), default=5985, help="0: any free port")
     p.add_argument("--auth", choices=("ntlm", "basic"), default="ntlm")
     p.add_argument("--https", action="store_true", help="HTTPS with a certificate generated at start")
     p.add_argument("--strict", action="store_true", help="refuse Basic and unencrypted HTTP, as Windows does")
@@ -290,8 +330,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--profile", choices=PROFILES, default=DEFAULT_PROFILE)
     p.add_argument("--apply", action="store_true", help="write the registry changes (default: dry run)")
     p.add_argument("--reboot", action="store_true", help="reboot hosts that need it, then verify")
-    p.add_argument("--parallel", type=int, default=4)
-    p.add_argument("--timeout", type=float, default=1800.0, help="per-host wall-clock limit in seconds")
+    p.add_argument("--parallel", type=_bounded(int, 1, 64), default=4)
+    p.add_argument("--timeout", type=_bounded(float, 1, _WEEK_S), default=1800.0,
+                   help="per-host wall-clock limit in seconds")
     p.add_argument("--out", type=Path, default=Path("evidence"))
     p.add_argument("--executor", choices=("local", "dask"), default="local")
     p.add_argument("--scheduler", help="tcp://HOST:PORT of an existing Dask scheduler")
@@ -325,7 +366,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--simulator-profile", default="win7_wmf51", help="built-in simulated host when no --target")
     p.add_argument("--error-text", help="notebook 01: the sign-in error text")
     p.add_argument("--session-fix-mode", choices=("bor", "pin"), help="notebook 04: bor (default) or pin")
-    p.add_argument("--cell-timeout", type=int, default=1800, metavar="SECONDS", help="per cell (default 1800)")
+    p.add_argument("--cell-timeout", type=_bounded(int, 1, _WEEK_S), default=1800, metavar="SECONDS",
+                   help="per cell (default 1800)")
     p.add_argument("-o", "--output", type=Path, required=True, help="executed .ipynb; the HTML goes next to it")
     p.add_argument("--record", type=Path, metavar="DIR", help="save every WinRM request and response (decrypted "
                                                               "SOAP, credentials removed) in DIR")
@@ -347,9 +389,10 @@ def build_parser() -> argparse.ArgumentParser:
     r.set_defaults(run=_cmd_recordings_replay)
 
     p = commands.add_parser("demo", help="run the whole runbook against a simulated fleet")
-    p.add_argument("--hosts", type=int, help="how many simulated hosts (default: one per built-in profile)")
+    p.add_argument("--hosts", type=_bounded(int, 1, 250), help="how many simulated hosts (default: one per built-in "
+                                                                 "profile)")
     p.add_argument("--out", type=Path, default=Path("evidence"))
-    p.add_argument("--parallel", type=int, default=4)
+    p.add_argument("--parallel", type=_bounded(int, 1, 64), default=4)
     p.set_defaults(run=_cmd_demo)
 
     from .scope.command import add_parser as add_scope_parser
@@ -358,7 +401,13 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _warn_in_one_line(message, category, filename, lineno, file=None, line=None) -> None:  # noqa: ANN001
+    """warnings.showwarning for the command line: ``tls-runbook: warning: ...``, no source location."""
+    print(f"tls-runbook: warning: {one_line(str(message))}", file=sys.stderr, flush=True)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
+    warnings.showwarning = _warn_in_one_line
     try:
         args = build_parser().parse_args(argv)
         run: Callable[[argparse.Namespace], int] = args.run

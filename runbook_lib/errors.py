@@ -65,6 +65,11 @@ class EncryptionRequired(RemoteError):
     """The host refuses unencrypted WinRM (AllowUnencrypted=false): use NTLM/Kerberos or HTTPS."""
 
 
+class RedirectRefused(RemoteError):
+    """The listener answered with an HTTP redirect. WinRM endpoints do not redirect; following one would send the
+    logon to, and read facts from (or apply changes to), a host other than the one the evidence names."""
+
+
 class CertificateInvalid(RemoteError):
     """The HTTPS listener's certificate did not validate against the trusted CAs."""
 
@@ -96,5 +101,12 @@ class RemoteScriptFailed(RemoteError):
     """A runbook script ran on the host and reported an error (its own text, never the credentials)."""
 
 
-class CredentialError(RunbookError):
-    """A credential reference could not be resolved (missing environment variable, keyring entry)."""
+class CredentialError(InputError):
+    """A credential reference could not be resolved (missing environment variable, keyring entry): what the operator
+    set up is what needs fixing, so it is bad input (exit code 2) like any other."""
+
+
+# --- warnings -------------------------------------------------------------------------------------------------
+class SecurityWarning(UserWarning):
+    """A connection setting that is allowed but exposes the credential or the host's identity (Basic
+    authentication, certificate validation off). Said every time such a connection is set up; one line."""

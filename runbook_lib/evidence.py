@@ -1,13 +1,12 @@
 """Evidence bundles: one folder per run, a manifest with the SHA-256 of every file, and a verifier.
 
 An auditor gets the folder; ``tls-runbook evidence verify DIR`` recomputes every hash and names each file that
-changed, is missing or was added. Credentials never belong in a bundle: :class:`Scrubber` removes them from every
-file before it enters the bundle, and the verifier fails if any encoding of a credential value is found anyway.
+changed, is missing or was added. Credentials never belong in a bundle: the :class:`~runbook_lib.scrub.Scrubber`
+removes them from every file before it enters the bundle, and the verifier fails if it finds one anyway.
 """
 
 from __future__ import annotations
 
-import base64
 import hashlib
 import json
 import os
@@ -16,11 +15,13 @@ from pathlib import Path
 from typing import Iterable
 
 from .errors import InputError
+from .scrub import REDACTED, Scrubber
+
+__all__ = ["MANIFEST", "MANIFEST_SCHEMA", "REDACTED", "Scrubber", "VerifyResult", "bundle_files", "load_manifest",
+           "secrets_from_environment", "sha256_file", "verify", "write_manifest"]
 
 MANIFEST = "manifest.json"
 MANIFEST_SCHEMA = "tls-runbook/evidence-manifest/v1"
-REDACTED = "[REDACTED]"
-_MIN_SECRET = 4  # shorter values would match ordinary text everywhere
 
 
 def sha256_file(path: Path) -> str:
@@ -29,49 +30,6 @@ def sha256_file(path: Path) -> str:
         for block in iter(lambda: handle.read(1 << 20), b""):
             digest.update(block)
     return digest.hexdigest()
-
-
-def secret_encodings(secret: str) -> list[bytes]:
-    """Every form in which papermill, nbformat, Python or a .reg file could have written ``secret``."""
-    forms = {secret, repr(secret)[1:-1], json.dumps(secret)[1:-1], secret.encode("unicode_escape").decode()}
-    encoded: set[bytes] = set()
-    for text in forms:
-        encoded.add(text.encode("utf-8"))
-        encoded.add(text.encode("utf-16-le"))
-    for raw in (secret.encode("utf-8"), secret.encode("utf-16-le")):
-        b64 = base64.b64encode(raw)
-        encoded.add(b64.rstrip(b"="))
-        encoded.add(base64.urlsafe_b64encode(raw).rstrip(b"="))
-    return sorted((e for e in encoded if len(e) >= _MIN_SECRET), key=len, reverse=True)
-
-
-class Scrubber:
-    """Replaces credential values in files before they are copied into a bundle."""
-
-    def __init__(self, secrets: Iterable[str]):
-        self.patterns = [(e, self._replacement(e)) for s in secrets if s and len(s) >= _MIN_SECRET
-                         for e in secret_encodings(s)]
-
-    @staticmethod
-    def _replacement(encoded: bytes) -> bytes:
-        utf16 = len(encoded) > 1 and encoded[1:2] == b"\x00"
-        return REDACTED.encode("utf-16-le") if utf16 else REDACTED.encode()
-
-    def scrub_bytes(self, data: bytes) -> tuple[bytes, int]:
-        hits = 0
-        for pattern, replacement in self.patterns:
-            count = data.count(pattern)
-            if count:
-                hits += count
-                data = data.replace(pattern, replacement)
-        return data, hits
-
-    def copy(self, source: Path, destination: Path) -> int:
-        """Copy one file, scrubbed; returns how many secret occurrences were removed."""
-        data, hits = self.scrub_bytes(source.read_bytes())
-        destination.parent.mkdir(parents=True, exist_ok=True)
-        destination.write_bytes(data)
-        return hits
 
 
 def bundle_files(root: Path) -> list[Path]:
@@ -95,6 +53,7 @@ class VerifyResult:
     added: list[str] = field(default_factory=list)
     secrets_found: list[str] = field(default_factory=list)
     checked: int = 0
+    leak_scan: bool = True  # False: no credential value was at hand, so nothing was looked for
 
     @property
     def ok(self) -> bool:
@@ -103,6 +62,9 @@ class VerifyResult:
     def lines(self) -> list[str]:
         out = [f"changed: {p}" for p in self.changed] + [f"missing: {p}" for p in self.missing]
         out += [f"added: {p}" for p in self.added] + [f"credential found in: {p}" for p in self.secrets_found]
+        if not self.leak_scan:
+            out.append("leak scan SKIPPED: no credential value at hand (set the variables the manifest's "
+                       "credential_references name, then verify again)")
         out.append(f"{'OK' if self.ok else 'FAILED'}: {self.checked} file(s) checked in {self.root}")
         return out
 
@@ -126,7 +88,8 @@ def verify(root: Path | str, secrets: Iterable[str] = ()) -> VerifyResult:
     result = VerifyResult(root)
     expected: dict[str, str] = manifest["files"]
     present = {p.relative_to(root).as_posix(): p for p in bundle_files(root)}
-    patterns = [e for s in secrets if s and len(s) >= _MIN_SECRET for e in secret_encodings(s)]
+    scrubber = Scrubber(secrets)
+    result.leak_scan = scrubber.active
     for name in sorted(expected):
         if name not in present:
             result.missing.append(name)
@@ -134,8 +97,7 @@ def verify(root: Path | str, secrets: Iterable[str] = ()) -> VerifyResult:
             result.changed.append(name)
     result.added = sorted(set(present) - set(expected))
     for name in sorted(present):
-        data = present[name].read_bytes()
-        if any(pattern in data for pattern in patterns):
+        if scrubber.active and scrubber.contains(present[name].read_bytes()):
             result.secrets_found.append(name)
         result.checked += 1
     return result

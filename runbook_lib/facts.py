@@ -24,10 +24,11 @@ ARCHITECTURES = ("x64", "x86", "arm64")
 PROBE_MODES = ("tcp", "default", "tls12", "session", "app")
 PREFERENCE_ACTIONS = ("C", "R", "U", "D")  # Group Policy Preferences: create, replace, update, delete
 TARGETING = ("none", "uncertain")
-_HOST_RE = re.compile(r"^(?=.{1,253}$)[A-Za-z0-9_](?:[A-Za-z0-9_.-]*[A-Za-z0-9_])?$")
-_VERSION_RE = re.compile(r"^\d{1,5}\.\d{1,5}\.\d{1,6}(\.\d{1,6})?$")
-_KB_RE = re.compile(r"^KB\d{4,8}$")
-_ENDPOINT_RE = re.compile(r"^[A-Za-z0-9_.-]{1,253}:\d{1,5}$")
+# Used with fullmatch only: '$' would also accept a name ending in a newline. ASCII: '\d' is no Arabic digit.
+_HOST_RE = re.compile(r"(?=.{1,253}\Z)[A-Za-z0-9_](?:[A-Za-z0-9_.-]*[A-Za-z0-9_])?", re.ASCII)
+_VERSION_RE = re.compile(r"\d{1,5}\.\d{1,5}\.\d{1,6}(\.\d{1,6})?", re.ASCII)
+_KB_RE = re.compile(r"KB\d{4,8}", re.ASCII)
+_ENDPOINT_RE = re.compile(r"[A-Za-z0-9_.-]{1,253}:\d{1,5}", re.ASCII)
 MAX_NOTE_CHARS = 2000
 
 
@@ -35,7 +36,7 @@ def host_problem(host: object) -> str | None:
     """Why a host name cannot be used, or None: names end up in file names, URLs and evidence."""
     if not isinstance(host, str):
         return f"expected a string, got {type(host).__name__}"
-    if not _HOST_RE.match(host):
+    if not _HOST_RE.fullmatch(host):
         return "must be a DNS name or IPv4 address (letters, digits, '-', '_', '.'; at most 253 characters)"
     return None
 
@@ -352,7 +353,7 @@ def _os(doc: Any) -> OsInfo:
                 optional=("last_boot",))
     caption = r.string("caption", max_len=200)
     version = r.get("version", (str,))
-    if not _VERSION_RE.match(version):
+    if not _VERSION_RE.fullmatch(version):
         raise FactsError("os.version", f"expected a Windows version such as 6.1.7601, got {version[:40]!r}")
     service_pack = r.get("service_pack", (int,))
     if not 0 <= service_pack <= 9:
@@ -371,7 +372,7 @@ def _os(doc: Any) -> OsInfo:
 
 def _hotfixes(top: _Reader, items: list) -> tuple[str, ...]:
     for index, item in enumerate(items):
-        if not isinstance(item, str) or not _KB_RE.match(item.upper()):
+        if not isinstance(item, str) or not _KB_RE.fullmatch(item.upper()):
             raise FactsError(f"hotfixes[{index}]", "expected a KB number such as KB3140245")
     return tuple(item.upper() for item in items)
 
@@ -381,7 +382,7 @@ def _powershell(doc: Any) -> PowerShellInfo:
     versions = {}
     for name in ("windows_powershell", "pwsh"):
         value = r.get(name, (str,), nullable=True)
-        if value is not None and not re.fullmatch(r"\d{1,3}(\.\d{1,6}){1,3}", value):
+        if value is not None and not re.fullmatch(r"\d{1,3}(\.\d{1,6}){1,3}", value, re.ASCII):
             raise FactsError(f"powershell.{name}", f"expected a version such as 5.1.14409.1005, got {value[:40]!r}")
         versions[name] = value
     return PowerShellInfo(**versions)
@@ -436,7 +437,7 @@ def probe_from_dict(item: Any, where: str) -> Probe:
     p = _Reader(item, where, ("endpoint", "mode", "ok"), optional=("protocol", "cipher", "error",
                                                                    *OPTIONAL_PROBE_FIELDS))
     endpoint = p.get("endpoint", (str,))
-    if not _ENDPOINT_RE.match(endpoint):
+    if not _ENDPOINT_RE.fullmatch(endpoint):
         raise FactsError(p.field("endpoint"), "expected host:port")
     mode = p.get("mode", (str,))
     if mode not in PROBE_MODES:

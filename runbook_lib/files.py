@@ -1,8 +1,12 @@
-"""Reading operator-supplied files without trusting their size."""
+"""Reading operator-supplied files without trusting their size, and checking where output goes before any work."""
 
 from __future__ import annotations
 
+import os
+import tempfile
 from pathlib import Path
+
+from .errors import InputError, one_line
 
 
 class FileTooLarge(ValueError):
@@ -25,3 +29,50 @@ def decode_text(raw: bytes) -> str:
     if raw.startswith((b"\xff\xfe", b"\xfe\xff")):
         return raw.decode("utf-16")
     return raw.decode("utf-8-sig")
+
+
+def _shown(path: Path) -> str:
+    return one_line(repr(str(path)), 120)
+
+
+def output_file(path: Path, option: str, *, create_folder: bool = False) -> Path:
+    """``path``, once it is clear a file can be written there; checked before any work starts, so nothing runs (or
+    touches a host) whose result could not be saved. An existing file is replaced; its folder must exist unless
+    ``create_folder``."""
+    _refuse_nul(path, option)
+    try:
+        if path.is_dir():
+            raise InputError(f"{option} {_shown(path)} is a folder; name a file")
+        if create_folder:
+            output_folder(path.parent, option)
+        elif not path.parent.is_dir():
+            raise InputError(f"{option} {_shown(path)}: its folder does not exist")
+        writable = os.access(path.parent, os.W_OK) and (not path.exists() or os.access(path, os.W_OK))
+    except (OSError, ValueError) as exc:
+        raise InputError(f"{option} {_shown(path)} cannot be used: {_reason(exc)}") from None
+    if not writable:
+        raise InputError(f"{option} {_shown(path)} is not writable")
+    return path
+
+
+def output_folder(path: Path, option: str) -> Path:
+    """``path`` as a folder that exists (created if need be) and takes new files; checked by writing one."""
+    _refuse_nul(path, option)
+    if path.exists() and not path.is_dir():
+        raise InputError(f"{option} {_shown(path)} is a file, not a folder")
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=path):
+            pass
+    except (OSError, ValueError) as exc:
+        raise InputError(f"{option} {_shown(path)} cannot hold output: {_reason(exc)}") from None
+    return path
+
+
+def _refuse_nul(path: Path, option: str) -> None:
+    if "\x00" in str(path):
+        raise InputError(f"{option} {_shown(path)} contains a NUL character")
+
+
+def _reason(exc: Exception) -> str:
+    return one_line(exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc), 80)

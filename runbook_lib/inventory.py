@@ -29,6 +29,11 @@ from typing import Any
 
 import yaml
 
+try:  # the parser behind re: the tree a regular expression compiles from
+    from re import _parser as _sre_parse  # type: ignore[attr-defined]  # Python 3.11+
+except ImportError:  # pragma: no cover - Python 3.10
+    import sre_parse as _sre_parse  # type: ignore[no-redef]
+
 from .errors import InputError
 from .facts import host_problem
 from .files import FileTooLarge, decode_text, read_limited
@@ -37,6 +42,8 @@ from .remote.transport import AUTH_METHODS
 
 MAX_INVENTORY_BYTES = 5 * 1024 * 1024  # a 100,000-host inventory is about 5 MiB; anything bigger is a mistake
 MAX_HOSTS = 100_000  # bounds what a host range such as web[0:99999999] may expand to
+MAX_LIMIT_PATTERN = 2000
+MAX_LIMIT_REGEX = 200
 
 _AUTH_ALIASES = {"plaintext": "basic", "ssl": "basic"}  # pywinrm's names for Basic over http and over https
 _ENTRY_FIELDS = ("address", "port", "scheme", "auth", "credential", "username", "validate_certificate",
@@ -112,6 +119,8 @@ class Inventory:
             return list(self.hosts)
         if not isinstance(pattern, str):
             raise InputError("--limit must be a host pattern string")
+        if len(pattern) > MAX_LIMIT_PATTERN or not pattern.isprintable():
+            raise InputError(f"--limit must be one line of printable text, at most {MAX_LIMIT_PATTERN} characters")
         shown = _show(pattern)
         if "," not in pattern and _PATTERN_TERMS.sub("", pattern).strip(": \t"):
             raise InputError(f"--limit {shown}: unbalanced brackets; separate patterns with ',' instead of ':'")
@@ -139,10 +148,8 @@ class Inventory:
     def _matching(self, term: str, groups: dict[str, tuple[str, ...]]) -> set[int]:
         if term in ("all", "*"):
             return set(range(len(self.hosts)))
-        try:
-            regex = re.compile(term[1:] if term.startswith("~") else fnmatch.translate(term), re.IGNORECASE)
-        except re.error as exc:
-            raise InputError(f"--limit: {_show(term)} is not a regular expression: {exc.msg}") from None
+        # Globs are safe as translated (fnmatch emulates atomic groups); a ~regex is checked for backtracking first.
+        regex = _limit_regex(term[1:]) if term.startswith("~") else re.compile(fnmatch.translate(term), re.IGNORECASE)
         index = {host.name: i for i, host in enumerate(self.hosts)}
         matched = {i for name, i in index.items() if regex.match(name)}
         for group, names in groups.items():
@@ -175,6 +182,60 @@ def load_inventory(path: Path | str) -> Inventory:
 
 class _Problem(Exception):
     """A problem in the file; ``load_inventory`` adds the file name and turns it into an InputError."""
+
+
+_REPEATS = ("MAX_REPEAT", "MIN_REPEAT", "POSSESSIVE_REPEAT")
+_LONGEST_NAME = 253  # host and group names
+_MAX_WAYS = (_LONGEST_NAME + 1) ** 2  # two unbounded repetitions over the longest name
+
+
+def _limit_regex(text: str) -> re.Pattern[str]:
+    """A ``--limit ~regex``, refused when it could backtrack for long: Python's engine has no time limit, and
+    ``(a+)+$`` against a 30-character name takes minutes. Refused: a repetition or alternation inside a repetition
+    (``(a+)+``, ``(a|ab)*``), backreferences, and repetitions whose ranges multiply beyond a quadratic in the
+    longest name (``.*a.*a.*a`` is cubic; ``\\d{1,3}`` four times is 81 ways, fine)."""
+    shown = _show("~" + text)
+    if len(text) > MAX_LIMIT_REGEX:
+        raise InputError(f"--limit {shown}: a regular expression is at most {MAX_LIMIT_REGEX} characters")
+    try:
+        tree = _sre_parse.parse(text, re.IGNORECASE)
+        regex = re.compile(text, re.IGNORECASE)
+    except re.error as exc:
+        raise InputError(f"--limit: {shown} is not a regular expression: {exc.msg}") from None
+    ways = 1  # how many ways the repetitions can split a name, at most
+
+    def walk(items, inside_repeat: bool) -> None:
+        nonlocal ways
+        for op, argument in items:
+            name = str(op)
+            if name in ("GROUPREF", "GROUPREF_EXISTS"):
+                raise InputError(f"--limit {shown}: backreferences are not supported")
+            if name in _REPEATS and argument[1] > 1:
+                if inside_repeat:
+                    raise InputError(f"--limit {shown}: a repetition inside a repetition can take minutes; "
+                                     "simplify it (a glob such as web* often does)")
+                low, high = argument[0], min(argument[1], _LONGEST_NAME)
+                ways *= max(1, high - low + 1)
+                walk(argument[2], True)
+            elif name == "BRANCH":
+                if inside_repeat:
+                    raise InputError(f"--limit {shown}: a repeated alternation can take minutes; simplify it")
+                for branch in argument[1]:
+                    walk(branch, inside_repeat)
+            elif name in _REPEATS:
+                walk(argument[2], inside_repeat)
+            elif name == "SUBPATTERN":
+                walk(argument[-1], inside_repeat)
+            elif name in ("ASSERT", "ASSERT_NOT"):
+                walk(argument[1], inside_repeat)
+            elif name == "ATOMIC_GROUP":
+                walk(argument, inside_repeat)
+
+    walk(tree, False)
+    if ways > _MAX_WAYS:
+        raise InputError(f"--limit {shown}: too many repetitions (+, *, {{m,n}}) to match in reasonable time; "
+                         "use at most two unbounded ones")
+    return regex
 
 
 def _show(value: object) -> str:

@@ -76,6 +76,7 @@ from .errors import (
     one_line,
 )
 from .facts import HostFacts, Probe, host_problem
+from .files import FileTooLarge, output_file, read_limited
 from .plan import RemediationPlan
 from .remote.credentials import Credential
 from .steps import (SIMULATED_TEXT, ApplyReport, ProbeReport, apply_plan, html_table, inspect_host, reboot_and_wait,
@@ -149,13 +150,17 @@ def validate_parameters(**values: Any) -> Parameters:
             parse_winrm_url(target)
         else:
             problem = host_problem(target)
-            if problem:
-                raise InputError(f"target {one_line(repr(target), 60)} {problem}; or give a WinRM URL")
+            if problem:  # not echoed: it may be a URL without its scheme, user info included
+                raise InputError(f"target is neither a WinRM URL nor an inventory host name: a name {problem}")
             if not p["inventory"]:
                 raise InputError(f"target {target!r} is a host name: set inventory to the inventory file naming it")
     inventory = p["inventory"].strip()
     if inventory and not _is_file(inventory):
         raise InputError(f"inventory {one_line(inventory, 80)!r} is not a readable file")
+    if target and "://" not in target:
+        from .inventory import load_inventory
+
+        load_inventory(inventory).get(target)  # a name the inventory lacks is bad input before any kernel starts
     if p["profile"] not in PROFILES:
         raise InputError(f"profile must be one of {', '.join(PROFILES)}, got {one_line(repr(p['profile']), 40)}")
     if not target:
@@ -196,7 +201,7 @@ def _endpoints(value: Any) -> tuple[str, ...]:
     for item in items:
         text = item.strip() if isinstance(item, str) else ""
         host, sep, port = text.rpartition(":")
-        if not sep or host_problem(host) or not port.isdigit() or not 1 <= int(port) <= 65535:
+        if not sep or host_problem(host) or not re.fullmatch(r"\d{1,5}", port, re.ASCII) or not 1 <= int(port) <= 65535:
             raise InputError(f"endpoint {one_line(repr(item), 60)} must look like login.microsoftonline.com:443")
         endpoints.append(f"{host}:{int(port)}")
     if not endpoints:
@@ -314,13 +319,14 @@ def _text_table(rows: list[list[Any]]) -> str:
 
 # --- failures: a hint box naming the next notebook, then re-raise ---------------------------------------------
 _START = "00_start_here.ipynb"
-# (error class, advice, notebook to open next; None: the failed step's own suggestion)
+# (error class, advice, notebook to open next; None: the failed step's own suggestion); the first match wins, so a
+# subclass comes before its base.
 _HINTS: tuple[tuple[type[BaseException], str, str | None], ...] = (
-    (InputError, "A parameter or input file is wrong. Fix it in the parameters cell; 00_start_here.ipynb lists "
-                 "every parameter.", _START),
     (CredentialError, "The credential reference could not be resolved. Set TLS_RUNBOOK_USER and "
                       "TLS_RUNBOOK_PASSWORD in the environment that starts Jupyter, or fix the inventory's "
                       "credential entry.", _START),
+    (InputError, "A parameter or input file is wrong. Fix it in the parameters cell; 00_start_here.ipynb lists "
+                 "every parameter.", _START),
     (AuthenticationFailed, "The host refused the credentials or the authentication method. Check the account "
                            "(an administrator on the host) and the inventory's auth.", _START),
     (EncryptionRequired, "The host refuses unencrypted WinRM: use auth ntlm or kerberos, or an https:// target. "
@@ -1151,6 +1157,7 @@ def control_panel(params: Parameters) -> None:
 # --- headless: one notebook through papermill (``tls-runbook notebook``) -------------------------------------------
 START_TIMEOUT_S = 120  # a cold kernel on a busy jump host can take a while; a hung one must not block a run
 CELL_TIMEOUT_S = 1800  # the longest cell waits for a reboot, within steps.reboot_and_wait's own limits
+MAX_NOTEBOOK_BYTES = 20 * 1024 * 1024  # the runbook's notebooks are small; a huge one is a mistake or an attack
 
 
 @dataclass(frozen=True)
@@ -1177,9 +1184,49 @@ def notebook_source(name: str) -> Path:
     raise InputError("cannot find the runbook notebooks: run from the project folder or give a path to the .ipynb")
 
 
-def run_headless(source: Path, output: Path, values: dict, cell_timeout_s: int = CELL_TIMEOUT_S) -> HeadlessRun:
+@contextlib.contextmanager
+def _stderr_into(path: Path | None) -> Iterator[None]:
+    """File descriptor 2 points at ``path`` meanwhile, so processes started meanwhile (kernels) write there."""
+    if path is None:
+        yield
+        return
+    saved = os.dup(2)
+    try:
+        with path.open("ab") as log:
+            os.dup2(log.fileno(), 2)
+        yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+
+
+def _same_file(one: Path, other: Path) -> bool:
+    try:
+        return one.resolve() == other.resolve()
+    except (OSError, RuntimeError):
+        return False
+
+
+def _check_notebook(source: Path) -> None:
+    """A notebook file papermill can run: read and validated first, so a broken file is bad input, not a crash."""
+    import nbformat
+
+    try:
+        raw = read_limited(source, MAX_NOTEBOOK_BYTES)
+        nbformat.validate(nbformat.reads(raw.decode("utf-8"), as_version=4))
+    except FileTooLarge as exc:
+        raise InputError(f"notebook {source.name!r} is {exc}") from None
+    except OSError as exc:
+        raise InputError(f"notebook {source.name!r} cannot be read: {exc.strerror or exc}") from None
+    except Exception as exc:  # noqa: BLE001 - nbformat's readers and converters fail on malformed input in any way
+        raise InputError(f"notebook {source.name!r} is not a valid notebook ({type(exc).__name__})") from None
+
+
+def run_headless(source: Path, output: Path, values: dict, cell_timeout_s: int = CELL_TIMEOUT_S,
+                 kernel_log: Path | None = None) -> HeadlessRun:
     """papermill with the parameters checked first and timeouts set; the executed notebook, failed or not, also
-    becomes HTML next to it, because a partial notebook is evidence too."""
+    becomes HTML next to it, because a partial notebook is evidence too. With ``kernel_log``, what the kernel
+    process writes to stderr (its own warnings, a crash) goes to that file instead of this process's stderr."""
     import nbformat
     import papermill
     from nbconvert import HTMLExporter
@@ -1188,12 +1235,17 @@ def run_headless(source: Path, output: Path, values: dict, cell_timeout_s: int =
     if output.suffix != ".ipynb":
         raise InputError("the output must be an .ipynb file")
     validate_parameters(**values)
-    output.parent.mkdir(parents=True, exist_ok=True)
+    _check_notebook(source)
+    if _same_file(source, output):
+        raise InputError("-o names the notebook being run; write the executed copy somewhere else")
+    output_file(output, "-o", create_folder=True)
+    output_file(output.with_suffix(".html"), "-o (its HTML copy)")
     error_name = message = None
     try:
-        papermill.execute_notebook(str(source), str(output), parameters=values, kernel_name="python3",
-                                   progress_bar=False, start_timeout=START_TIMEOUT_S,
-                                   execution_timeout=cell_timeout_s)
+        with _stderr_into(kernel_log):
+            papermill.execute_notebook(str(source), str(output), parameters=values, kernel_name="python3",
+                                       progress_bar=False, start_timeout=START_TIMEOUT_S,
+                                       execution_timeout=cell_timeout_s)
     except PapermillExecutionError as exc:
         error_name, message = exc.ename, f"{source.name} failed in cell {exc.exec_count}: {exc.ename}: {exc.evalue}"
     except Exception as exc:  # noqa: BLE001 - kernel died or timed out; reported as a failed run, not a crash

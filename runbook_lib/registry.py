@@ -17,7 +17,7 @@ POLICIES_ROOT = "HKLM\\SOFTWARE\\Policies\\"
 RegData = Union[int, str, list]
 
 # A key path: HKLM\ then backslash-separated non-empty segments, printable, no control characters.
-_PATH_RE = re.compile(r"^HKLM(\\[^\\\x00-\x1f\x7f]+)+$", re.IGNORECASE)
+_PATH_RE = re.compile(r"HKLM(\\[^\\\x00-\x1f\x7f]+)+", re.IGNORECASE)  # fullmatch: '$' allows a final newline
 _MAX_PATH = 1024
 _MAX_NAME = 255
 
@@ -28,7 +28,7 @@ def path_problem(path: object) -> str | None:
         return f"expected a string, got {type(path).__name__}"
     if len(path) > _MAX_PATH:
         return f"longer than {_MAX_PATH} characters"
-    if not _PATH_RE.match(path):
+    if not _PATH_RE.fullmatch(path):
         return "must be a key path starting with HKLM\\ with no empty segments or control characters"
     return None
 

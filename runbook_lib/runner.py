@@ -13,9 +13,11 @@ from __future__ import annotations
 
 import getpass
 import json
+import math
 import multiprocessing
 import os
 import queue as queue_module
+import re
 import sys
 import tempfile
 import time
@@ -26,7 +28,8 @@ from pathlib import Path
 from typing import Callable
 
 from . import __version__, evidence, report
-from .errors import InputError
+from .errors import InputError, RunbookError, one_line
+from .facts import host_problem
 
 NOTEBOOKS = {"01": "01_cause", "02": "02_os_check", "03": "03_registry_remediation",
              "04": "04_powershell_session_fix"}
@@ -61,13 +64,20 @@ class RunOptions:
             raise InputError("--profile must be minimal or recommended")
         if not 1 <= self.parallel <= 64:
             raise InputError("--parallel must be between 1 and 64")
-        if self.timeout_s <= 0:
-            raise InputError("--timeout must be positive")
+        if not (math.isfinite(self.timeout_s) and self.timeout_s > 0):
+            raise InputError("--timeout must be a positive number of seconds")
         if self.executor not in ("local", "dask"):
             raise InputError("--executor must be local or dask")
         if self.scheduler and self.executor != "dask":
             raise InputError("--scheduler goes with --executor dask")
+        if self.scheduler and not _is_scheduler_address(self.scheduler):
+            raise InputError("--scheduler must look like tcp://HOST:PORT (or tls://HOST:PORT)")
         return self
+
+
+def _is_scheduler_address(text: str) -> bool:
+    match = re.fullmatch(r"(?:tcp|tls)://([A-Za-z0-9_.-]{1,253}):(\d{1,5})", text, re.ASCII)
+    return match is not None and host_problem(match[1]) is None and 1 <= int(match[2]) <= 65535
 
 
 def notebooks_folder(explicit: Path | str | None = None) -> Path:
@@ -301,7 +311,11 @@ def _run_dask(hosts: list[str], inventory: str, folder: str, staging: str, optio
     cluster = None if options.scheduler else LocalCluster(n_workers=options.parallel, threads_per_worker=1,
                                                           processes=True, dashboard_address=None)
     try:
-        with Client(options.scheduler or cluster) as client:
+        try:
+            client = Client(options.scheduler or cluster)
+        except OSError as exc:  # distributed says "Timed out trying to connect to ..." and names the address
+            raise RunbookError(f"cannot reach the Dask scheduler: {one_line(str(exc), 200)}") from None
+        with client:
             pending, futures = list(hosts), {}
 
             def submit_next() -> None:

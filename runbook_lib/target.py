@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from .errors import InputError
+from .errors import InputError, one_line
 from .facts import host_problem
 from .remote.credentials import DEFAULT_REFERENCE, Credential, resolve_credential
 from .remote.transport import AUTH_METHODS, Transport, WinRMTransport
@@ -35,13 +35,24 @@ class Target:
 
 
 def parse_winrm_url(url: str) -> tuple[str, str, int]:
-    """(scheme, host, port) of ``http(s)://host[:port]/wsman``; anything else is bad input."""
+    """(scheme, host, port) of ``http(s)://host[:port]/wsman``; anything else is bad input.
+
+    Errors never repeat the URL: it may hold a password (``user:password@``), which is refused before anything else,
+    so that it cannot reach a notebook parameter, an output or a log.
+    """
+    authority = url.partition("://")[2].split("/", 1)[0].split("?", 1)[0].split("#", 1)[0]
+    if "@" in authority:
+        raise InputError("target URL must not carry user info (user:password@); the credential comes from "
+                         "--credential, the inventory or a prompt")
+    if any(not ch.isprintable() or ch.isspace() for ch in url):
+        raise InputError("target URL contains spaces or control characters")
     try:
         parts = urlsplit(url)
         port = parts.port
     except ValueError:
-        raise InputError(f"target {url[:80]!r} is not a WinRM URL") from None
-    if parts.scheme not in ("http", "https") or not parts.hostname or parts.path.strip("/") not in ("", "wsman"):
+        raise InputError("target is not a WinRM URL: its host or port cannot be read") from None
+    if parts.scheme not in ("http", "https") or not parts.hostname or parts.path.strip("/") not in ("", "wsman") \
+            or parts.query or parts.fragment or port == 0:
         raise InputError("target URL must look like http://HOST:5985/wsman or https://HOST:5986/wsman")
     problem = host_problem(parts.hostname)
     if problem:
@@ -61,8 +72,11 @@ def connect(target: str, *, inventory: Path | str | None = None, credential: str
         chosen_auth, trust, validate = auth or "ntlm", ca_trust_path, True if validate_certificate is None \
             else validate_certificate
     else:
+        problem = host_problem(target)
+        if problem:  # not echoed: it may be a URL without its scheme, user info included
+            raise InputError(f"target is neither a WinRM URL nor an inventory host name: a name {problem}")
         if inventory is None:
-            raise InputError(f"target {target[:80]!r} is not a URL; name an inventory to look it up in")
+            raise InputError(f"target {target!r} is not a URL; name an inventory to look it up in")
         from .inventory import load_inventory
 
         entry = load_inventory(inventory).get(target)
@@ -73,6 +87,12 @@ def connect(target: str, *, inventory: Path | str | None = None, credential: str
         validate = entry.validate_certificate if validate_certificate is None else validate_certificate
     if chosen_auth not in AUTH_METHODS:
         raise InputError(f"auth must be one of {', '.join(AUTH_METHODS)}")
+    if ca_trust_path is not None and scheme != "https":
+        raise InputError(f"--ca-trust-path is for https targets; {name} is reached over http, where no "
+                         "certificate is checked")
+    trust = trust if scheme == "https" else None  # an inventory's group-wide CA path means nothing over http
+    if trust is not None and not _is_readable_path(trust):
+        raise InputError(f"CA bundle {one_line(repr(trust), 120)} is not a readable file or folder")
     if isinstance(credential, Credential):
         resolved = credential
     else:
@@ -81,6 +101,13 @@ def connect(target: str, *, inventory: Path | str | None = None, credential: str
                                validate_certificate=validate, ca_trust_path=trust,
                                operation_timeout_s=operation_timeout_s, read_timeout_s=read_timeout_s)
     return Target(name, transport, transport.endpoint)
+
+
+def _is_readable_path(text: str) -> bool:
+    try:
+        return "\x00" not in text and Path(text).exists()
+    except OSError:
+        return False
 
 
 def _with_user_hint(reference: str, username: str | None) -> str:

@@ -67,4 +67,4 @@ def test_plan_writes_fix_and_rollback_files(tmp_path, facts_path):
 def test_plan_into_a_missing_folder_is_one_line_bad_input(tmp_path, facts_path):
     result = run("plan", facts_path("win7_wmf51"), "--reg-out", tmp_path / "no" / "fix.reg",
                  "--rollback-out", tmp_path / "no" / "undo.reg")
-    assert result.returncode == 2 and "cannot write" in result.stderr and "Traceback" not in result.stderr
+    assert result.returncode == 2 and "its folder does not exist" in result.stderr and "Traceback" not in result.stderr

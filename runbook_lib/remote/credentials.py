@@ -4,6 +4,7 @@ References:
 
 ``env:PREFIX``
     ``PREFIX_USER`` and ``PREFIX_PASSWORD`` from the environment. The default is ``env:TLS_RUNBOOK``.
+    ``env:TLS_RUNBOOK_SIM`` is refused: those variables belong to the simulator (:func:`simulator_credential`).
 ``keyring:SERVICE/USER``
     The password stored in the system keyring for SERVICE and USER (``keyring set SERVICE USER``).
 ``keyring:SERVICE``
@@ -28,6 +29,9 @@ from typing import Callable, Mapping
 from runbook_lib.errors import CredentialError, InputError
 
 DEFAULT_REFERENCE = "env:TLS_RUNBOOK"
+# The accounts simulated hosts accept (TLS_RUNBOOK_SIM_USER / _PASSWORD). Kept apart from the runbook's own
+# variables, so a simulator never learns a production password and the runbook never logs on with a simulator's.
+SIMULATOR_PREFIX = "TLS_RUNBOOK_SIM"
 _PREFIX = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 _SCHEME = re.compile(r"[a-z]{1,16}")
 
@@ -56,6 +60,8 @@ def reference_problem(reference: object) -> str | None:
         return "credential reference must be a string"
     scheme, sep, rest = reference.partition(":")
     if scheme == "env" and sep:
+        if rest == SIMULATOR_PREFIX:
+            return f"env:{SIMULATOR_PREFIX} is the simulator's own account; the runbook never logs on with it"
         ok = _PREFIX.fullmatch(rest)
         return None if ok else "credential reference env:PREFIX needs a PREFIX of letters, digits and underscores"
     if scheme == "keyring" and sep:
@@ -107,6 +113,11 @@ def _from_prompt(user: str, ask_user: Callable[[str], str], ask_password: Callab
     if not password:
         raise CredentialError("no password entered")
     return Credential(username, password)
+
+
+def simulator_credential(environ: Mapping[str, str] | None = None) -> Credential:
+    """The account simulated hosts accept, from TLS_RUNBOOK_SIM_USER and TLS_RUNBOOK_SIM_PASSWORD only."""
+    return _from_env(SIMULATOR_PREFIX, os.environ if environ is None else environ)
 
 
 def resolve_credential(

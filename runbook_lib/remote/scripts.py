@@ -129,7 +129,7 @@ def _endpoints(op: str, field: str, value: Any) -> None:
         name, sep, port = _text(op, where, endpoint).rpartition(":")
         if not sep or host_problem(name):
             raise _fail(op, where, "must be name:port with a DNS name or IPv4 address")
-        if not (port.isascii() and port.isdigit()) or not 1 <= int(port) <= 65535:
+        if not re.fullmatch(r"\d{1,5}", port, re.ASCII) or not 1 <= int(port) <= 65535:
             raise _fail(op, where, "port must be 1-65535")
 
 

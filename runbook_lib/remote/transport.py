@@ -22,6 +22,7 @@ import warnings
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from typing import Sequence
+from urllib.parse import urljoin, urlsplit, urlunsplit
 
 import requests
 from winrm import transport as winrm_transport
@@ -41,7 +42,9 @@ from runbook_lib.errors import (
     HostUnreachable,
     InputError,
     QuotaExceeded,
+    RedirectRefused,
     RemoteError,
+    SecurityWarning,
     TimedOut,
     TlsVersionMismatch,
     one_line,
@@ -140,6 +143,26 @@ class Transport(ABC):
         """Compose, deliver and run one operation; return its result or raise a RunbookError."""
 
 
+class _NoRedirectTransport(winrm_transport.Transport):
+    """pywinrm's HTTP transport with redirects refused: requests raises TooManyRedirects at the first 3xx answer,
+    before anything (a logon included) is sent to the URL it points at."""
+
+    def _send_message_request(self, session: requests.Session, prepared_request: requests.PreparedRequest):
+        session.max_redirects = 0
+        return super()._send_message_request(session, prepared_request)
+
+
+def _redirect_target(response: requests.Response | None, endpoint: str) -> str:
+    """Where a redirect pointed, absolute, without user info, as one bounded line (the header is untrusted)."""
+    location = response.headers.get("Location", "") if response is not None else ""
+    try:
+        parts = urlsplit(urljoin(endpoint, location))
+        shown = urlunsplit(parts._replace(netloc=parts.netloc.rpartition("@")[2]))
+    except ValueError:
+        shown = location
+    return one_line(shown, 200) or "(no Location)"
+
+
 def _mentions_encryption(text: str | None) -> bool:
     lowered = (text or "").lower()
     return "unencrypted" in lowered or "allowunencrypted" in lowered
@@ -218,13 +241,20 @@ class WinRMTransport(Transport):
         )
         self._sleep = time.sleep
         self._clock = time.monotonic
+        if auth == "basic":
+            protection = "only TLS protects it" if https else "over http nothing protects it"
+            warnings.warn(f"{self.endpoint}: Basic authentication sends the password itself with every request; "
+                          f"{protection}", SecurityWarning, stacklevel=2)
+        if https and not validate_certificate:
+            warnings.warn(f"{self.endpoint}: certificate validation is off, so any machine on the path can pose as "
+                          "this host and receive the logon", SecurityWarning, stacklevel=2)
 
     def __repr__(self) -> str:
         return f"WinRMTransport({self.endpoint!r}, auth={self.auth!r})"
 
     def _protocol(self) -> Protocol:
         credential = self._credential
-        return Protocol(
+        protocol = Protocol(
             self.endpoint,
             username=credential.username if credential else None,
             password=credential.password if credential else None,
@@ -232,6 +262,9 @@ class WinRMTransport(Transport):
             operation_timeout_sec=self.operation_timeout_s,
             **self._options,
         )
+        if isinstance(protocol.transport, winrm_transport.Transport):
+            protocol.transport.__class__ = _NoRedirectTransport
+        return protocol
 
     def _open_shell(self, protocol: Protocol) -> str:
         """Open a shell, retrying connection failures and a used-up shell quota: no command has been sent yet, so
@@ -362,6 +395,12 @@ class WinRMTransport(Transport):
         unknown = "; remote state unknown" if sent else ""
         if isinstance(exc, AuthenticationError):
             return AuthenticationFailed(host, f"the credentials or the {self.auth} method were refused")
+        if isinstance(exc, requests.exceptions.TooManyRedirects):
+            response = exc.response
+            status = response.status_code if response is not None else "3xx"
+            return RedirectRefused(host, f"{self.endpoint} answered HTTP {status} redirecting to "
+                                         f"{_redirect_target(response, self.endpoint)}; redirects are refused and "
+                                         f"nothing was sent there{unknown}")
         if isinstance(exc, requests.exceptions.SSLError):
             text = str(exc).lower()
             if "certificate" in text or "hostname" in text:

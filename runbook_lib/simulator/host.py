@@ -22,6 +22,7 @@ from typing import Any, Callable
 
 from .. import facts as facts_module
 from ..errors import InputError
+from ..files import FileTooLarge, read_limited
 from ..registry import RegistryValue
 from ..remote import scripts
 from .group_policy import DEFAULT_REFRESH_S, PolicyStore, RefreshTimer, policy_set_values
@@ -83,7 +84,12 @@ class HostProfile:
     def load(cls, path: Path | str) -> "HostProfile":
         path = Path(path)
         try:
-            return cls.from_dict(json.loads(path.read_text(encoding="utf-8")), path.name)
+            text = read_limited(path, facts_module.MAX_FACTS_BYTES).decode("utf-8")
+            return cls.from_dict(json.loads(text), path.name)
+        except FileTooLarge as exc:
+            raise InputError(f"profile {path.name}: {exc}") from None
+        except RecursionError:
+            raise InputError(f"profile {path.name}: nested too deeply") from None
         except (OSError, ValueError) as exc:
             raise InputError(f"profile {path.name}: {exc}") from None
 

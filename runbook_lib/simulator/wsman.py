@@ -34,7 +34,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Literal
 
-import spnego.exceptions
+import spnego
 
 from runbook_lib.simulator import wsman_auth, wsman_soap
 from runbook_lib.simulator.certs import ListenerCertificate, create_listener_certificate
@@ -112,6 +112,7 @@ class Faults:
     http_500_next: int = 0  # the next N SOAP requests get a w:InternalError fault
     receive_timeouts: int = 0  # each command created from now on answers N Receives with w:TimedOut first
     drop_after_requests: int = 0  # the Nth SOAP request from now gets no answer: its connection is closed
+    redirect_to: str = ""  # answer every SOAP request, once logged on, with 307 to this URL (a hijacked listener)
 
 
 @dataclass(frozen=True)
@@ -292,7 +293,6 @@ class WSManServer:
                 self._restart_timer = None
             self._close_listener()
             self._end_all_shells()
-            NTLM_USER_FILE.forget(self)
             if self._certificate is not None:
                 self._certificate.remove()
                 self._certificate = None
@@ -467,6 +467,8 @@ class WSManServer:
         if not body:
             # pywinrm and pypsrp open the security context with an empty POST before the first encrypted message.
             return _Reply(200, headers=token_headers)
+        if self.faults.redirect_to:
+            return _Reply(307, headers=token_headers + [("Location", self.faults.redirect_to)])
 
         encrypted = is_encrypted(request.headers.get("Content-Type", ""))
         if encrypted:
@@ -525,8 +527,8 @@ class WSManServer:
             auth.negotiation = NTLM_USER_FILE.new_acceptor(cbt)
         context = auth.negotiation
         try:
-            out_token = NTLM_USER_FILE.step(self, self._ntlm_lines, context, token)
-        except spnego.exceptions.SpnegoError as exc:
+            out_token = NTLM_USER_FILE.step(self._ntlm_lines, context, token)
+        except Exception as exc:  # noqa: BLE001 - a malformed token (struct, ASN.1, value errors) is a failed logon
             auth.negotiation = None
             log.info("%s: Negotiate logon refused: %s", self.computer_name, type(exc).__name__)
             return None, None, self._challenge()

@@ -2,9 +2,9 @@
 
 Negotiate/NTLM is accepted with pyspnego, whose NTLM acceptor reads accounts only from the file named by the
 process-global ``NTLM_USER_FILE``. One such file per process serves every simulated host: it holds NT hashes (never
-a plain password) in the smbpasswd format, and before each acceptor step it is rewritten, under a lock, with the
-accounts of the host that is authenticating, so hosts of a fleet keep separate credentials even for equal user
-names.
+a plain password) in the smbpasswd format, written, under a lock, just for one acceptor step with the accounts of
+the host that is authenticating (so hosts of a fleet keep separate credentials even for equal user names) and
+emptied right after.
 """
 
 from __future__ import annotations
@@ -20,10 +20,11 @@ import struct
 import tempfile
 import threading
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import spnego
 from spnego.channel_bindings import GssChannelBindings
+
+from runbook_lib.ntlm_hash import nt_hash
 
 ENCRYPTED_PROTOCOL = "application/HTTP-SPNEGO-session-encrypted"
 ENCRYPTED_CONTENT_TYPE = f'multipart/encrypted;protocol="{ENCRYPTED_PROTOCOL}";boundary="Encrypted Boundary"'
@@ -67,38 +68,6 @@ class Account:
 # --- the process-wide NTLM user file ----------------------------------------------------------------------------
 
 
-def md4(data: bytes) -> bytes:
-    """RFC 1320 MD4, for NT hashes: OpenSSL 3 builds of hashlib no longer offer it."""
-    mask = 0xFFFFFFFF
-
-    def rotl(value: int, shift: int) -> int:
-        value &= mask
-        return ((value << shift) | (value >> (32 - shift))) & mask
-
-    padded = bytearray(data) + b"\x80"
-    padded += b"\x00" * ((56 - len(padded)) % 64)
-    padded += struct.pack("<Q", (8 * len(data)) & 0xFFFFFFFFFFFFFFFF)
-    rounds = (
-        (lambda x, y, z: (x & y) | (~x & z), 0, range(16), (3, 7, 11, 19)),
-        (lambda x, y, z: (x & y) | (x & z) | (y & z), 0x5A827999, (0, 4, 8, 12, 1, 5, 9, 13, 2, 6, 10, 14, 3, 7, 11, 15), (3, 5, 9, 13)),
-        (lambda x, y, z: x ^ y ^ z, 0x6ED9EBA1, (0, 8, 4, 12, 2, 10, 6, 14, 1, 9, 5, 13, 3, 11, 7, 15), (3, 9, 11, 15)),
-    )
-    state = [0x67452301, 0xEFCDAB89, 0x98BADCFE, 0x10325476]
-    for offset in range(0, len(padded), 64):
-        words = struct.unpack("<16I", padded[offset : offset + 64])
-        a, b, c, d = state
-        for function, constant, order, shifts in rounds:
-            for step, index in enumerate(order):
-                a = rotl(a + function(b, c, d) + words[index] + constant, shifts[step % 4])
-                a, b, c, d = d, a, b, c
-        state = [(old + new) & mask for old, new in zip(state, (a, b, c, d))]
-    return struct.pack("<4I", *state)
-
-
-def nt_hash(password: str) -> bytes:
-    return md4(password.encode("utf-16-le"))
-
-
 def ntlm_user_lines(accounts: list[Account], computer_name: str) -> str:
     """smbpasswd lines (USER:UID:LM:NT:FLAGS:LCT): hashes only, and no ':' trouble with passwords."""
     lines = []
@@ -109,25 +78,52 @@ def ntlm_user_lines(accounts: list[Account], computer_name: str) -> str:
     return "".join(lines)
 
 
+def _memory_file() -> tuple[int, str] | None:
+    """An anonymous file in memory (Linux memfd), opened by path through /proc/self/fd: never on a disk, and gone
+    with the process however it ends, SIGKILL included."""
+    if not hasattr(os, "memfd_create") or not os.path.isdir("/proc/self/fd"):
+        return None
+    descriptor = os.memfd_create("wsman-ntlm-users")  # close-on-exec: no child process inherits it
+    return descriptor, f"/proc/self/fd/{descriptor}"
+
+
+def _private_file() -> tuple[int, str]:
+    """Elsewhere: a file in a private temporary folder, removed at exit."""
+    directory = tempfile.mkdtemp(prefix="wsman-ntlm-")
+    path = os.path.join(directory, "ntlm_users")
+    descriptor = os.open(path, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o600)
+
+    def remove() -> None:
+        os.close(descriptor)
+        shutil.rmtree(directory, ignore_errors=True)
+
+    atexit.register(remove)
+    return descriptor, path
+
+
 class _NtlmUserFile:
-    """The one NTLM_USER_FILE of this process, in a private directory deleted at exit."""
+    """The one NTLM_USER_FILE of this process. It holds a host's accounts only while a logon to that host is being
+    checked (under the lock) and is empty otherwise, so a killed process leaves no hash in it; on Linux it is a
+    memory file that never reaches a disk at all."""
 
     def __init__(self) -> None:
         self.lock = threading.Lock()
-        self._path: Path | None = None
-        self._active_owner: object | None = None
+        self._descriptor: int | None = None
+        self._path = ""
+        self._pid = 0
 
-    def _ensure(self) -> Path:
-        if self._path is None:
-            directory = Path(tempfile.mkdtemp(prefix="wsman-ntlm-"))
-            path = directory / "ntlm_users"
-            path.write_text("")
-            os.chmod(path, 0o600)
-            atexit.register(shutil.rmtree, directory, True)
-            self._path = path
+    def _ensure(self) -> None:
+        if self._descriptor is None or self._pid != os.getpid():  # a forked child gets a file of its own
+            self._descriptor, self._path = _memory_file() or _private_file()
+            self._pid = os.getpid()
         # Set on every use: another library in the process may have pointed it elsewhere.
-        os.environ["NTLM_USER_FILE"] = str(self._path)
-        return self._path
+        os.environ["NTLM_USER_FILE"] = self._path
+
+    def _fill(self, text: str) -> None:
+        assert self._descriptor is not None
+        os.ftruncate(self._descriptor, 0)
+        os.lseek(self._descriptor, 0, os.SEEK_SET)
+        os.write(self._descriptor, text.encode("utf-8"))
 
     def new_acceptor(self, channel_binding_hash: bytes | None) -> spnego.ContextProxy:
         bindings = (
@@ -144,20 +140,15 @@ class _NtlmUserFile:
                 channel_bindings=bindings,
             )
 
-    def step(self, owner: object, user_lines: str, context: spnego.ContextProxy, token: bytes) -> bytes | None:
+    def step(self, user_lines: str, context: spnego.ContextProxy, token: bytes) -> bytes | None:
+        """One acceptor step with ``user_lines`` (the authenticating host's accounts) in the file meanwhile."""
         with self.lock:
-            path = self._ensure()
-            if self._active_owner is not owner:
-                path.write_text(user_lines)
-                self._active_owner = owner
-            return context.step(token)
-
-    def forget(self, owner: object) -> None:
-        """A stopped host's accounts must not stay on disk for the next host to inherit."""
-        with self.lock:
-            if self._active_owner is owner and self._path is not None:
-                self._path.write_text("")
-                self._active_owner = None
+            self._ensure()
+            self._fill(user_lines)
+            try:
+                return context.step(token)
+            finally:
+                self._fill("")
 
 
 NTLM_USER_FILE = _NtlmUserFile()

@@ -12,6 +12,7 @@ from runbook_lib.runner import RunOptions, run_fleet
 from runbook_lib.simulator.host import builtin_profile
 
 from conftest import FLEET_PROFILES, INTENDED
+from leak_forms import written_forms
 
 NOTEBOOKS = ["01_cause", "02_os_check", "03_registry_remediation", "04_powershell_session_fix"]
 
@@ -22,10 +23,11 @@ def cli(*args, timeout=600):
 
 
 def assert_no_credential_anywhere(root: Path, password: str):
+    forms = written_forms(password)
     for path in root.rglob("*"):
         if path.is_file():
             data = path.read_bytes()
-            assert not any(form in data for form in evidence.secret_encodings(password)), path
+            assert [name for name, form in forms.items() if form in data] == [], path
 
 
 @pytest.mark.parametrize("executor", ["local", "dask"])

@@ -13,12 +13,19 @@ def cli(*args, env, timeout=60):
                           env=env, timeout=timeout)
 
 
+def without_runbook_variables():
+    return {k: v for k, v in os.environ.items() if not k.startswith("TLS_RUNBOOK_")}
+
+
 @pytest.fixture
 def simulator_process(password):
-    env = {**os.environ, "TLS_RUNBOOK_USER": "runbook-admin", "TLS_RUNBOOK_PASSWORD": password}
+    """``simulate`` with its own account variables; the runbook side gets the same account through its own."""
+    simulator_env = {**without_runbook_variables(), "TLS_RUNBOOK_SIM_USER": "runbook-admin",
+                     "TLS_RUNBOOK_SIM_PASSWORD": password}
+    env = {**without_runbook_variables(), "TLS_RUNBOOK_USER": "runbook-admin", "TLS_RUNBOOK_PASSWORD": password}
     process = subprocess.Popen([sys.executable, "-m", "runbook_lib.cli", "simulate", "--profile", "win7_wmf51",
                                 "--address", "127.0.0.9", "--port", "0", "--strict"], stdout=subprocess.PIPE,
-                               stderr=subprocess.PIPE, text=True, env=env)
+                               stderr=subprocess.PIPE, text=True, env=simulator_env)
     url = process.stdout.readline().strip()
     yield url, env
     process.terminate()
@@ -66,7 +73,8 @@ def test_bad_targets_are_bad_input(password):
 def test_simulate_lists_profiles_and_runs_a_fleet_folder_one_address_each(password, tmp_path):
     from runbook_lib.simulator.host import builtin_profile_names
 
-    env = {**os.environ, "TLS_RUNBOOK_USER": "runbook-admin", "TLS_RUNBOOK_PASSWORD": password}
+    env = {**without_runbook_variables(), "TLS_RUNBOOK_USER": "runbook-admin", "TLS_RUNBOOK_PASSWORD": password,
+           "TLS_RUNBOOK_SIM_USER": "runbook-admin", "TLS_RUNBOOK_SIM_PASSWORD": password}
     listed = cli("simulate", "--list", env=env)
     assert [line.split()[0] for line in listed.stdout.splitlines()] == builtin_profile_names()
     import shutil
@@ -86,3 +94,55 @@ def test_simulate_lists_profiles_and_runs_a_fleet_folder_one_address_each(passwo
     finally:
         process.terminate()
         process.communicate(timeout=10)
+
+
+def test_simulate_takes_its_account_from_its_own_variables_only(password):
+    production_only = {**without_runbook_variables(), "TLS_RUNBOOK_USER": "runbook-admin",
+                       "TLS_RUNBOOK_PASSWORD": password}
+    refused = cli("simulate", "--profile", "win7_wmf51", "--port", "0", env=production_only, timeout=30)
+    assert refused.returncode == 2 and refused.stdout == ""
+    assert refused.stderr.strip().splitlines() == ["tls-runbook: error: environment variable TLS_RUNBOOK_SIM_USER "
+                                                   "is not set"]
+
+
+def test_the_runbook_never_logs_on_with_the_simulators_variables(simulator_process, password):
+    url, env = simulator_process
+    result = cli("inspect", url, "--credential", "env:TLS_RUNBOOK_SIM",
+                 env={**env, "TLS_RUNBOOK_SIM_USER": "runbook-admin", "TLS_RUNBOOK_SIM_PASSWORD": password})
+    assert result.returncode == 2 and len(result.stderr.strip().splitlines()) == 1
+    assert "simulator's own account" in result.stderr and password not in result.stderr
+
+
+def test_an_unset_credential_variable_is_bad_input(simulator_process):
+    url, env = simulator_process
+    result = cli("inspect", url, env=without_runbook_variables())
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines() == ["tls-runbook: error: environment variable TLS_RUNBOOK_USER is not set"]
+
+
+def test_a_killed_simulator_leaves_no_nt_hash_on_disk(password, tmp_path):
+    """The NTLM account file lives in memory: neither while running nor after SIGKILL is the hash in a file."""
+    from runbook_lib.ntlm_hash import nt_hash
+
+    scratch = tmp_path / "tmp"
+    scratch.mkdir()
+    simulator_env = {**without_runbook_variables(), "TMPDIR": str(scratch), "TLS_RUNBOOK_SIM_USER": "runbook-admin",
+                     "TLS_RUNBOOK_SIM_PASSWORD": password}
+    process = subprocess.Popen([sys.executable, "-m", "runbook_lib.cli", "simulate", "--profile", "ws2016_untouched",
+                                "--address", "127.0.0.10", "--port", "0"], stdout=subprocess.PIPE,
+                               stderr=subprocess.DEVNULL, text=True, env=simulator_env)
+    try:
+        url = process.stdout.readline().strip()
+        logged_on = cli("inspect", url, env={**without_runbook_variables(), "TLS_RUNBOOK_USER": "runbook-admin",
+                                              "TLS_RUNBOOK_PASSWORD": password})
+        assert logged_on.returncode == 0, logged_on.stderr
+        hashes = [nt_hash(password).hex().upper().encode(), nt_hash(password).hex().encode()]
+
+        def files_holding_the_hash():
+            return [p for p in scratch.rglob("*") if p.is_file() and any(h in p.read_bytes() for h in hashes)]
+
+        assert files_holding_the_hash() == []
+    finally:
+        process.kill()
+        process.wait(10)
+    assert files_holding_the_hash() == [] and list(scratch.iterdir()) == []

@@ -128,3 +128,26 @@ def test_hostile_pattern_is_reported_on_one_line(inventory):
     with pytest.raises(InputError) as caught:
         inventory.select("x\n$(calc)")
     assert "\n" not in str(caught.value)
+
+
+@pytest.mark.parametrize("pattern, expected", [
+    (r"~(web|sql)\d+\..*", ["web01", "web02", "web03", "sql01"]),
+    (r"~[a-z]{2}[a-z]?0[1-3]\.contoso\.com", ["dc01", "dc02", "web01", "web02", "web03", "sql01"]),
+    (r"~(?=.*0[13])(dc|web)", ["dc01", "web01", "web03"]),
+])
+def test_regexes_of_ordinary_shape_still_select(inventory, pattern, expected):
+    assert names(inventory.select(pattern)) == expected
+
+
+@pytest.mark.parametrize("pattern, words", [
+    (r"~(a+)+$", "repetition inside a repetition"),
+    (r"~(\w+\.?)*contoso", "repetition inside a repetition"),
+    (r"~(web|w)*01", "repeated alternation"),
+    (r"~.*a.*b.*c", "too many repetitions"),
+    (r"~[a-z]+[0-9]+[a-z]+[0-9]+", "too many repetitions"),
+    (r"~(w)\1", "backreferences"),
+    ("~" + "w" * 201, "at most 200 characters"),
+])
+def test_regexes_that_could_backtrack_for_minutes_are_refused_before_running(inventory, pattern, words):
+    with pytest.raises(InputError, match=words):
+        inventory.select(pattern)

@@ -137,3 +137,36 @@ def test_pypsrp_over_https_with_the_generated_ca(start_server, host):
 def test_a_server_without_credentials_is_a_configuration_error(host):
     with pytest.raises(ValueError, match="credential"):
         WSManServer(host, credentials=[])
+
+
+MALFORMED_TOKENS = {
+    "empty": b"",
+    "one byte": b"\x00",
+    "signature only": b"NTLMSSP\x00",
+    "negotiate cut short": b"NTLMSSP\x00\x01\x00\x00\x00",
+    "authenticate with garbage fields": b"NTLMSSP\x00\x03\x00\x00\x00" + b"\xff" * 60,
+    "spnego tag of the wrong type": b"\xa1\x03\x02\x01\x00",
+    "asn.1 length past the end": b"\x60\x82\xff\xff\x06",
+    "negotiate with garbage fields": b"NTLMSSP\x00\x01\x00\x00\x00" + b"\xff" * 40,
+}
+
+
+@pytest.mark.parametrize("scheme", ["Negotiate", "NTLM"])
+def test_malformed_tokens_get_401_on_a_live_connection_and_no_traceback(start_server, host, scheme, caplog):
+    import http.client
+
+    caplog.set_level(logging.DEBUG)
+    server = start_server(host)
+    connection = http.client.HTTPConnection(server.address, server.port, timeout=10)
+    try:
+        for name, token in MALFORMED_TOKENS.items():
+            connection.request("POST", "/wsman", body=b"",
+                               headers={"Authorization": f"{scheme} {base64.b64encode(token).decode()}"})
+            response = connection.getresponse()
+            response.read()
+            assert response.status == 401, name
+            assert response.headers["WWW-Authenticate"].startswith("Negotiate"), name
+    finally:
+        connection.close()
+    assert [r for r in caplog.records if r.exc_info or r.levelno >= logging.WARNING] == []
+    session(server, "ntlm").run_ps("'a good logon still works'")

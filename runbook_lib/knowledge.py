@@ -76,6 +76,16 @@ def values_read() -> list[tuple[str, str]]:
     return wanted
 
 
+def values_planned() -> list[tuple[str, str]]:
+    """Every (path, name) a remediation plan can write (TLS 1.2 in SCHANNEL, the .NET values, WinHTTP's default
+    protocols): all a rollback may ever restore. A subset of :func:`values_read`."""
+    planned = [(schannel_key("TLS 1.2", role), name) for role in ("Client", "Server")
+               for name in ("Enabled", "DisabledByDefault")]
+    planned += [(netfx_key(clr, wow), name) for clr in (CLR4, CLR2) for wow in (False, True) for name in DOTNET_VALUES]
+    planned += [(WINHTTP_NATIVE, "DefaultSecureProtocols"), (WINHTTP_WOW64, "DefaultSecureProtocols")]
+    return planned
+
+
 # --- the OS matrix ([S2], [N1-2018], [W2], [E1], [P7], [N3], [O1], [O2]) --------------------------------------
 @dataclass(frozen=True)
 class OsRow:

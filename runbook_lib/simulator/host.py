@@ -84,6 +84,10 @@ def builtin_profile(name: str) -> HostProfile:
     return HostProfile.from_dict(json.loads(text), f"{name}.json")
 
 
+class ScriptError(Exception):
+    """A script's own error (its ``throw``), reported in the result envelope as the real script reports it."""
+
+
 class SimulatedHost:
     """One Windows host's state. Thread-safe: a WinRM server may run several commands at once."""
 
@@ -99,6 +103,7 @@ class SimulatedHost:
                               start.os.architecture, start.hotfixes, start.powershell.windows_powershell)
         self.program_data: dict[str, str] = {}
         self.drop_apply_after = profile.faults.get("drop_apply_after")  # values written before the network drops
+        self.stall_apply: tuple[int, float] | None = None  # (values written, seconds): a slow host, mid-apply
         self.reboots = 0
         self.on_reboot: Callable[[float], None] | None = None
         self._lock = threading.RLock()
@@ -113,8 +118,11 @@ class SimulatedHost:
         except InputError:
             return _not_recognized(command_line)
         handler = getattr(self, f"_op_{operation}")
-        with self._lock:
-            result = handler(args)
+        try:
+            with self._lock:
+                result = handler(args)
+        except ScriptError as exc:  # what the script's catch block reports through Write-TrError
+            return CommandResult(stdout=scripts.render_output(operation, error=str(exc)))
         if operation != "inspect":  # host facts carry their own "simulated" field
             result = {**result, "simulated": True}  # so every report made from it can say SIMULATED
         return CommandResult(stdout=scripts.render_output(operation, result))
@@ -175,6 +183,8 @@ class SimulatedHost:
             if self.drop_apply_after is not None and index >= self.drop_apply_after:
                 self.drop_apply_after = None  # the network comes back for the next attempt
                 raise DropConnection()
+            if self.stall_apply is not None and index == self.stall_apply[0]:
+                time.sleep(self.stall_apply[1])  # the client may give up meanwhile; the host carries on
             current = self.registry.get(change["path"], change["name"])
             entry = journal["results"][index]
             entry["before"] = {"type": current.type, "data": current.data} if current else None
@@ -195,8 +205,8 @@ class SimulatedHost:
 
     def _op_journal(self, args: dict) -> dict:
         saved = self.program_data.get(args["apply_id"])
-        if saved is None:
-            return {"apply_id": args["apply_id"], "completed": False, "backup": [], "results": []}
+        if saved is None:  # journal.ps1 throws, as Windows would find no file
+            raise ScriptError(f"no journal for apply_id {args['apply_id']} on this host")
         return json.loads(saved)
 
     def _op_restore(self, args: dict) -> dict:

@@ -7,15 +7,18 @@ import pytest
 
 from runbook_lib import evidence
 from runbook_lib.errors import InputError
+from runbook_lib.signing import new_run_key
 
 SECRET = "Tr0ub4dor&3-x"
+KEY = new_run_key()
 
 
 def make_bundle(root):
     (root / "hosts" / "srv01").mkdir(parents=True)
     (root / "hosts" / "srv01" / "facts.json").write_text('{"host": "srv01"}')
     (root / "summary.csv").write_text("host,outcome\nsrv01,fixed\n")
-    evidence.write_manifest(root, {"run_id": "r1"})
+    evidence.write_manifest(root, {"run_id": "r1", "complete": True, "hosts": [{"name": "srv01", "state": "done"}]},
+                            KEY)
     return root
 
 
@@ -48,7 +51,8 @@ def test_changed_missing_and_added_files_are_each_named(tmp_path):
 def test_verify_fails_on_a_credential_in_any_encoding(tmp_path, encode):
     root = make_bundle(tmp_path)
     (root / "hosts" / "srv01" / "leak.bin").write_bytes(b"prefix " + encode(SECRET) + b" suffix")
-    evidence.write_manifest(root, {"run_id": "r1"})
+    evidence.write_manifest(root, {"run_id": "r1", "complete": True, "hosts": [{"name": "srv01", "state": "done"}]},
+                            KEY)
     result = evidence.verify(root, [SECRET])
     assert result.secrets_found == ["hosts/srv01/leak.bin"]
 

@@ -18,6 +18,7 @@ from typing import Any
 from . import facts as facts_module
 from . import knowledge as k
 from .errors import FactsError, RemoteScriptFailed, TimedOut
+from .evidence import write_scrubbed
 from .facts import HostFacts
 from .plan import RemediationPlan
 from .regfile import RegOperation, render, to_bytes
@@ -169,14 +170,23 @@ def apply_plan(target: Target, plan: RemediationPlan, *, apply: bool = False,
                evidence_dir: Path | str | None = None) -> ApplyReport:
     """Write the plan's values (only with apply=True), rollback file first, then read back every value.
 
-    A dropped connection mid-apply leaves the host's own journal; it is read back so the report says exactly
-    what was and was not written, and the rollback file is rebuilt from the host's backup.
+    With an evidence folder, the rollback file and an apply report naming the apply id are on disk before the host
+    is touched (if they cannot be written, nothing is applied): whatever happens to this process during the apply,
+    the evidence says which journal on the host to read. A dropped connection mid-apply leaves the host's own
+    journal; it is read back so the report says exactly what was and was not written, and the rollback file is
+    rebuilt from the host's backup.
     """
     report = ApplyReport(target.name, target.simulated or plan.simulated, not apply, plan.restart)
     folder = Path(evidence_dir) if evidence_dir is not None else None
+    scrubber = target.scrubber()
+
+    def keep(name: str, data: bytes | str) -> Path:
+        assert folder is not None
+        write_scrubbed(folder / name, data, scrubber)
+        return folder / name
+
     if folder is not None:
-        folder.mkdir(parents=True, exist_ok=True)
-        plan.write(folder / "fix.reg", folder / "rollback.reg")
+        plan.write(folder / "fix.reg", folder / "rollback.reg", lambda path, data: write_scrubbed(path, data, scrubber))
         report.files = {"fix .reg": str(folder / "fix.reg"), "rollback .reg": str(folder / "rollback.reg")}
     if not apply:
         report.results = [{"path": c.path, "name": c.name, "status": "planned",
@@ -190,6 +200,12 @@ def apply_plan(target: Target, plan: RemediationPlan, *, apply: bool = False,
     report.apply_id = f"{datetime.now(timezone.utc):%Y%m%dT%H%M%SZ}-{uuid.uuid4().hex[:8]}"
     args = {"apply_id": report.apply_id,
             "changes": [{"path": c.path, "name": c.name, "type": c.type, "data": c.data} for c in plan.changes]}
+    if folder is not None:
+        keep("apply-report.json", json.dumps(
+            {"host": target.name, "simulated": report.simulated, "apply_id": report.apply_id, "pending": True,
+             "completed": False, "error": "sent to the host; no answer recorded yet", "restart": plan.restart,
+             "planned": args["changes"], "results": [], "backup": []}, indent=2))
+        report.files["apply report"] = str(folder / "apply-report.json")
     try:
         journal = target.run("apply", args)
     except TimedOut as exc:
@@ -199,15 +215,46 @@ def apply_plan(target: Target, plan: RemediationPlan, *, apply: bool = False,
     if not report.completed and report.error is None:
         failed = [r for r in report.results if r["status"] == "failed"]
         report.error = failed[0].get("error") if failed else "apply stopped before the end"
-    if folder is not None and journal.get("backup"):
-        (folder / "rollback.reg").write_bytes(to_bytes(rollback_from_backup(journal["backup"], target.name,
-                                                                            report.simulated)))
-        (folder / "apply-report.json").write_text(json.dumps(
+    if folder is not None:
+        if journal.get("backup"):
+            keep("rollback.reg", to_bytes(rollback_from_backup(journal["backup"], target.name, report.simulated)))
+        keep("apply-report.json", json.dumps(
             {"host": target.name, "simulated": report.simulated, "apply_id": report.apply_id,
-             "completed": report.completed, "error": report.error, "results": report.results,
-             "backup": journal["backup"]}, indent=2), encoding="utf-8")
-        report.files["apply report"] = str(folder / "apply-report.json")
+             "completed": report.completed, "error": report.error, "restart": plan.restart,
+             "results": report.results, "backup": journal.get("backup", [])}, indent=2))
     return report
+
+
+def recover_apply(target: Target, recorded: dict) -> dict:
+    """An apply whose answer never reached the evidence (the runner stopped during it), completed from the journal
+    the host keeps under its apply id: what was written, and the backup taken before the first write."""
+    try:
+        journal = target.run("journal", {"apply_id": recorded["apply_id"]})
+    except RemoteScriptFailed as exc:
+        if "no journal for apply_id" not in str(exc):
+            raise
+        return {**recorded, "pending": False, "completed": False, "results": [], "backup": [],
+                "error": "the apply never started on the host (it has no journal for this apply id)"}
+    completed = bool(journal["completed"])
+    return {**recorded, "pending": False, "completed": completed, "results": journal["results"],
+            "backup": journal["backup"], "recovered_from_journal": True,
+            "error": None if completed else "the apply stopped part-way (read from the host's journal)"}
+
+
+def original_backup(applies: list[dict]) -> list[dict]:
+    """Across several applies to one host (oldest first), each value's state before the first of them touched it:
+    what a rollback must restore, however many attempts it took to converge."""
+    chosen: dict[tuple[str, str], dict] = {}
+    for applied in applies:
+        for entry in applied.get("backup") or []:
+            chosen.setdefault((entry["path"].casefold(), entry["name"].casefold()), entry)
+    return list(chosen.values())
+
+
+def written_values(applies: list[dict]) -> set[tuple[str, str]]:
+    """(path, name), case-folded as the registry compares them, of every value any of these applies wrote."""
+    return {(r["path"].casefold(), r["name"].casefold()) for applied in applies
+            for r in applied.get("results") or [] if r.get("status") == "written"}
 
 
 def rollback_from_backup(backup: list[dict], host: str, simulated: bool) -> str:

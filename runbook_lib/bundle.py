@@ -54,27 +54,52 @@ def check_out_folder(out: Path, hosts: int, notebooks: int) -> None:
                          f"{BYTES_PER_RUN // MB} MB for the run)")
 
 
+def _lock(descriptor: int, wait: bool) -> bool:
+    if os.name == "nt":
+        import msvcrt
+
+        while True:
+            try:
+                msvcrt.locking(descriptor, msvcrt.LK_LOCK if wait else msvcrt.LK_NBLCK, 1)
+                return True
+            except OSError:  # LK_LOCK gives up after ~10 s: try again
+                if not wait:
+                    return False
+                time.sleep(0.1)
+    import fcntl
+
+    try:
+        fcntl.flock(descriptor, fcntl.LOCK_EX | (0 if wait else fcntl.LOCK_NB))
+        return True
+    except BlockingIOError:
+        return False
+
+
 @contextlib.contextmanager
 def _exclusive(path: Path) -> Iterator[None]:
     """An advisory lock held until the block ends, or until the holder dies (the OS releases it then)."""
     descriptor = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
     try:
-        if os.name == "nt":
-            import msvcrt
-
-            while True:
-                try:
-                    msvcrt.locking(descriptor, msvcrt.LK_LOCK, 1)  # gives up after ~10 s; try again
-                    break
-                except OSError:
-                    time.sleep(0.1)
-        else:
-            import fcntl
-
-            fcntl.flock(descriptor, fcntl.LOCK_EX)
+        _lock(descriptor, wait=True)
         yield
     finally:
         os.close(descriptor)  # closing releases both kinds of lock
+
+
+@contextlib.contextmanager
+def hold_run(root: Path) -> Iterator[None]:
+    """Held by the process running or resuming a run for as long as it does, so a resume cannot start while the
+    run is still being written (the OS drops it when that process dies, however it dies)."""
+    path = Path(root).parent / f".{Path(root).name}.running"
+    descriptor = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        if not _lock(descriptor, wait=False):
+            raise InputError(f"run {Path(root).name} is being written by another tls-runbook process right now")
+        yield
+    finally:
+        os.close(descriptor)
+        with contextlib.suppress(OSError):
+            path.unlink()
 
 
 class LiveBundle:

@@ -20,6 +20,7 @@ import contextlib
 import json
 import multiprocessing
 import os
+import shutil
 import sys
 import tempfile
 import threading
@@ -32,7 +33,7 @@ from pathlib import Path
 from typing import Callable
 
 from . import __version__, evidence, provenance, report, supervision
-from .bundle import MAX_REPORT_BYTES, LiveBundle, check_out_folder
+from .bundle import MAX_REPORT_BYTES, LiveBundle, check_out_folder, hold_run
 from .errors import InputError
 from .files import private_folder, read_limited
 from .signing import SigningKey, new_run_key
@@ -330,8 +331,10 @@ def _worker(job: dict, control, events) -> None:
     current = {"notebook": ""}
 
     def keep_log() -> None:
+        """The kernels' log into the bundle (its last 4 MiB, scrubbed); the raw copy is deleted."""
         with contextlib.suppress(OSError):
             evidence.write_scrubbed(host_dir / "kernels.log", log.read_bytes()[-MAX_LOG_BYTES:], scrubber)
+        shutil.rmtree(log.parent, ignore_errors=True)
 
     def abandon(why: str) -> None:
         _frozen.set()
@@ -524,8 +527,9 @@ def run_fleet(inventory_path: Path | str, options: RunOptions, out: Path | str, 
     }, hosts)
     run = FleetRun(run_id, live.root, key=key)
     print("\n".join(run.key_lines()[:2]), file=progress_stream, flush=True)
-    return _execute(run, live, hosts, hosts, str(Path(inventory_path).resolve()), folder, options, secrets,
-                    progress_stream, {})
+    with hold_run(live.root):
+        return _execute(run, live, hosts, hosts, str(Path(inventory_path).resolve()), folder, options, secrets,
+                        progress_stream, {})
 
 
 def resume_fleet(root: Path | str, *, inventory_path: Path | str | None = None,
@@ -534,9 +538,15 @@ def resume_fleet(root: Path | str, *, inventory_path: Path | str | None = None,
                  progress_stream=sys.stderr) -> FleetRun:
     """Continue a partial run: only the hosts that did not finish, each in a fresh folder beside what its earlier
     attempt left (``attempt-<n>/``), so the first apply's backup stays the one a rollback restores."""
+    root = Path(root)
+    evidence.load_manifest(root)  # not a bundle: say so before leaving a lock file beside it
+    with hold_run(root):
+        return _resume(root, inventory_path, notebooks_dir, signing_key, expected_key, secrets, progress_stream)
+
+
+def _resume(root: Path, inventory_path, notebooks_dir, signing_key, expected_key, secrets, progress_stream):
     from .inventory import load_inventory
 
-    root = Path(root)
     manifest = evidence.load_manifest(root)
     references = [str(r) for r in manifest.get("credential_references", [])]
     secrets = _resolve_secrets(references) if secrets is None else secrets
@@ -587,7 +597,8 @@ def resume_fleet(root: Path | str, *, inventory_path: Path | str | None = None,
 def _execute(run: FleetRun, live: LiveBundle, hosts: list[str], todo: list[str], inventory: str, folder: Path,
              options: RunOptions, secrets: list[str], stream, done: dict[str, report.HostSummary]) -> FleetRun:
     """Run ``todo`` into the bundle, then write the summary of every host and seal the run."""
-    pending = [report.HostSummary(host, "interrupted", error="not run yet") for host in hosts if host not in done]
+    pending = [report.HostSummary(host, "interrupted", error="no result yet when this summary was written")
+               for host in hosts if host not in done]
     report.write_summary(run.root, run.run_id, [*done.values(), *pending], secrets)
     live.update(run_files=True)
     job = {"runner_pid": os.getpid(), "inventory": inventory, "folder": str(folder), "root": str(run.root),

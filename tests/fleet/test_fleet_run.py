@@ -1,5 +1,6 @@
 """Fleet runs end to end: papermill per host against simulated hosts, the bundle, verify, faults, rollback."""
 
+import base64
 import json
 import subprocess
 import sys
@@ -57,6 +58,22 @@ def test_six_host_fleet_runs_end_to_end_into_a_verifiable_bundle(executor, simul
         assert manifest["files"][f"hosts/{node.name}/02_os_check.ipynb"] == \
             evidence.sha256_file(folder / "02_os_check.ipynb")
     assert_no_credential_anywhere(root, credential.password)
+    assert_private_key_nowhere(root, run.key)
+    assert manifest["signature"]["fingerprint"] == run.key.fingerprint and manifest["complete"] is True
+
+
+def assert_private_key_nowhere(root: Path, key):
+    """Only the public half of the signing key may be in the bundle, in no encoding of the private half."""
+    from cryptography.hazmat.primitives import serialization
+
+    raw = key.raw()
+    pem = key.private.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                    serialization.NoEncryption())
+    forms = [raw, raw.hex().encode(), base64.b64encode(raw), base64.b64encode(raw).rstrip(b"="), pem.splitlines()[1]]
+    for path in root.rglob("*"):
+        if path.is_file():
+            data = path.read_bytes()
+            assert not any(form in data for form in forms), path
 
 
 def test_tampering_is_named_by_evidence_verify_and_rollback_restores_a_host(simulated_fleet, credential, tmp_path):

@@ -20,7 +20,7 @@ from typing import Iterable
 
 from . import signing
 from .errors import InputError, one_line
-from .files import FileTooLarge, is_temporary, read_limited, write_atomic
+from .files import FileTooLarge, is_temporary, private_folder, read_limited, write_atomic
 
 MANIFEST = "manifest.json"
 MANIFEST_SCHEMA = "tls-runbook/evidence-manifest/v2"
@@ -91,6 +91,7 @@ class Scrubber:
 
     def copy(self, source: Path, destination: Path) -> int:
         """Copy one file, scrubbed; returns how many secret occurrences were removed."""
+        private_folder(destination.parent)
         return write_scrubbed(destination, source.read_bytes(), self)
 
 

@@ -56,11 +56,14 @@ def is_temporary(name: str) -> bool:
 def write_atomic(path: Path | str, data: bytes) -> Path:
     """Write ``data`` to a private temporary file beside ``path``, flush it to disk, then rename it over ``path``:
     a reader (or a crash) sees the old file or the new one, never a truncated one; a full disk fails here, before
-    the caller goes on to its next step."""
+    the caller goes on to its next step. The folder must exist."""
     path = Path(path)
-    private_folder(path.parent)
     temporary = temporary_name(path)
-    descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | getattr(os, "O_BINARY", 0), PRIVATE_FILE)
+    try:
+        descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | getattr(os, "O_BINARY", 0),
+                             PRIVATE_FILE)
+    except OSError as exc:  # name the file the caller asked for, not the temporary one
+        raise type(exc)(exc.errno, exc.strerror, str(path)) from None
     try:
         with os.fdopen(descriptor, "wb") as handle:
             handle.write(data)

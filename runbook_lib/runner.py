@@ -348,14 +348,21 @@ def _worker(job: dict, control, events) -> None:
 
     guard = supervision.WorkerGuard(control, abandon).start()
 
+    def send(message: tuple) -> None:
+        try:
+            events.send(message)
+        except OSError:  # nobody reads: the runner is gone
+            guard.abandon("the runner stopped")
+
     def report_progress(h: str, step: str, status: str) -> None:
         current["notebook"] = step
-        events.send(("progress", h, step, status))
+        send(("progress", h, step, status))
 
     row = run_host(host, job["inventory"], job["folder"], job["root"], job["options"], report_progress,
                    secrets=job["secrets"], should_stop=lambda: guard.stop_requested)
+    guard.wait_if_abandoning()
     keep_log()
-    events.send(("result", host, row, None))
+    send(("result", host, row, None))
 
 
 MAX_LOG_BYTES = 4 * 1024 * 1024

@@ -19,6 +19,7 @@ from . import facts as facts_module
 from . import knowledge as k
 from .errors import FactsError, RemoteScriptFailed, TimedOut
 from .evidence import write_scrubbed
+from .files import private_folder
 from .facts import HostFacts
 from .plan import RemediationPlan
 from .regfile import RegOperation, render, to_bytes
@@ -186,6 +187,7 @@ def apply_plan(target: Target, plan: RemediationPlan, *, apply: bool = False,
         return folder / name
 
     if folder is not None:
+        private_folder(folder)
         plan.write(folder / "fix.reg", folder / "rollback.reg", lambda path, data: write_scrubbed(path, data, scrubber))
         report.files = {"fix .reg": str(folder / "fix.reg"), "rollback .reg": str(folder / "rollback.reg")}
     if not apply:

@@ -85,12 +85,18 @@ class WorkerGuard:
 
     def abandon(self, why: str) -> None:
         if not self._once.acquire(blocking=False):
+            self.wait_if_abandoning()
             return
         self.abandoning = self.stop_requested = True
         try:
             self._abandon(why)
         finally:
             os._exit(3)
+
+    def wait_if_abandoning(self) -> None:
+        """Another thread is recording the host and will end the process: this one must not end it first."""
+        if self.abandoning:
+            threading.Event().wait()
 
 
 # --- in the runner ------------------------------------------------------------------------------------------------

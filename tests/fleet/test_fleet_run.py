@@ -60,6 +60,28 @@ def test_six_host_fleet_runs_end_to_end_into_a_verifiable_bundle(executor, simul
     assert_no_credential_anywhere(root, credential.password)
     assert_private_key_nowhere(root, run.key)
     assert manifest["signature"]["fingerprint"] == run.key.fingerprint and manifest["complete"] is True
+    assert_manifest_records_its_making(manifest, root, nodes)
+
+
+def assert_manifest_records_its_making(manifest: dict, root: Path, nodes):
+    import hashlib
+    import os
+    import pwd
+    import socket
+
+    from runbook_lib import provenance
+
+    assert manifest["operator"]["name"] == pwd.getpwuid(os.geteuid()).pw_name
+    assert manifest["machine"]["hostname"] == socket.gethostname() and manifest["command_line"]
+    assert manifest["tool"]["sha256"] == provenance.tool_digest()
+    notebooks = Path(__file__).resolve().parents[2] / "notebooks"
+    assert manifest["notebooks"] == {f"{name}.ipynb": hashlib.sha256((notebooks / f"{name}.ipynb").read_bytes())
+                                     .hexdigest() for name in NOTEBOOKS}
+    records = {h["name"]: h for h in manifest["hosts"]}
+    for node in nodes:
+        folder_reports = list((root / "hosts" / node.name).glob("apply-report.json"))
+        ids = {json.loads(p.read_text())["apply_id"] for p in folder_reports} - {None}
+        assert set(records[node.name]["apply_ids"]) == ids and records[node.name]["state"] == "done"
 
 
 def assert_private_key_nowhere(root: Path, key):

@@ -16,9 +16,11 @@ import time
 from pathlib import Path
 from typing import Iterator
 
+import psutil
+
 from . import evidence
 from .errors import InputError, one_line
-from .files import FileTooLarge, private_folder, read_limited, write_atomic
+from .files import FileTooLarge, is_temporary, private_folder, read_limited, write_atomic
 from .signing import SigningKey
 
 # What one host adds to a bundle, per notebook: the executed notebook, its HTML copy (nbconvert's page template is
@@ -86,6 +88,10 @@ def _exclusive(path: Path) -> Iterator[None]:
         os.close(descriptor)  # closing releases both kinds of lock
 
 
+def _lock_path(root: Path) -> Path:
+    return root.parent / f".{root.name}.lock"
+
+
 @contextlib.contextmanager
 def hold_run(root: Path) -> Iterator[None]:
     """Held by the process running or resuming a run for as long as it does, so a resume cannot start while the
@@ -108,7 +114,7 @@ class LiveBundle:
     def __init__(self, root: Path, key: SigningKey):
         self.root = Path(root)
         self.key = key
-        self.lock_path = self.root.parent / f".{self.root.name}.lock"
+        self.lock_path = _lock_path(self.root)
 
     # --- manifest -----------------------------------------------------------------------------------------------
     def create(self, meta: dict, hosts: list[str]) -> None:
@@ -133,9 +139,9 @@ class LiveBundle:
             doc = self.read()
             files: dict[str, str] = dict(doc["files"])
             records = {entry["name"]: entry for entry in doc["hosts"]}
+            _remove_debris(self.root, everything=False, below=False)
             for host, fields in (hosts or {}).items():
-                if finished:
-                    self._remove_debris(host)
+                _remove_debris(self.root / "hosts" / host, everything=finished)
                 listing = evidence.list_bundle(self.root, f"hosts/{host}", skip_temporary=True)
                 for name, path in listing.files.items():
                     with contextlib.suppress(OSError):  # a link or a file that just went: verify reports it
@@ -153,16 +159,6 @@ class LiveBundle:
             doc = evidence.finish_document(doc, self.key)
             evidence.store_manifest(self.root, doc)
             return doc
-
-    def _remove_debris(self, host: str) -> None:
-        from .files import is_temporary
-
-        folder = self.root / "hosts" / host
-        if folder.is_dir():
-            for path in folder.rglob("*"):
-                if is_temporary(path.name) and path.is_file() and not path.is_symlink():
-                    with contextlib.suppress(OSError):
-                        path.unlink()
 
     def apply_ids(self, host: str) -> list[str]:
         """Every apply id this host's evidence names: how a later run finds the host's own journal again."""
@@ -202,6 +198,26 @@ class LiveBundle:
     def release(self) -> None:
         with contextlib.suppress(OSError):
             self.lock_path.unlink()
+
+
+def _remove_debris(folder: Path, everything: bool, below: bool = True) -> None:
+    """Temporary files a writer left when it was killed mid-write (see :func:`files.write_atomic`): those of
+    processes that no longer run, or all of them once the folder's writers are known to be gone."""
+    if not folder.is_dir():
+        return
+    for path in folder.rglob("*") if below else folder.iterdir():
+        if not is_temporary(path.name) or path.is_symlink() or not path.is_file():
+            continue
+        writer = path.name.rsplit(".", 2)[-2]
+        if everything or not writer.isdigit() or not psutil.pid_exists(int(writer)):
+            with contextlib.suppress(OSError):
+                path.unlink()
+
+
+def remove_debris(root: Path) -> None:
+    """Before a resume: what the stopped run's writers left half-written anywhere in the bundle."""
+    with _exclusive(_lock_path(Path(root))):
+        _remove_debris(Path(root), everything=False)
 
 
 def apply_reports(folder: Path) -> list[dict]:

@@ -33,7 +33,7 @@ from pathlib import Path
 from typing import Callable
 
 from . import __version__, evidence, provenance, report, supervision
-from .bundle import MAX_REPORT_BYTES, LiveBundle, check_out_folder, hold_run
+from .bundle import MAX_REPORT_BYTES, LiveBundle, check_out_folder, hold_run, remove_debris
 from .errors import InputError
 from .files import private_folder, read_limited
 from .signing import SigningKey, new_run_key
@@ -339,7 +339,7 @@ def _worker(job: dict, control, events) -> None:
     def abandon(why: str) -> None:
         _frozen.set()
         supervision.kill_children()
-        _write_lock.acquire(timeout=10)
+        _write_lock.acquire(timeout=2)  # held longer only by a thread parked in this guard: its write never ends
         keep_log()
         row = summarise_host(host, host_dir, "", f"{why} during {current['notebook'] or 'start'}", None,
                              interrupted=True)
@@ -360,8 +360,9 @@ def _worker(job: dict, control, events) -> None:
 
     row = run_host(host, job["inventory"], job["folder"], job["root"], job["options"], report_progress,
                    secrets=job["secrets"], should_stop=lambda: guard.stop_requested)
-    guard.wait_if_abandoning()
+    guard.settle()
     keep_log()
+    live.update(hosts={host: _host_record(row)}, finished=True)  # recorded even if the runner dies right now
     send(("result", host, row, None))
 
 
@@ -413,7 +414,7 @@ def _run_local(hosts: list[str], job: dict, options: RunOptions, progress: Progr
             if worker.result is None and worker.process.is_alive() and not timed_out:
                 continue
             if worker.result is None and timed_out:
-                _stop_worker(worker)
+                _stop_worker(worker, ask=True)
                 row = summarise_host(host, root / "hosts" / host, "host",
                                      f"timed out after {options.timeout_s:g} s", None)
             elif worker.result is None:
@@ -424,7 +425,7 @@ def _run_local(hosts: list[str], job: dict, options: RunOptions, progress: Progr
                                      interrupted=stopped)
             else:
                 row = worker.result
-            _stop_worker(worker)
+            _stop_worker(worker, ask=False)
             running.pop(host)
             results[host] = row
             live.update(hosts={host: _host_record(row)}, finished=True)
@@ -443,11 +444,13 @@ def _drain(worker: _Running, host: str, progress: Progress) -> None:
                 worker.result = first
 
 
-def _stop_worker(worker: _Running) -> None:
-    """Ask the worker to stop (it kills its kernels and records its host), then make sure it has."""
+def _stop_worker(worker: _Running, ask: bool) -> None:
+    """Make sure the worker has ended: ``ask`` it to stop first (it kills its kernels and records its host), or
+    just give it time to exit after its result."""
     if worker.process.is_alive():
-        with contextlib.suppress(OSError):
-            worker.control.send(supervision.STOP_NOW)
+        if ask:
+            with contextlib.suppress(OSError):
+                worker.control.send(supervision.STOP_NOW)
         worker.process.join(15)
     if worker.process.is_alive():
         worker.process.kill()
@@ -548,6 +551,7 @@ def resume_fleet(root: Path | str, *, inventory_path: Path | str | None = None,
     root = Path(root)
     evidence.load_manifest(root)  # not a bundle: say so before leaving a lock file beside it
     with hold_run(root):
+        remove_debris(root)
         return _resume(root, inventory_path, notebooks_dir, signing_key, expected_key, secrets, progress_stream)
 
 

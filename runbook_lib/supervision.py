@@ -20,6 +20,8 @@ import sys
 import threading
 from typing import Callable
 
+import psutil  # imported here, not when needed: a signal handler must not import (the main thread may hold the lock)
+
 STOP_AFTER_NOTEBOOK = "stop"
 STOP_NOW = "abort"
 
@@ -39,8 +41,6 @@ def die_with_parent(parent_pid: int) -> None:
 
 def kill_children() -> None:
     """Kill every process this one started (kernels lead their own sessions, so their groups too) and reap them."""
-    import psutil
-
     children = psutil.Process().children(recursive=True)
     for child in children:
         with contextlib.suppress(psutil.Error, OSError):
@@ -53,15 +53,16 @@ def kill_children() -> None:
 class WorkerGuard:
     """A worker's side of the leash: reads the control pipe, and abandons the host when told or orphaned.
 
-    ``abandon`` runs once, from whichever thread notices first; it never returns (the process exits).
+    ``abandon`` runs once, from whichever thread notices first, and ends the process.
     """
 
     def __init__(self, control, abandon: Callable[[str], None]):
         self.control = control
         self._abandon = abandon
-        self._once = threading.Lock()
+        self._once = threading.RLock()  # re-entered only by a signal handler in the thread already abandoning
         self.stop_requested = False
         self.abandoning = False
+        self.settled = False
 
     def start(self) -> "WorkerGuard":
         if threading.current_thread() is threading.main_thread():
@@ -85,13 +86,25 @@ class WorkerGuard:
 
     def abandon(self, why: str) -> None:
         if not self._once.acquire(blocking=False):
-            self.wait_if_abandoning()
+            threading.Event().wait()  # another thread is recording the host and will end the process
+        if self.abandoning or self.settled:  # a second signal inside the first one's abandon, or nothing left to do
             return
         self.abandoning = self.stop_requested = True
         try:
             self._abandon(why)
+        except BaseException as exc:  # noqa: BLE001 - the process ends either way; say why the record is missing
+            with contextlib.suppress(Exception):
+                print(f"tls-runbook worker: could not record the stopped host: {type(exc).__name__}: {exc}",
+                      file=sys.stderr, flush=True)
         finally:
             os._exit(3)
+
+    def settle(self) -> None:
+        """The worker is about to record its host as finished: from now on a stop or the runner's death changes
+        nothing, and an abandon already under way in another thread keeps this one from going on."""
+        if not self._once.acquire(blocking=False):
+            threading.Event().wait()
+        self.settled = True
 
     def wait_if_abandoning(self) -> None:
         """Another thread is recording the host and will end the process: this one must not end it first."""

@@ -48,6 +48,11 @@ class WatchedRun:
         [root] = [p for p in self.out.iterdir() if p.is_dir()]
         return root
 
+    def has(self, pattern: str) -> bool:
+        """Whether the run folder exists yet and holds a file matching ``pattern``."""
+        folders = [p for p in self.out.iterdir() if p.is_dir()] if self.out.is_dir() else []
+        return bool(folders) and any(folders[0].glob(pattern))
+
     def host_file(self, host: str, name: str) -> Path:
         return self.root / "hosts" / host / name
 
@@ -63,7 +68,7 @@ class WatchedRun:
         deadline = time.monotonic() + 20
         while not all(gone(p) for p in self.seen.values()) and time.monotonic() < deadline:
             time.sleep(0.1)
-        left = [(p.pid, p.name()) for p in self.seen.values() if not gone(p)]
+        left = [(p.pid, " ".join(p.cmdline())[-120:], p.status()) for p in self.seen.values() if not gone(p)]
         assert not left, f"processes outlived the runner: {left}"
 
 
@@ -119,7 +124,7 @@ def test_sigkill_during_an_apply_leaves_the_apply_id_and_resume_reads_the_hosts_
     stalled = nodes[1]  # ws2016_untouched: eight .NET values
     stalled.host.stall_apply = (2, 3.0)  # a slow host: two values written, then a pause the runner dies in
     run = WatchedRun(inventory, tmp_path / "out")
-    run.watch_until(lambda: run.out.exists() and any(run.out.iterdir()) and pending_apply(run, stalled.name))
+    run.watch_until(lambda: run.has(f"hosts/{stalled.name}/apply-report.json") and pending_apply(run, stalled.name))
     run.process.send_signal(signal.SIGKILL)
     run.process.wait(10)
     run.assert_nothing_left()
@@ -143,8 +148,7 @@ def test_sigkill_while_the_first_notebooks_run_leaves_a_resumable_bundle(simulat
     nodes, inventory = simulated_fleet(FLEET_PROFILES, base=110)
     originals = {node.name: node.host.snapshot() for node in nodes}
     run = WatchedRun(inventory, tmp_path / "out")
-    run.watch_until(lambda: run.out.exists() and any(run.out.iterdir())
-                    and any(run.root.glob("hosts/*/02_os_check.ipynb")))
+    run.watch_until(lambda: run.has("hosts/*/02_os_check.ipynb"))
     run.process.send_signal(signal.SIGKILL)
     run.process.wait(10)
     run.assert_nothing_left()
@@ -158,8 +162,7 @@ def test_ctrl_c_lets_running_hosts_finish_their_notebook_and_starts_no_new_host(
     nodes, inventory = simulated_fleet(FLEET_PROFILES, base=120)
     originals = {node.name: node.host.snapshot() for node in nodes}
     run = WatchedRun(inventory, tmp_path / "out")
-    run.watch_until(lambda: run.out.exists() and any(run.out.iterdir())
-                    and any(run.root.glob("hosts/*/apply-report.json")))
+    run.watch_until(lambda: run.has("hosts/*/apply-report.json"))
     run.process.send_signal(signal.SIGINT)
     _, stderr = run.process.communicate(timeout=120)
     assert run.process.returncode == 130, stderr[-2000:]
@@ -181,7 +184,7 @@ def test_a_second_ctrl_c_stops_running_hosts_at_once_and_records_them_interrupte
     stalled = nodes[1]
     stalled.host.stall_apply = (2, 3.0)
     run = WatchedRun(inventory, tmp_path / "out")
-    run.watch_until(lambda: run.out.exists() and any(run.out.iterdir()) and pending_apply(run, stalled.name))
+    run.watch_until(lambda: run.has(f"hosts/{stalled.name}/apply-report.json") and pending_apply(run, stalled.name))
     run.process.send_signal(signal.SIGINT)
     time.sleep(0.3)
     run.process.send_signal(signal.SIGINT)

@@ -1085,6 +1085,8 @@ def run_headless(source: Path, output: Path, values: dict, cell_timeout_s: int =
     from nbconvert import HTMLExporter
     from papermill.exceptions import PapermillExecutionError
 
+    from .kernels import papermill_options
+
     if output.suffix != ".ipynb":
         raise InputError("the output must be an .ipynb file")
     validate_parameters(**values)
@@ -1093,7 +1095,7 @@ def run_headless(source: Path, output: Path, values: dict, cell_timeout_s: int =
     try:
         papermill.execute_notebook(str(source), str(output), parameters=values, kernel_name="python3",
                                    progress_bar=False, start_timeout=START_TIMEOUT_S,
-                                   execution_timeout=cell_timeout_s)
+                                   execution_timeout=cell_timeout_s, **papermill_options())
     except PapermillExecutionError as exc:
         error_name, message = exc.ename, f"{source.name} failed in cell {exc.exec_count}: {exc.ename}: {exc.evalue}"
     except Exception as exc:  # noqa: BLE001 - kernel died or timed out; reported as a failed run, not a crash

@@ -86,6 +86,8 @@ def run_host(host: str, inventory: str, folder: str, staging: str, options: dict
     import papermill
     from papermill.exceptions import PapermillExecutionError
 
+    from .kernels import papermill_options
+
     opts = RunOptions(**{**options, "notebooks": tuple(options["notebooks"])})
     host_dir = Path(staging) / host
     host_dir.mkdir(parents=True, exist_ok=True)
@@ -103,7 +105,8 @@ def run_host(host: str, inventory: str, folder: str, staging: str, options: dict
             try:
                 papermill.execute_notebook(str(Path(folder) / f"{name}.ipynb"), str(output), parameters=parameters,
                                            kernel_name="python3", progress_bar=False, cwd=str(host_dir),
-                                           start_timeout=120, execution_timeout=opts.cell_timeout_s)
+                                           start_timeout=120, execution_timeout=opts.cell_timeout_s,
+                                           **papermill_options())
                 failed_notebook, error = "", ""
                 break
             except PapermillExecutionError as exc:
@@ -306,6 +309,7 @@ def run_fleet(inventory_path: Path | str, options: RunOptions, out: Path | str, 
               progress_stream=sys.stderr) -> FleetRun:
     """Run the runbook on every selected host and write the evidence bundle ``out/<run-id>/``."""
     from .inventory import load_inventory
+    from .kernels import shared_template
     from .remote.credentials import resolve_credential
 
     options.validate()
@@ -323,7 +327,7 @@ def run_fleet(inventory_path: Path | str, options: RunOptions, out: Path | str, 
     run.root.mkdir(parents=True, exist_ok=False)
     started_at = datetime.now(timezone.utc).isoformat(timespec="seconds")
     progress = Progress(hosts, progress_stream)
-    with tempfile.TemporaryDirectory(prefix="tls-runbook-") as staging:
+    with tempfile.TemporaryDirectory(prefix="tls-runbook-") as staging, shared_template():
         execute = _run_dask if options.executor == "dask" else _run_local
         results = execute(hosts, str(Path(inventory_path).resolve()), str(folder), staging, options, progress)
         scrubber = evidence.Scrubber(secrets)

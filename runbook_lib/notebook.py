@@ -1080,12 +1080,11 @@ def notebook_source(name: str) -> Path:
 def run_headless(source: Path, output: Path, values: dict, cell_timeout_s: int = CELL_TIMEOUT_S) -> HeadlessRun:
     """papermill with the parameters checked first and timeouts set; the executed notebook, failed or not, also
     becomes HTML next to it, because a partial notebook is evidence too."""
-    import nbformat
     import papermill
-    from nbconvert import HTMLExporter
     from papermill.exceptions import PapermillExecutionError
 
     from .kernels import papermill_options
+    from .notebook_html import write_html
 
     if output.suffix != ".ipynb":
         raise InputError("the output must be an .ipynb file")
@@ -1100,11 +1099,7 @@ def run_headless(source: Path, output: Path, values: dict, cell_timeout_s: int =
         error_name, message = exc.ename, f"{source.name} failed in cell {exc.exec_count}: {exc.ename}: {exc.evalue}"
     except Exception as exc:  # noqa: BLE001 - kernel died or timed out; reported as a failed run, not a crash
         error_name, message = type(exc).__name__, f"{source.name} did not finish: {type(exc).__name__}: {exc}"
-    html_path = None
-    if output.exists():
-        body, _ = HTMLExporter().from_notebook_node(nbformat.read(output, as_version=4))
-        html_path = _write_text(output.with_suffix(".html"), body)
-    return HeadlessRun(output, html_path, error_name, one_line(message) if message else None)
+    return HeadlessRun(output, write_html(output), error_name, one_line(message) if message else None)
 
 
 __all__ = ["Parameters", "validate_parameters", "parameters_from", "open_session", "Session", "parse_error_text",

@@ -139,13 +139,9 @@ def _kernel_never_started(exc: Exception) -> bool:
 
 def _render_html(notebook: Path) -> None:
     """An HTML copy an auditor can open without Jupyter (static outputs only)."""
-    if not notebook.exists():
-        return
-    import nbformat
-    from nbconvert import HTMLExporter
+    from .notebook_html import write_html
 
-    body, _ = HTMLExporter().from_notebook_node(nbformat.read(notebook, as_version=4))
-    notebook.with_suffix(".html").write_text(body, encoding="utf-8")
+    write_html(notebook)
 
 
 def _read_json(path: Path) -> dict:

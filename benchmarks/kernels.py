@@ -5,9 +5,9 @@
 
 Each way starts N kernels one after another and keeps them running, as N hosts in flight would; each kernel runs
 what every runbook notebook runs first (``from runbook_lib import notebook as nb``). Prints the time per kernel
-start (until that first cell is done), the peak memory of this process tree while the N kernels live (RSS sum, and
-on Linux PSS sum, which counts shared pages once) and the ratios. The template's own start is included in the new
-way's memory and reported apart, since a fleet run pays it once. ``--notebooks M`` also runs notebook 01 headless
+start (until that first cell is done), the peak memory of this process tree while the N kernels live (RSS sum; on
+Linux also PSS sum, which counts shared pages once, and that PSS less this process's, per kernel) and the ratios.
+The template is included in the new way's memory and its start reported apart, since a fleet run pays it once. ``--notebooks M`` also runs notebook 01 headless
 through papermill M times each way (built-in simulated host). The ways alternate over ``--rounds`` so load from
 elsewhere on the machine falls on both.
 
@@ -26,6 +26,7 @@ import tempfile
 import time
 from pathlib import Path
 
+import psutil
 from fleet import PeakMemory
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -61,7 +62,9 @@ async def start_and_stop(manager_class: type, count: int, memory: PeakMemory) ->
 
 
 def kernels_way(way: str, count: int) -> dict:
-    with PeakMemory(interval=0.1, pss=sys.platform.startswith("linux")) as memory:
+    linux = sys.platform.startswith("linux")
+    this_process = psutil.Process().memory_full_info().pss if linux else 0
+    with PeakMemory(interval=0.1, pss=linux) as memory:
         template_s = 0.0
         if way == "new":
             started = time.perf_counter()
@@ -70,7 +73,8 @@ def kernels_way(way: str, count: int) -> dict:
                 seconds = asyncio.run(start_and_stop(WAYS[way], count, memory))
         else:
             seconds = asyncio.run(start_and_stop(WAYS[way], count, memory))
-    return {"seconds": seconds, "template_s": template_s, "rss": memory.peak, "pss": memory.peak_pss}
+    return {"seconds": seconds, "template_s": template_s, "rss": memory.peak, "pss": memory.peak_pss,
+            "pss_per_kernel": (memory.peak_pss - this_process) / count if linux else 0}
 
 
 def notebooks_way(way: str, count: int, folder: Path) -> list[float]:
@@ -105,7 +109,7 @@ def main() -> None:
     print(f"{args.kernels} kernels per way and round, {args.rounds} round(s), {os.cpu_count()} CPUs; "
           f"first cell: {FIRST_CELL}", flush=True)
     starts = {way: [] for way in WAYS}
-    peaks = {way: {"rss": 0, "pss": 0} for way in WAYS}
+    peaks = {way: {"rss": 0, "pss": 0, "pss_per_kernel": 0} for way in WAYS}
     templates, notebooks = [], {way: [] for way in WAYS}
     with tempfile.TemporaryDirectory(prefix="bench-kernels-") as folder:
         for round_number in range(args.rounds):
@@ -113,7 +117,7 @@ def main() -> None:
             for way in order:
                 row = kernels_way(way, args.kernels)
                 starts[way] += row["seconds"]
-                peaks[way] = {k: max(peaks[way][k], row[k]) for k in ("rss", "pss")}
+                peaks[way] = {k: max(peaks[way][k], row[k]) for k in peaks[way]}
                 if way == "new":
                     templates.append(row["template_s"])
                 print(f"round {round_number + 1} {way}: {statistics.median(row['seconds']):.3f} s per kernel "
@@ -134,6 +138,9 @@ def main() -> None:
             old, new = peaks["old"][metric], peaks["new"][metric]
             print(f"{f'peak {metric.upper()} sum, {args.kernels} kernels alive':44}{_mb(old):>20}{_mb(new):>16}"
                   f"{old / new:9.1f}x")
+    if peaks["old"]["pss_per_kernel"]:
+        old, new = peaks["old"]["pss_per_kernel"], peaks["new"]["pss_per_kernel"]
+        print(f"{'PSS per kernel (tree minus this process) / N':44}{_mb(old):>20}{_mb(new):>16}{old / new:9.1f}x")
     print(f"template start (once per run, in the new way's memory): {statistics.median(templates):.2f} s median")
 
 

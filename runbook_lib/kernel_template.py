@@ -16,8 +16,8 @@ socket connection per kernel, newline-delimited JSON:
 - template to client: ``{"pid": N}`` or ``{"error": ...}``; later ``{"exit": RETURNCODE}`` as ``Popen`` reports it.
 
 Lifetimes: a connection that closes while its kernel runs means the client is gone, so the kernel is killed. End
-of file on the template's stdin means the process that started it is gone: every kernel is killed and the template
-exits. A kernel whose template dies exits on its own (ipykernel's parent poller, ``JPY_PARENT_PID``).
+of file on the template's stdin means the process that started it is gone: every kernel is killed, the socket's
+folder removed, and the template exits. A kernel whose template dies exits on its own (ipykernel's parent poller, ``JPY_PARENT_PID``).
 
 Fork safety: nothing here starts a thread, a ZMQ context or an event loop; the template refuses to serve if an
 import did.
@@ -30,6 +30,7 @@ import importlib
 import json
 import os
 import selectors
+import shutil
 import signal
 import socket
 import sys
@@ -65,6 +66,7 @@ class Template:
     them all before it becomes a kernel."""
 
     def __init__(self, address: str):
+        self.folder = os.path.dirname(address)  # the starter's private folder, given to the template to keep
         self.listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         self.listener.bind(address)
         self.listener.listen(64)
@@ -201,6 +203,7 @@ class Template:
         while self.kernels and time.monotonic() < deadline:
             self._reap()
             time.sleep(0.02)
+        shutil.rmtree(self.folder, ignore_errors=True)  # a starter that was killed cannot clean up after us
         sys.exit(0)
 
 

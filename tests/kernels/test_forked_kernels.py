@@ -167,7 +167,7 @@ RUNNER = textwrap.dedent("""
                 manager = kernels.ForkingKernelManager(kernel_name="python3")
                 await manager.start_kernel()
                 kept.append(manager)
-            print(template.process.pid, *(m.provisioner.pid for m in kept), flush=True)
+            print(template.folder, template.process.pid, *(m.provisioner.pid for m in kept), flush=True)
             time.sleep(120)
 
     asyncio.run(main())
@@ -185,7 +185,8 @@ def test_no_kernel_or_template_outlives_a_runner_that_is_killed(tmp_path):
     runner = subprocess.Popen([sys.executable, "-c", RUNNER], stdout=subprocess.PIPE, text=True, cwd=tmp_path,
                               env={k: v for k, v in os.environ.items() if k != kernels.TEMPLATE_ENV})
     try:
-        pids = [int(p) for p in runner.stdout.readline().split()]
+        folder, *pids = runner.stdout.readline().split()
+        pids = [int(p) for p in pids]
         assert len(pids) == 3 and all(psutil.pid_exists(p) for p in pids)
         template = psutil.Process(pids[0])
         assert {c.pid for c in template.children()} == set(pids[1:]), "the kernels are the template's children"
@@ -196,6 +197,7 @@ def test_no_kernel_or_template_outlives_a_runner_that_is_killed(tmp_path):
     while not all(_gone(p) for p in pids) and time.monotonic() < deadline:
         time.sleep(0.1)
     assert [p for p in pids if not _gone(p)] == []
+    assert not Path(folder).exists(), "the template removed its socket folder"
 
 
 def test_stopping_the_template_ends_its_kernels(monkeypatch):

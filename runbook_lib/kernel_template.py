@@ -105,12 +105,13 @@ class Template:
         except OSError:
             return None
         conn.settimeout(10)
+        request = None
         try:
             request = _receive_request(conn)
             refusal = _refusal(request)
             pid = -1 if refusal else os.fork()
         except (OSError, ValueError) as exc:
-            request, refusal, pid = None, f"{type(exc).__name__}: {exc}", -1
+            refusal, pid = f"{type(exc).__name__}: {exc}", -1
         if pid == 0:
             self._close_in_child(conn)
             return request

@@ -86,10 +86,12 @@ class KernelTemplate:
                                        stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=log_file, cwd=folder,
                                        start_new_session=True)  # Ctrl-C at the terminal is for the runner, not it
         template = cls(process, folder)
-        ready, _, _ = select.select([process.stdout], [], [], timeout_s)
-        line = process.stdout.readline() if ready else b""
+        deadline, line = time.monotonic() + timeout_s, b"-"
+        while line and b"ready " not in line:  # an import may have printed something first
+            ready, _, _ = select.select([process.stdout], [], [], max(0.0, deadline - time.monotonic()))
+            line = process.stdout.readline() if ready else b""
         process.stdout.close()
-        if not line.startswith(b"ready"):
+        if b"ready " not in line:
             with open(log_path, "rb") as log_file:
                 last = (log_file.read().decode(errors="replace").strip().splitlines() or ["no output"])[-1]
             template.stop()

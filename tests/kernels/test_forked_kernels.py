@@ -269,3 +269,23 @@ def test_an_executed_notebook_is_the_same_whether_its_kernel_was_forked_or_not(t
     assert options, "the second run used forked kernels"
     assert runs["forked"] == runs["started"]
     assert "Verdict for win7-wmf51" in json.dumps(runs["forked"])
+
+
+def test_a_template_that_cannot_start_leaves_kernels_starting_the_normal_way(monkeypatch):
+    with pytest.raises(kernels.TemplateUnavailable, match="did not start"):
+        kernels.KernelTemplate.start(timeout_s=0.0)  # it cannot have imported anything yet
+    monkeypatch.delenv(kernels.TEMPLATE_ENV, raising=False)
+    monkeypatch.setitem(kernels._own, "template", None)
+    monkeypatch.setitem(kernels._own, "failed", False)
+    start = kernels.KernelTemplate.start
+    monkeypatch.setattr(kernels.KernelTemplate, "start", lambda: start(timeout_s=0.0))
+
+    async def scenario():
+        pair = await _start()
+        try:
+            return (await _run(pair[1], "import os\nprint(os.getppid())"))[1]
+        finally:
+            await _stop(pair)
+
+    assert int(asyncio.run(scenario())) == os.getpid()
+    assert kernels._own["failed"], "one failed start is remembered: later kernels do not wait for it again"

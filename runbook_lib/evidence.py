@@ -19,8 +19,11 @@ from typing import Iterable
 
 from . import signing
 from .errors import InputError, one_line
-from .files import FileTooLarge, is_temporary, private_folder, read_limited, write_atomic
+from .files import FileTooLarge, is_temporary, read_limited, write_atomic
 from .scrub import MIN_SECRET, REDACTED, Scrubber
+
+__all__ = ["MANIFEST", "MANIFEST_SCHEMA", "REDACTED", "Scrubber", "VerifyResult", "credentials_for_scan", "list_bundle",
+           "load_manifest", "sha256_file", "verify", "write_manifest", "write_scrubbed"]
 
 MANIFEST = "manifest.json"
 MANIFEST_SCHEMA = "tls-runbook/evidence-manifest/v2"

@@ -81,7 +81,7 @@ from .plan import RemediationPlan
 from .remote.credentials import Credential
 from .bundle import apply_reports
 from .evidence import write_scrubbed
-from .files import private_folder, write_atomic
+from .files import private_folder
 from .regfile import to_bytes
 from .steps import (SIMULATED_TEXT, ApplyReport, ProbeReport, apply_plan, html_table, inspect_host, original_backup,
                     reboot_and_wait, recover_apply, rollback_from_backup, session_fix, written_values)
@@ -1268,10 +1268,11 @@ def run_headless(source: Path, output: Path, values: dict, cell_timeout_s: int =
     """papermill with the parameters checked first and timeouts set; the executed notebook, failed or not, also
     becomes HTML next to it, because a partial notebook is evidence too. With ``kernel_log``, what the kernel
     process writes to stderr (its own warnings, a crash) goes to that file instead of this process's stderr."""
-    import nbformat
     import papermill
-    from nbconvert import HTMLExporter
     from papermill.exceptions import PapermillExecutionError
+
+    from .kernels import papermill_options
+    from .notebook_html import write_html
 
     if output.suffix != ".ipynb":
         raise InputError("the output must be an .ipynb file")
@@ -1286,16 +1287,12 @@ def run_headless(source: Path, output: Path, values: dict, cell_timeout_s: int =
         with _stderr_into(kernel_log):
             papermill.execute_notebook(str(source), str(output), parameters=values, kernel_name="python3",
                                        progress_bar=False, start_timeout=START_TIMEOUT_S,
-                                       execution_timeout=cell_timeout_s)
+                                       execution_timeout=cell_timeout_s, **papermill_options())
     except PapermillExecutionError as exc:
         error_name, message = exc.ename, f"{source.name} failed in cell {exc.exec_count}: {exc.ename}: {exc.evalue}"
     except Exception as exc:  # noqa: BLE001 - kernel died or timed out; reported as a failed run, not a crash
         error_name, message = type(exc).__name__, f"{source.name} did not finish: {type(exc).__name__}: {exc}"
-    html_path = None
-    if output.exists():
-        body, _ = HTMLExporter().from_notebook_node(nbformat.read(output, as_version=4))
-        html_path = write_atomic(output.with_suffix(".html"), body.encode("utf-8"))
-    return HeadlessRun(output, html_path, error_name, one_line(message) if message else None)
+    return HeadlessRun(output, write_html(output), error_name, one_line(message) if message else None)
 
 
 __all__ = ["Parameters", "validate_parameters", "parameters_from", "open_session", "Session", "parse_error_text",

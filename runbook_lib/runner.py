@@ -39,6 +39,7 @@ from .bundle import MAX_REPORT_BYTES, LiveBundle, check_out_folder, hold_run, re
 from .errors import InputError, RunbookError, one_line
 from .facts import host_problem
 from .files import private_folder, read_limited
+from .kernels import shared_template
 from .signing import SigningKey, new_run_key
 from .steps import written_values
 
@@ -153,6 +154,8 @@ def run_host(host: str, inventory: str, folder: str, root: str, options: dict,
     from papermill.exceptions import PapermillExecutionError
     from papermill.iorw import papermill_io
 
+    from .kernels import papermill_options
+
     opts = RunOptions(**{**options, "notebooks": tuple(options["notebooks"])})
     host_dir = Path(root) / "hosts" / host
     private_folder(host_dir)
@@ -180,7 +183,7 @@ def run_host(host: str, inventory: str, folder: str, root: str, options: dict,
                                            prefix + str(output).replace("{", "{{").replace("}", "}}"),
                                            parameters=parameters, kernel_name="python3", progress_bar=False,
                                            cwd=str(host_dir), start_timeout=120,
-                                           execution_timeout=opts.cell_timeout_s)
+                                           execution_timeout=opts.cell_timeout_s, **papermill_options())
                 failed_notebook, error = "", ""
                 break
             except PapermillExecutionError as exc:
@@ -218,9 +221,10 @@ def _render_html(notebook: Path, scrubber: evidence.Scrubber) -> None:
     if not notebook.exists() or _frozen.is_set():
         return
     import nbformat
-    from nbconvert import HTMLExporter
 
-    body, _ = HTMLExporter().from_notebook_node(nbformat.read(notebook, as_version=4))
+    from .notebook_html import render
+
+    body = render(nbformat.read(notebook, as_version=4))
     with _write_lock:
         if not _frozen.is_set():
             evidence.write_scrubbed(notebook.with_suffix(".html"), body, scrubber)
@@ -660,7 +664,7 @@ def _execute(run: FleetRun, live: LiveBundle, hosts: list[str], todo: list[str],
            "folder": str(folder), "root": str(run.root),
            "options": asdict(options), "secrets": secrets, "key": live.key.raw(), "key_origin": live.key.origin}
     stop = supervision.StopRequest(stream)
-    with supervision.stop_on_signals(stop):
+    with supervision.stop_on_signals(stop), shared_template():
         execute = _run_dask if options.executor == "dask" else _run_local
         results = execute(todo, job, options, Progress(todo, stream), live, stop)
     run.rows = [done[host] if host in done else report.HostSummary(**results[host]) for host in hosts]

@@ -30,8 +30,8 @@ import psutil
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from runbook_lib.engine import assess  # noqa: E402
-from runbook_lib.plan import RemediationPlan  # noqa: E402
+from runbook_lib.core.engine import assess  # noqa: E402
+from runbook_lib.core.plan import RemediationPlan  # noqa: E402
 from runbook_lib.remote.credentials import Credential  # noqa: E402
 from runbook_lib.simulator.fleet import FleetProcess, write_inventory  # noqa: E402
 from runbook_lib.simulator.host import builtin_profile, builtin_profile_names  # noqa: E402

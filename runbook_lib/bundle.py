@@ -19,8 +19,8 @@ from typing import Iterator
 import psutil
 
 from . import evidence
-from .errors import InputError, one_line
-from .files import FileTooLarge, is_temporary, private_folder, read_limited, write_atomic
+from .core.errors import InputError, one_line
+from .core.files import FileTooLarge, is_temporary, private_folder, read_limited, write_atomic
 from .signing import SigningKey
 
 # What one host adds to a bundle, per notebook: the executed notebook, its HTML copy (nbconvert's page template is

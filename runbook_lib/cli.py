@@ -13,14 +13,15 @@ import warnings
 from pathlib import Path
 from typing import Callable, Sequence
 
-from . import __version__, facts as facts_module
-from .engine import DEFAULT_PROFILE, assess
-from .errors import InputError, RunbookError, one_line
-from .files import output_file, output_folder
-from .plan import RemediationPlan
+from . import __version__
+from .core import facts as facts_module
+from .core.engine import DEFAULT_PROFILE, assess
+from .core.errors import InputError, RunbookError, one_line
+from .core.files import output_file, output_folder
+from .core.plan import RemediationPlan
 from .remote.transport import AUTH_METHODS
 from .target import DEFAULT_ENDPOINTS
-from .verdict import PROFILES
+from .core.verdict import PROFILES
 
 EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT = 0, 1, 2
 # Errors a notebook run reports by name: these mean bad input, as they do when raised here.

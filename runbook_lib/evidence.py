@@ -18,8 +18,8 @@ from pathlib import Path
 from typing import Iterable
 
 from . import signing
-from .errors import InputError, one_line
-from .files import FileTooLarge, is_temporary, read_limited, write_atomic
+from .core.errors import InputError, one_line
+from .core.files import FileTooLarge, is_temporary, read_limited, write_atomic
 from .scrub import MIN_SECRET, REDACTED, Scrubber
 
 __all__ = ["MANIFEST", "MANIFEST_SCHEMA", "REDACTED", "Scrubber", "VerifyResult", "credentials_for_scan", "list_bundle",
@@ -297,7 +297,7 @@ def _shape_problems(manifest: dict) -> list[str]:
 
 def credentials_for_scan(references: Iterable[str]) -> tuple[list[str], list[str]]:
     """The credential values a verifier can look for after the run, and a note for each one it cannot."""
-    from .errors import RunbookError
+    from .core.errors import RunbookError
     from .remote.credentials import resolve_credential
 
     values, notes = [], []

@@ -34,9 +34,9 @@ try:  # the parser behind re: the tree a regular expression compiles from
 except ImportError:  # pragma: no cover - Python 3.10
     import sre_parse as _sre_parse  # type: ignore[no-redef]
 
-from .errors import InputError
-from .facts import host_problem
-from .files import FileTooLarge, decode_text, read_limited
+from .core.errors import InputError
+from .core.facts import host_problem
+from .core.files import FileTooLarge, decode_text, read_limited
 from .remote.credentials import DEFAULT_REFERENCE, reference_problem
 from .remote.transport import AUTH_METHODS
 

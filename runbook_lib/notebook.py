@@ -56,37 +56,24 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Iterator
 
-from . import knowledge as k
-from .acceptance import ACCEPTED, CERTIFICATE, LEGACY, UNREACHABLE, EntraAnswer, client_answer, entra_answer
-from .engine import DEFAULT_PROFILE, HostModel, assess, restart_for_paths
-from .errors import (
-    ApplyIncomplete,
-    AuthenticationFailed,
-    CertificateInvalid,
-    CredentialError,
-    EncryptionRequired,
-    HostUnreachable,
-    InputError,
-    QuotaExceeded,
-    RebootFailed,
-    RemoteScriptFailed,
-    RunbookError,
-    TimedOut,
-    TlsVersionMismatch,
-    one_line,
-)
-from .facts import HostFacts, Probe, host_problem
-from .files import FileTooLarge, output_file, read_limited
-from .plan import RemediationPlan
+from .core import knowledge as k
+from .core.acceptance import ACCEPTED, CERTIFICATE, LEGACY, UNREACHABLE, EntraAnswer, client_answer, entra_answer
+from .core.engine import DEFAULT_PROFILE, HostModel, assess, restart_for_paths
+from .core.errors import (ApplyIncomplete, AuthenticationFailed, CertificateInvalid, CredentialError,
+                          EncryptionRequired, HostUnreachable, InputError, QuotaExceeded, RebootFailed,
+                          RemoteScriptFailed, RunbookError, TimedOut, TlsVersionMismatch, one_line)
+from .core.facts import HostFacts, Probe, host_problem
+from .core.files import FileTooLarge, output_file, read_limited
+from .core.plan import RemediationPlan
 from .remote.credentials import Credential
 from .bundle import apply_reports
 from .evidence import write_scrubbed
-from .files import private_folder
-from .regfile import to_bytes
+from .core.files import private_folder
+from .core.regfile import to_bytes
 from .steps import (SIMULATED_TEXT, ApplyReport, ProbeReport, apply_plan, html_table, inspect_host, original_backup,
                     reboot_and_wait, recover_apply, rollback_from_backup, session_fix, written_values)
 from .target import Target, connect, parse_winrm_url
-from .verdict import PROFILES, SIMULATED_BANNER_HTML, Verdict
+from .core.verdict import PROFILES, SIMULATED_BANNER_HTML, Verdict
 
 NOTEBOOKS = {"00": "00_start_here", "01": "01_cause", "02": "02_os_check", "03": "03_registry_remediation",
              "04": "04_powershell_session_fix"}

@@ -28,9 +28,9 @@ import requests
 from winrm.exceptions import InvalidCredentialsError, WinRMTransportError
 
 from . import __version__
-from .errors import InputError, one_line
+from .core.errors import InputError, one_line
 from .evidence import Scrubber
-from .files import FileTooLarge, read_limited
+from .core.files import FileTooLarge, read_limited
 from .remote import scripts
 from .remote.credentials import Credential
 from .remote.transport import OperationResult, WinRMTransport
@@ -405,8 +405,8 @@ class Replayed:
 
 def replay_host(folder: Path | str, profile: str = "recommended") -> list[Replayed]:
     """Every operation of one host's recording through WinRMTransport's reader; inspect results through the engine."""
-    from . import facts as facts_module
-    from .engine import assess
+    from .core import facts as facts_module
+    from .core.engine import assess
 
     operations = load_host(folder)
     transport = ReplayTransport(operations)

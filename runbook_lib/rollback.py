@@ -12,11 +12,11 @@ import json
 from pathlib import Path
 
 from . import evidence
-from . import knowledge as k
+from .core import knowledge as k
 from .bundle import MAX_REPORT_BYTES
-from .errors import InputError, one_line
-from .facts import host_problem
-from .files import FileTooLarge, read_limited
+from .core.errors import InputError, one_line
+from .core.facts import host_problem
+from .core.files import FileTooLarge, read_limited
 from .remote.scripts import validate_args
 from .steps import original_backup, written_values
 

@@ -36,9 +36,9 @@ from typing import Callable
 
 from . import __version__, evidence, provenance, report, supervision
 from .bundle import MAX_REPORT_BYTES, LiveBundle, check_out_folder, hold_run, remove_debris
-from .errors import InputError, RunbookError, one_line
-from .facts import host_problem
-from .files import private_folder, read_limited
+from .core.errors import InputError, RunbookError, one_line
+from .core.facts import host_problem
+from .core.files import private_folder, read_limited
 from .kernels import shared_template
 from .signing import SigningKey, new_run_key
 from .steps import written_values
@@ -134,7 +134,7 @@ class _EvidenceIO:
 
 def _host_secrets(inventory: str, host: str) -> list[str]:
     """The host's credential value, for scrubbing its notebooks (resolved as its kernels resolve it)."""
-    from .errors import RunbookError
+    from .core.errors import RunbookError
     from .inventory import load_inventory
     from .remote.credentials import resolve_credential
 

@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Callable, Iterable, Iterator
 
 from .ntlm_hash import nt_hash
-from .files import private_folder, write_atomic
+from .core.files import private_folder, write_atomic
 
 MIN_SECRET = 4  # shorter values would match ordinary text everywhere
 REDACTED = "[REDACTED]"

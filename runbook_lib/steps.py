@@ -16,19 +16,19 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from . import facts as facts_module
-from . import knowledge as k
-from .acceptance import all_accepted, describe_session, entra_answer
-from .errors import (AuthenticationFailed, CertificateInvalid, EncryptionRequired, FactsError, HostUnreachable,
-                     RebootFailed, RemoteError, RemoteScriptFailed, TimedOut)
+from .core import facts as facts_module
+from .core import knowledge as k
+from .core.acceptance import all_accepted, describe_session, entra_answer
+from .core.errors import (AuthenticationFailed, CertificateInvalid, EncryptionRequired, FactsError, HostUnreachable,
+                          RebootFailed, RemoteError, RemoteScriptFailed, TimedOut)
 from .evidence import write_scrubbed
-from .facts import HostFacts
-from .files import private_folder
-from .plan import RemediationPlan
-from .regfile import RegOperation, render, to_bytes
+from .core.facts import HostFacts
+from .core.files import private_folder
+from .core.plan import RemediationPlan
+from .core.regfile import RegOperation, render, to_bytes
 from .scrub import Scrubber
 from .target import DEFAULT_ENDPOINTS, Target
-from .verdict import SIMULATED_BANNER_HTML
+from .core.verdict import SIMULATED_BANNER_HTML
 
 SIMULATED_TEXT = "*** SIMULATED HOST: not a real Windows machine ***"
 
@@ -381,7 +381,7 @@ def rollback_host(target: Target, apply_id: str, backup: list[dict], *, apply: b
 
     ``backup`` (from the evidence) only selects values: the host restores them from its journal, and only those the
     runbook manages and that apply wrote, so an edited evidence file cannot make it write anything else."""
-    from .engine import restart_for_paths
+    from .core.engine import restart_for_paths
 
     managed = {(path.casefold(), name.casefold()) for path, name in k.values_planned()}
     wanted = [e for e in backup if (e["path"].casefold(), e["name"].casefold()) in managed]

@@ -10,8 +10,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from .errors import InputError, one_line
-from .facts import host_problem
+from .core.errors import InputError, one_line
+from .core.facts import host_problem
 from .remote.credentials import DEFAULT_REFERENCE, Credential, resolve_credential
 from .remote.transport import AUTH_METHODS, Transport, WinRMTransport
 

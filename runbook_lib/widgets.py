@@ -19,7 +19,7 @@ import ipywidgets as w
 from IPython.display import display
 
 from . import notebook as nb
-from .errors import InputError, one_line
+from .core.errors import InputError, one_line
 from .remote.credentials import Credential
 
 

@@ -2,10 +2,10 @@
 
 import pytest
 
-from runbook_lib import facts
-from runbook_lib.acceptance import (ACCEPTED, CERTIFICATE, HANDSHAKE_FAILURE, LEGACY, PROBE_CLIENT_ID, TOKEN_PATH,
-                                    UNKNOWN, UNREACHABLE, all_accepted, client_answer, entra_answer)
-from runbook_lib.facts import Probe
+from runbook_lib.core import facts
+from runbook_lib.core.acceptance import (ACCEPTED, CERTIFICATE, HANDSHAKE_FAILURE, LEGACY, PROBE_CLIENT_ID, TOKEN_PATH,
+                                         UNKNOWN, UNREACHABLE, all_accepted, client_answer, entra_answer)
+from runbook_lib.core.facts import Probe
 from runbook_lib.remote.scripts import script_source
 
 EP = "login.microsoftonline.com:443"

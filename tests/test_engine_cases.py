@@ -6,10 +6,10 @@ fails these tests instead of agreeing with itself.
 
 import pytest
 
-from runbook_lib import facts
-from runbook_lib.engine import HostModel, assess
-from runbook_lib.knowledge import os_row
-from runbook_lib.plan import RemediationPlan
+from runbook_lib.core import facts
+from runbook_lib.core.engine import HostModel, assess
+from runbook_lib.core.knowledge import os_row
+from runbook_lib.core.plan import RemediationPlan
 
 SCH = "HKLM\\SYSTEM\\CurrentControlSet\\Control\\SecurityProviders\\SCHANNEL\\Protocols\\TLS 1.2\\"
 NET = "HKLM\\SOFTWARE\\Microsoft\\.NETFramework\\"

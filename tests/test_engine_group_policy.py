@@ -11,9 +11,9 @@ import json
 
 import pytest
 
-from runbook_lib import facts
-from runbook_lib.engine import assess
-from runbook_lib.errors import FactsError
+from runbook_lib.core import facts
+from runbook_lib.core.engine import assess
+from runbook_lib.core.errors import FactsError
 
 SCH_CLIENT = "HKLM\\SYSTEM\\CurrentControlSet\\Control\\SecurityProviders\\SCHANNEL\\Protocols\\TLS 1.2\\Client"
 NET4 = "HKLM\\SOFTWARE\\Microsoft\\.NETFramework\\v4.0.30319"

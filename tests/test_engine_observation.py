@@ -5,9 +5,9 @@ import dataclasses
 from hypothesis import given, strategies as st
 from test_engine_properties import PROPERTY_SETTINGS, host_facts
 
-from runbook_lib import facts as facts_module
-from runbook_lib.engine import assess
-from runbook_lib.facts import Observed, Probe
+from runbook_lib.core import facts as facts_module
+from runbook_lib.core.engine import assess
+from runbook_lib.core.facts import Observed, Probe
 
 EP = "login.microsoftonline.com:443"
 SESSIONS = st.sampled_from([("Tls", "Aes256"), ("Tls11", "Aes128"), ("Tls12", "TripleDes"), ("Tls12", "Aes256"),

@@ -5,10 +5,10 @@ from pathlib import Path
 
 from hypothesis import HealthCheck, example, given, settings, strategies as st
 
-from runbook_lib import facts as facts_module
-from runbook_lib.engine import HostModel, assess
-from runbook_lib.knowledge import values_planned, values_read
-from runbook_lib.plan import RemediationPlan
+from runbook_lib.core import facts as facts_module
+from runbook_lib.core.engine import HostModel, assess
+from runbook_lib.core.knowledge import values_planned, values_read
+from runbook_lib.core.plan import RemediationPlan
 
 FACTS = Path(__file__).parent / "facts"
 LEGACY = ("\\SSL 2.0\\", "\\SSL 3.0\\", "\\TLS 1.0\\", "\\TLS 1.1\\")

@@ -4,8 +4,8 @@ import json
 
 import pytest
 
-from runbook_lib import facts
-from runbook_lib.errors import FactsError
+from runbook_lib.core import facts
+from runbook_lib.core.errors import FactsError
 
 
 def good_doc():

@@ -2,11 +2,11 @@
 
 import pytest
 
-from runbook_lib import facts, regfile
-from runbook_lib.engine import assess
-from runbook_lib.errors import RegFileError
-from runbook_lib.plan import RemediationPlan
-from runbook_lib.regfile import RegOperation
+from runbook_lib.core import facts, regfile
+from runbook_lib.core.engine import assess
+from runbook_lib.core.errors import RegFileError
+from runbook_lib.core.plan import RemediationPlan
+from runbook_lib.core.regfile import RegOperation
 
 
 def plan_for(name, facts_path, profile="recommended"):

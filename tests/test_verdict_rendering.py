@@ -3,9 +3,9 @@
 import json
 import re
 
-from runbook_lib import facts
-from runbook_lib.engine import assess
-from runbook_lib.verdict import Verdict
+from runbook_lib.core import facts
+from runbook_lib.core.engine import assess
+from runbook_lib.core.verdict import Verdict
 
 
 def verdict_for(name, facts_path, **overrides):

@@ -26,7 +26,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Callable, Mapping
 
-from runbook_lib.errors import CredentialError, InputError
+from runbook_lib.core.errors import CredentialError, InputError
 
 DEFAULT_REFERENCE = "env:TLS_RUNBOOK"
 # The accounts simulated hosts accept (TLS_RUNBOOK_SIM_USER / _PASSWORD). Kept apart from the runbook's own

@@ -37,10 +37,10 @@ from functools import lru_cache
 from importlib import resources
 from typing import Any, Callable
 
-from runbook_lib.errors import InputError, RemoteScriptFailed, one_line
-from runbook_lib.facts import host_problem
+from runbook_lib.core.errors import InputError, RemoteScriptFailed, one_line
+from runbook_lib.core.facts import host_problem
 from runbook_lib.remote.contract import contract_problem
-from runbook_lib.registry import REG_TYPES, data_problem, name_problem, path_problem
+from runbook_lib.core.registry import REG_TYPES, data_problem, name_problem, path_problem
 
 OPERATIONS = ("inspect", "apply", "probe", "session_fix", "reboot", "last_boot", "journal", "restore")
 RESULT_START = "<<<TLS-RUNBOOK-RESULT"

@@ -35,20 +35,9 @@ from winrm.exceptions import (
 )
 from winrm.protocol import Protocol
 
-from runbook_lib.errors import (
-    AuthenticationFailed,
-    CertificateInvalid,
-    EncryptionRequired,
-    HostUnreachable,
-    InputError,
-    QuotaExceeded,
-    RedirectRefused,
-    RemoteError,
-    SecurityWarning,
-    TimedOut,
-    TlsVersionMismatch,
-    one_line,
-)
+from runbook_lib.core.errors import (AuthenticationFailed, CertificateInvalid, EncryptionRequired, HostUnreachable,
+                                     InputError, QuotaExceeded, RedirectRefused, RemoteError, SecurityWarning, TimedOut,
+                                     TlsVersionMismatch, one_line)
 from runbook_lib.remote.credentials import Credential
 from runbook_lib.remote.scripts import compose, invocation, read_output
 

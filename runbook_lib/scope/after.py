@@ -18,7 +18,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from .. import evidence
-from ..errors import InputError
+from ..core.errors import InputError
 from ..inventory import Inventory
 from ..notebook import Card
 from ..steps import html_table

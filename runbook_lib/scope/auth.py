@@ -27,8 +27,8 @@ from pathlib import Path
 from typing import Callable, Mapping
 from urllib.parse import urlsplit
 
-from ..errors import InputError, one_line
-from ..files import FileTooLarge, read_limited
+from ..core.errors import InputError, one_line
+from ..core.files import FileTooLarge, read_limited
 from ..remote.credentials import reference_problem, resolve_secret
 from .errors import GraphUnreachable, SignInFailed
 

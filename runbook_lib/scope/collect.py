@@ -22,7 +22,7 @@ def read_sources(specs: list[str], window: Window, auth: GraphAuth | None = None
                  event_types: tuple[str, ...] = EVENT_TYPES, notify: Callable[[str], None] = lambda text: None
                  ) -> list[SourceRead]:
     """Every SOURCE, files first checked to exist so a typo fails before any sign-in to Graph."""
-    from ..errors import InputError
+    from ..core.errors import InputError
 
     if not specs:
         raise InputError("scope needs at least one SOURCE: a sign-in export (JSON or CSV) or graph:[TENANT]")

@@ -11,7 +11,7 @@ import os
 import sys
 from pathlib import Path
 
-from ..errors import InputError
+from ..core.errors import InputError
 from .records import EVENT_TYPES
 
 

@@ -6,7 +6,7 @@ is a ``GraphError`` (exit 1): the input was fine, the tenant said no.
 
 from __future__ import annotations
 
-from ..errors import InputError, RunbookError
+from ..core.errors import InputError, RunbookError
 
 
 class SourceError(InputError):

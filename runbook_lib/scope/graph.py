@@ -16,7 +16,7 @@ from email.utils import parsedate_to_datetime
 from typing import Callable, Iterator
 from urllib.parse import urlsplit
 
-from ..errors import one_line
+from ..core.errors import one_line
 from . import entra_json
 from .auth import Endpoints, GraphAuth
 from .errors import (GraphError, GraphUnreachable, LicenceRequired, PermissionMissing, RequestRejected, SourceError,

@@ -10,7 +10,7 @@ all of them: each is a candidate, and running the runbook on a healthy host chan
 from __future__ import annotations
 
 import ipaddress
-from ..errors import InputError, RunbookError
+from ..core.errors import InputError, RunbookError
 from ..inventory import Inventory
 from .records import SignIn
 

@@ -11,7 +11,7 @@ import html
 import re
 from dataclasses import dataclass
 
-from ..errors import InputError
+from ..core.errors import InputError
 from ..notebook import Card
 from .auth import GraphAuth
 from .collect import make_report

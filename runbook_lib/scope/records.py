@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
-from ..errors import InputError
+from ..core.errors import InputError
 
 AADSTS_LEGACY_TLS = 1002016
 LEGACY_KEY_PREFIX = "legacy tls"

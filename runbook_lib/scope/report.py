@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from ..errors import one_line
+from ..core.errors import one_line
 from ..notebook import Card
 from ..steps import html_table
 from .errors import EmptyWindow

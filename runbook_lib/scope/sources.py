@@ -15,8 +15,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
-from ..errors import one_line
-from ..files import FileTooLarge, decode_text, read_limited
+from ..core.errors import one_line
+from ..core.files import FileTooLarge, decode_text, read_limited
 from . import entra_csv, entra_json, log_analytics
 from .errors import SourceError
 from .records import SignIn, Window

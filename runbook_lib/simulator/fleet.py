@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable
 
-from ..errors import InputError
+from ..core.errors import InputError
 from .group_policy import DEFAULT_REFRESH_S
 from .host import HostProfile, SimulatedHost, builtin_profile, builtin_profile_names
 from .wsman import Faults, WSManServer

@@ -20,8 +20,8 @@ import threading
 from dataclasses import dataclass
 from typing import Any, Callable
 
-from ..errors import InputError
-from ..registry import REG_TYPES, Registry, data_problem, name_problem, path_problem
+from ..core.errors import InputError
+from ..core.registry import REG_TYPES, Registry, data_problem, name_problem, path_problem
 
 # "Configure registry policy processing" (the registry extension's GUID) and "Turn off RSoP logging".
 REGISTRY_CSE_POLICY = ("HKLM\\SOFTWARE\\Policies\\Microsoft\\Windows\\Group Policy\\"

@@ -20,10 +20,10 @@ from importlib import resources
 from pathlib import Path
 from typing import Any, Callable
 
-from .. import facts as facts_module
-from ..errors import InputError
-from ..files import FileTooLarge, read_limited
-from ..registry import RegistryValue
+from ..core import facts as facts_module
+from ..core.errors import InputError
+from ..core.files import FileTooLarge, read_limited
+from ..core.registry import RegistryValue
 from ..remote import scripts
 from .group_policy import DEFAULT_REFRESH_S, PolicyStore, RefreshTimer, policy_set_values
 from .journal_folder import JournalFolder, JournalRefused

@@ -11,9 +11,9 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from .. import acceptance
-from .. import knowledge as k
-from ..registry import Registry
+from ..core import acceptance
+from ..core import knowledge as k
+from ..core.registry import Registry
 
 # SslProtocols enum names as SslStream.SslProtocol prints them.
 _SSL_NAMES = {"TLS 1.0": "Tls", "TLS 1.1": "Tls11", "TLS 1.2": "Tls12", "TLS 1.3": "Tls13"}

@@ -9,7 +9,7 @@ import sys
 import pytest
 
 from runbook_lib import evidence, provenance, signing
-from runbook_lib.errors import InputError
+from runbook_lib.core.errors import InputError
 from runbook_lib.signing import new_run_key
 
 

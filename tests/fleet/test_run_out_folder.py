@@ -70,7 +70,7 @@ def test_out_without_room_for_the_run_names_the_estimate_per_host(inventory, tmp
 def test_evidence_folders_and_files_are_private_to_the_operator(tmp_path):
     from runbook_lib.bundle import LiveBundle
     from runbook_lib.evidence import Scrubber, write_scrubbed
-    from runbook_lib.files import private_folder
+    from runbook_lib.core.files import private_folder
     from runbook_lib.signing import new_run_key
 
     live = LiveBundle(tmp_path / "out" / "run", new_run_key())

@@ -5,9 +5,9 @@ import time
 
 import winrm
 
-from runbook_lib import knowledge as k
-from runbook_lib.engine import assess
-from runbook_lib.plan import RemediationPlan
+from runbook_lib.core import knowledge as k
+from runbook_lib.core.engine import assess
+from runbook_lib.core.plan import RemediationPlan
 from runbook_lib.steps import apply_plan, inspect_host
 from runbook_lib.target import connect
 

@@ -4,9 +4,9 @@ import time
 
 import pytest
 
-from runbook_lib.engine import assess
-from runbook_lib.errors import TlsVersionMismatch
-from runbook_lib.plan import RemediationPlan
+from runbook_lib.core.engine import assess
+from runbook_lib.core.errors import TlsVersionMismatch
+from runbook_lib.core.plan import RemediationPlan
 from runbook_lib.steps import inspect_host
 from runbook_lib.target import connect
 

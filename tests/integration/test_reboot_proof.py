@@ -2,7 +2,7 @@
 
 import pytest
 
-from runbook_lib.errors import RebootFailed
+from runbook_lib.core.errors import RebootFailed
 from runbook_lib.steps import inspect_host, reboot_and_wait
 from runbook_lib.target import connect
 

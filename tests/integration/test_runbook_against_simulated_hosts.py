@@ -4,11 +4,11 @@ import json
 
 import pytest
 
-from runbook_lib.acceptance import LEGACY, entra_answer
-from runbook_lib.engine import assess
-from runbook_lib.errors import AuthenticationFailed, RemoteScriptFailed
-from runbook_lib.facts import probe_from_dict
-from runbook_lib.plan import RemediationPlan
+from runbook_lib.core.acceptance import LEGACY, entra_answer
+from runbook_lib.core.engine import assess
+from runbook_lib.core.errors import AuthenticationFailed, RemoteScriptFailed
+from runbook_lib.core.facts import probe_from_dict
+from runbook_lib.core.plan import RemediationPlan
 from runbook_lib.remote.scripts import OPERATIONS, compose, invocation
 from runbook_lib.simulator.host import builtin_profile, builtin_profile_names
 from runbook_lib.steps import apply_plan, inspect_host, probe_host, reboot_and_wait, session_fix
@@ -261,7 +261,7 @@ def test_a_journal_folder_a_standard_user_created_is_refused_and_nothing_is_writ
 
 
 def test_a_forged_backup_cannot_make_rollback_write_what_the_apply_did_not(simulated, tmp_path):
-    from runbook_lib import knowledge as k
+    from runbook_lib.core import knowledge as k
     from runbook_lib.steps import rollback_host
 
     node = simulated("ws2016_untouched")
@@ -282,7 +282,7 @@ def test_a_forged_backup_cannot_make_rollback_write_what_the_apply_did_not(simul
 
 
 def test_restore_and_rollback_reg_undo_an_apply_to_the_same_registry(simulated, tmp_path):
-    from runbook_lib import regfile
+    from runbook_lib.core import regfile
     from runbook_lib.steps import rollback_host
 
     node = simulated("win7_wmf51")  # its plan creates keys (SCHANNEL TLS 1.2, .NET) as well as values
@@ -324,7 +324,7 @@ def test_session_fix_in_a_clr2_powershell_is_refused_as_on_windows_unless_the_tl
 def test_a_value_whose_data_does_not_fit_its_kind_is_a_warning_not_a_failed_inspect(credential):
     import dataclasses
 
-    from runbook_lib import knowledge as k
+    from runbook_lib.core import knowledge as k
     from runbook_lib.simulator.fleet import start_node
 
     key = k.schannel_key("TLS 1.2", "Client")

@@ -8,7 +8,7 @@ import pytest
 import requests
 from winrm.protocol import Protocol
 
-from runbook_lib.errors import QuotaExceeded
+from runbook_lib.core.errors import QuotaExceeded
 from runbook_lib.remote import WinRMTransport
 from runbook_lib.simulator.fleet import start_node
 from runbook_lib.simulator.host import builtin_profile

@@ -2,7 +2,7 @@
 
 import pytest
 
-from runbook_lib.errors import InputError
+from runbook_lib.core.errors import InputError
 from runbook_lib.inventory import load_inventory
 
 

@@ -6,7 +6,7 @@ import hashlib
 
 import pytest
 
-from runbook_lib.errors import InputError
+from runbook_lib.core.errors import InputError
 from runbook_lib.inventory import HostEntry, load_inventory
 
 

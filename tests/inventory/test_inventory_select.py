@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from runbook_lib.errors import InputError
+from runbook_lib.core.errors import InputError
 from runbook_lib.inventory import load_inventory
 
 

@@ -3,7 +3,7 @@
 import pytest
 
 from runbook_lib import notebook as nb
-from runbook_lib.errors import InputError
+from runbook_lib.core.errors import InputError
 
 TENANT = "72f988bf-86f1-41af-91ab-2d7cd011db47"
 

@@ -16,10 +16,11 @@ from pathlib import Path
 import pytest
 from leak_forms import written_forms
 
-from runbook_lib import facts, recording
-from runbook_lib.engine import assess
-from runbook_lib.errors import TimedOut
-from runbook_lib.plan import RemediationPlan
+from runbook_lib.core import facts
+from runbook_lib import recording
+from runbook_lib.core.engine import assess
+from runbook_lib.core.errors import TimedOut
+from runbook_lib.core.plan import RemediationPlan
 from runbook_lib.simulator.host import builtin_profile
 from runbook_lib.steps import apply_plan, inspect_host, probe_host
 from runbook_lib.target import Target, connect

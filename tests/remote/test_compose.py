@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from runbook_lib.errors import InputError
+from runbook_lib.core.errors import InputError
 from runbook_lib.remote import compose, read_declaration, validate_args
 from runbook_lib.remote.scripts import script_source
 

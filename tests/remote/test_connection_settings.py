@@ -9,7 +9,7 @@ import warnings
 
 import pytest
 
-from runbook_lib.errors import InputError, SecurityWarning
+from runbook_lib.core.errors import InputError, SecurityWarning
 from runbook_lib.remote import Credential, WinRMTransport
 from runbook_lib.target import connect, parse_winrm_url
 

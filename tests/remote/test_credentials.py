@@ -8,7 +8,7 @@ import pytest
 from keyring.credentials import SimpleCredential
 from keyring.errors import KeyringError
 
-from runbook_lib.errors import CredentialError, InputError
+from runbook_lib.core.errors import CredentialError, InputError
 from runbook_lib.remote import Credential, resolve_credential
 
 SECRET = "S3cr3t!pa55"

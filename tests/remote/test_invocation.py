@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from runbook_lib.errors import InputError
+from runbook_lib.core.errors import InputError
 from runbook_lib.remote import OPERATIONS, POWERSHELL_COMMAND, compose, decode_invocation, invocation
 from runbook_lib.simulator.wsman_shells import CMD_LINE_LIMIT, console_statements, statement_parses
 

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from runbook_lib.errors import HostUnreachable, InputError, RemoteScriptFailed, TimedOut
+from runbook_lib.core.errors import HostUnreachable, InputError, RemoteScriptFailed, TimedOut
 from runbook_lib.remote import LocalTransport
 
 REPO = Path(__file__).resolve().parents[2]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from runbook_lib.errors import RemoteScriptFailed
+from runbook_lib.core.errors import RemoteScriptFailed
 from runbook_lib.remote import parse_output, read_output, render_output
 
 PROBE = {"probes": [{"endpoint": "login.microsoftonline.com:443", "mode": "tls12", "ok": True,

@@ -14,7 +14,7 @@ import threading
 
 import pytest
 
-from runbook_lib.errors import RedirectRefused
+from runbook_lib.core.errors import RedirectRefused
 from runbook_lib.remote import WinRMTransport
 from runbook_lib.simulator.fleet import start_node
 from runbook_lib.simulator.host import builtin_profile

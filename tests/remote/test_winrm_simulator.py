@@ -6,7 +6,7 @@ import threading
 
 import pytest
 
-from runbook_lib.errors import AuthenticationFailed, CertificateInvalid, EncryptionRequired, RemoteScriptFailed
+from runbook_lib.core.errors import AuthenticationFailed, CertificateInvalid, EncryptionRequired, RemoteScriptFailed
 from runbook_lib.remote import Credential, WinRMTransport, decode_invocation, read_declaration, render_output
 from runbook_lib.simulator.wsman import CommandResult, WSManServer
 

@@ -6,15 +6,8 @@ import pytest
 import requests
 from winrm.exceptions import InvalidCredentialsError, WinRMOperationTimeoutError, WinRMTransportError, WSManFaultError
 
-from runbook_lib.errors import (
-    AuthenticationFailed,
-    CertificateInvalid,
-    EncryptionRequired,
-    HostUnreachable,
-    InputError,
-    RemoteError,
-    TimedOut,
-)
+from runbook_lib.core.errors import (AuthenticationFailed, CertificateInvalid, EncryptionRequired, HostUnreachable,
+                                     InputError, RemoteError, TimedOut)
 from runbook_lib.remote import Credential, WinRMTransport, decode_invocation, read_declaration, render_output
 from runbook_lib.remote import transport as transport_module
 

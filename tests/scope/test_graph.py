@@ -13,7 +13,7 @@ from cryptography.hazmat.primitives.serialization import pkcs12
 from cryptography.x509.oid import NameOID
 from graph_server import CLIENT_ID, TENANT, FakeEntra
 
-from runbook_lib.errors import InputError
+from runbook_lib.core.errors import InputError
 from runbook_lib.scope.auth import TEST_ORIGIN_VARIABLE, Endpoints, GraphAuth
 from runbook_lib.scope.errors import GraphError, LicenceRequired, PermissionMissing, RequestRejected, SignInFailed
 from runbook_lib.scope.graph import _retry_after, read_graph

@@ -11,9 +11,9 @@ import uuid
 
 import pytest
 
-from runbook_lib import facts
-from runbook_lib import knowledge as k
-from runbook_lib.errors import InputError
+from runbook_lib.core import facts
+from runbook_lib.core import knowledge as k
+from runbook_lib.core.errors import InputError
 from runbook_lib.remote import scripts
 from runbook_lib.simulator.host import HostProfile, SimulatedHost, builtin_profile
 

@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from runbook_lib.errors import RemoteScriptFailed
+from runbook_lib.core.errors import RemoteScriptFailed
 from runbook_lib.remote import POWERSHELL_COMMAND, compose, invocation, read_output
 from runbook_lib.simulator.host import SimulatedHost, builtin_profile
 from runbook_lib.simulator.journal_folder import JournalFolder

@@ -13,10 +13,10 @@ from importlib import resources
 
 import pytest
 
-from runbook_lib.acceptance import LEGACY, entra_answer
-from runbook_lib.errors import RemoteScriptFailed
-from runbook_lib.facts import Probe
-from runbook_lib.knowledge import values_read
+from runbook_lib.core.acceptance import LEGACY, entra_answer
+from runbook_lib.core.errors import RemoteScriptFailed
+from runbook_lib.core.facts import Probe
+from runbook_lib.core.knowledge import values_read
 from runbook_lib.remote.contract import contract_problem
 from runbook_lib.remote.scripts import RESULT_END, RESULT_START, compose, invocation, read_output, render_output
 from runbook_lib.simulator.host import HostProfile, SimulatedHost, builtin_profile, builtin_profile_names

@@ -8,8 +8,8 @@ chooses one of its own suites before 3DES when the client offers both.
 
 import pytest
 
-from runbook_lib import acceptance
-from runbook_lib.registry import Registry, RegistryValue
+from runbook_lib.core import acceptance
+from runbook_lib.core.registry import Registry, RegistryValue
 from runbook_lib.simulator.windows import WindowsTls, suite_parts
 
 POLICY = "HKLM\\SOFTWARE\\Policies\\Microsoft\\Cryptography\\Configuration\\SSL\\00010002"

@@ -1,7 +1,7 @@
-"""Kernel starts the normal way and forked from the template (runbook_lib.kernels), side by side in one run.
+"""Kernel starts the normal way and forked from the template (runbook_lib.runbook.kernels), side by side in one run.
 
 (old) jupyter_client's AsyncKernelManager: a new Python process per kernel, importing everything itself;
-(new) runbook_lib.kernels.ForkingKernelManager: a fork of the template, which has imported it all once.
+(new) runbook_lib.runbook.kernels.ForkingKernelManager: a fork of the template, which has imported it all once.
 
 Each way starts N kernels one after another and keeps them running, as N hosts in flight would; each kernel runs
 what every runbook notebook runs first (``from runbook_lib import notebook as nb``). Prints the time per kernel
@@ -34,7 +34,7 @@ sys.path.insert(0, str(ROOT))
 
 from jupyter_client.manager import AsyncKernelManager  # noqa: E402
 
-from runbook_lib.kernels import ForkingKernelManager, shared_template  # noqa: E402
+from runbook_lib.runbook.kernels import ForkingKernelManager, shared_template  # noqa: E402
 
 FIRST_CELL = "from runbook_lib import notebook as nb"
 WAYS = {"old": AsyncKernelManager, "new": ForkingKernelManager}

@@ -22,7 +22,7 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "tests"))
 
 from leak_forms import HOSTILE_SECRET_CHARS, written_forms  # noqa: E402
-from runbook_lib.scrub import Scrubber  # noqa: E402
+from runbook_lib.remote.scrub import Scrubber  # noqa: E402
 
 SECRET = HOSTILE_SECRET_CHARS + "bench-7Qx"
 

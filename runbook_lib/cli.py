@@ -20,7 +20,7 @@ from .core.errors import InputError, RunbookError, one_line
 from .core.files import output_file, output_folder
 from .core.plan import RemediationPlan
 from .remote.transport import AUTH_METHODS
-from .target import DEFAULT_ENDPOINTS
+from .remote.target import DEFAULT_ENDPOINTS
 from .core.verdict import PROFILES
 
 EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT = 0, 1, 2
@@ -81,26 +81,26 @@ def _cmd_plan(args: argparse.Namespace) -> int:
 
 
 def _target(args: argparse.Namespace):
-    from .target import connect
+    from .remote.target import connect
 
     target = connect(args.target, inventory=args.inventory, credential=args.credential, auth=args.auth,
                      ca_trust_path=args.ca_trust_path)
     if args.record:
-        from .recording import record
+        from .remote.recording import record
 
         record(target.transport, args.record / target.name)
     return target
 
 
 def _add_record_option(parser: argparse.ArgumentParser) -> None:
-    """Any command that talks to hosts can record; see runbook_lib.recording."""
+    """Any command that talks to hosts can record; see runbook_lib.remote.recording."""
     parser.add_argument("--record", type=Path, metavar="DIR",
                         help="save every WinRM request and response (decrypted SOAP, credentials removed) in "
                              "DIR/<host>, for replay as test fixtures")
 
 
 def _cmd_inspect(args: argparse.Namespace) -> int:
-    from .steps import inspect_host
+    from .runbook.steps import inspect_host
 
     if args.output:
         output_file(args.output, "-o")
@@ -116,7 +116,7 @@ def _cmd_inspect(args: argparse.Namespace) -> int:
 
 
 def _cmd_probe(args: argparse.Namespace) -> int:
-    from .steps import probe_host
+    from .runbook.steps import probe_host
 
     report = probe_host(_target(args), args.endpoint or DEFAULT_ENDPOINTS)
     print(report.render_text())
@@ -173,9 +173,9 @@ _RESUME_KEEPS = ("limit", "notebooks", "profile", "apply", "reboot", "parallel",
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
-    from .report import render_text
-    from .runner import RunOptions, resume_fleet, run_fleet
-    from .signing import load_signing_key
+    from .fleet.report import render_text
+    from .fleet.runner import RunOptions, resume_fleet, run_fleet
+    from .fleet.signing import load_signing_key
 
     key = load_signing_key(args.signing_key) if args.signing_key else None
     if args.resume is not None:
@@ -203,13 +203,13 @@ def _cmd_run(args: argparse.Namespace) -> int:
 
 
 def _expected_key(args: argparse.Namespace) -> str | None:
-    from .signing import expected_fingerprint
+    from .fleet.signing import expected_fingerprint
 
     return expected_fingerprint(args.expect_key) if getattr(args, "expect_key", None) else None
 
 
 def _cmd_evidence_verify(args: argparse.Namespace) -> int:
-    from . import evidence
+    from .fleet import evidence
 
     manifest = evidence.load_manifest(args.folder)
     secrets, notes = evidence.credentials_for_scan(manifest.get("credential_references", []))
@@ -219,9 +219,9 @@ def _cmd_evidence_verify(args: argparse.Namespace) -> int:
 
 
 def _cmd_rollback(args: argparse.Namespace) -> int:
-    from .rollback import restore_set
-    from .steps import rollback_host
-    from .target import connect
+    from .fleet.rollback import restore_set
+    from .runbook.steps import rollback_host
+    from .remote.target import connect
 
     apply_id, backup = restore_set(args.evidence, args.host, expected_key=_expected_key(args))
     target = connect(args.target or args.host, inventory=args.inventory, credential=args.credential)
@@ -250,7 +250,7 @@ def _cmd_notebook(args: argparse.Namespace) -> int:
 
 
 def _cmd_recordings_make(args: argparse.Namespace) -> int:
-    from .recording import make_simulator_recordings
+    from .fidelity import make_simulator_recordings
     from .simulator.host import builtin_profile_names
 
     names = args.profile or builtin_profile_names()
@@ -261,7 +261,8 @@ def _cmd_recordings_make(args: argparse.Namespace) -> int:
 
 
 def _cmd_recordings_replay(args: argparse.Namespace) -> int:
-    from .recording import compare_with_simulator, host_folders, replay_host
+    from .fidelity import compare_with_simulator
+    from .remote.recording import host_folders, replay_host
 
     differing = False
     for folder in host_folders(args.folder):

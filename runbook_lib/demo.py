@@ -14,8 +14,8 @@ import sys
 import tempfile
 from pathlib import Path
 
-from .report import render_text
-from .runner import RunOptions, run_fleet
+from .fleet.report import render_text
+from .fleet.runner import RunOptions, run_fleet
 from .simulator.fleet import FleetProcess, write_inventory
 from .simulator.host import builtin_profile, builtin_profile_names
 

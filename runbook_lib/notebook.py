@@ -8,9 +8,9 @@ Parameters (the same names in every notebook; ``error_text`` only in 01, ``sessi
 ``target`` (empty: a built-in simulated host), ``inventory``, ``profile``, ``apply``, ``reboot``, ``endpoints``
 (comma-separated ``host:port``), ``evidence_dir`` (empty: ``evidence/<host>`` under the kernel's working folder),
 ``simulator_profile``, ``record`` (a folder: every WinRM exchange is recorded there, see
-:mod:`runbook_lib.recording`). There is never a credential parameter: papermill copies parameters into the notebook.
+:mod:`runbook_lib.remote.recording`). There is never a credential parameter: papermill copies parameters into the notebook.
 
-Evidence files, fixed names in the evidence folder, read by the fleet runner (:mod:`runbook_lib.runner`):
+Evidence files, fixed names in the evidence folder, read by the fleet runner (:mod:`runbook_lib.fleet.runner`):
 
 ``cause.json`` (01)
     ``{"host", "simulated", "error": {"kind", "code", "tenant_id", ...} | null, "security_protocol": {"x64", "x86"},
@@ -37,7 +37,7 @@ Evidence files, fixed names in the evidence folder, read by the fleet runner (:m
 
 A probe is ``{"endpoint", "mode": "tcp" | "default" | "tls12" | "session" | "app", "ok", "protocol", "cipher",
 "error", ...}`` as ``runbook_lib/schemas/probe-record.schema.json`` defines it; ``ok`` means the handshake completed,
-and whether Entra accepts it is read from :mod:`runbook_lib.acceptance` only.
+and whether Entra accepts it is read from :mod:`runbook_lib.core.acceptance` only.
 """
 
 from __future__ import annotations
@@ -66,13 +66,13 @@ from .core.facts import HostFacts, Probe, host_problem
 from .core.files import FileTooLarge, output_file, read_limited
 from .core.plan import RemediationPlan
 from .remote.credentials import Credential
-from .bundle import apply_reports
-from .evidence import write_scrubbed
+from .remote.scrub import write_scrubbed
 from .core.files import private_folder
 from .core.regfile import to_bytes
-from .steps import (SIMULATED_TEXT, ApplyReport, ProbeReport, apply_plan, html_table, inspect_host, original_backup,
-                    reboot_and_wait, recover_apply, rollback_from_backup, session_fix, written_values)
-from .target import Target, connect, parse_winrm_url
+from .runbook.steps import (apply_reports, SIMULATED_TEXT, ApplyReport, ProbeReport, apply_plan, html_table, inspect_host,
+                            original_backup, reboot_and_wait, recover_apply, rollback_from_backup, session_fix,
+                            written_values)
+from .remote.target import Target, connect, parse_winrm_url
 from .core.verdict import PROFILES, SIMULATED_BANNER_HTML, Verdict
 
 NOTEBOOKS = {"00": "00_start_here", "01": "01_cause", "02": "02_os_check", "03": "03_registry_remediation",
@@ -149,7 +149,7 @@ def validate_parameters(**values: Any) -> Parameters:
     if inventory and not _is_file(inventory):
         raise InputError(f"inventory {one_line(inventory, 80)!r} is not a readable file")
     if target and "://" not in target:
-        from .inventory import load_inventory
+        from .remote.inventory import load_inventory
 
         load_inventory(inventory).get(target)  # a name the inventory lacks is bad input before any kernel starts
     if p["profile"] not in PROFILES:
@@ -491,7 +491,7 @@ def open_session(params: Parameters, credential: Credential | None = None) -> Se
             node = None
             target = connect(params.target, inventory=params.inventory or None, credential=credential)
         if params.record:
-            from .recording import record
+            from .remote.recording import record
 
             note = f"SIMULATED host: tls-runbook simulator profile {params.simulator_profile}" if node else None
             record(target.transport, Path(params.record).expanduser(), note)
@@ -632,7 +632,7 @@ def _probes_of(host_facts: HostFacts, mode: str) -> list[Probe]:
 
 
 def _client(host_facts: HostFacts) -> EntraAnswer | None:
-    """What a fresh Windows PowerShell on the host gets from Entra (runbook_lib.acceptance decides)."""
+    """What a fresh Windows PowerShell on the host gets from Entra (runbook_lib.core.acceptance decides)."""
     return client_answer(host_facts.observed.probes if host_facts.observed else ())
 
 
@@ -1177,7 +1177,7 @@ def control_panel(params: Parameters) -> None:
                    "use notebooks 01-04 with parameters instead.</p>",
                    "Interactive panel: only in JupyterLab; headless runs use notebooks 01-04 with parameters."))
         return
-    from .widgets import RunbookPanel
+    from .runbook.widgets import RunbookPanel
 
     RunbookPanel(params).show()
 
@@ -1258,8 +1258,8 @@ def run_headless(source: Path, output: Path, values: dict, cell_timeout_s: int =
     import papermill
     from papermill.exceptions import PapermillExecutionError
 
-    from .kernels import papermill_options
-    from .notebook_html import write_html
+    from .runbook.kernels import papermill_options
+    from .runbook.notebook_html import write_html
 
     if output.suffix != ".ipynb":
         raise InputError("the output must be an .ipynb file")

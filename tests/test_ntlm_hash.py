@@ -2,7 +2,7 @@
 
 import pytest
 
-from runbook_lib.ntlm_hash import md4, nt_hash
+from runbook_lib.remote.ntlm_hash import md4, nt_hash
 
 
 @pytest.mark.parametrize("message, digest", [  # RFC 1320, appendix A.5

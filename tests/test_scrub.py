@@ -8,9 +8,9 @@ import secrets
 import pytest
 
 from leak_forms import HOSTILE_SECRET_CHARS, written_forms
-from runbook_lib import evidence
-from runbook_lib.scrub import MIN_SECRET, REDACTED, Scrubber
-from runbook_lib.signing import new_run_key
+from runbook_lib.fleet import evidence
+from runbook_lib.remote.scrub import MIN_SECRET, REDACTED, Scrubber
+from runbook_lib.fleet.signing import new_run_key
 
 SECRET = HOSTILE_SECRET_CHARS + secrets.token_urlsafe(8)
 OTHER = HOSTILE_SECRET_CHARS + secrets.token_urlsafe(8)  # same shape, different value

@@ -68,7 +68,7 @@ class PowerShellInfo:
 
 @dataclass(frozen=True)
 class Probe:
-    """One probe as the host's script reported it; whether Entra accepts it is decided in runbook_lib.acceptance.
+    """One probe as the host's script reported it; whether Entra accepts it is decided in runbook_lib.core.acceptance.
 
     ``ok`` means the TLS handshake completed (mode ``tcp``: TCP connected; mode ``app``: an HTTP answer came back).
     The fields after ``error`` are optional additions to host-facts v1: a record without them is a v1 record.

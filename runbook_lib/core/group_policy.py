@@ -38,7 +38,7 @@ class Claim:
     type: str | None
     data: Any
     source: str  # for people: which mechanism and which GPO
-    cites: str  # the knowledge source (runbook_lib.knowledge.SOURCES) that documents the mechanism
+    cites: str  # the knowledge source (runbook_lib.core.knowledge.SOURCES) that documents the mechanism
 
     def covers(self, path: str, name: str) -> bool:
         if self.name is None:

@@ -1,4 +1,4 @@
-"""The output contract of the operation scripts: JSON Schema files shipped in ``runbook_lib/schemas``.
+"""The output contract of the operation scripts: JSON Schema files shipped in ``runbook_lib/remote/schemas``.
 
 Every result a script writes is checked against ``<operation>.schema.json`` before anything reads it, and the
 simulator is tested against the same files, so the two cannot drift: a probe whose ``ok`` means something other
@@ -21,7 +21,7 @@ SCHEMA_BASE = "https://schemas.tls-runbook.invalid/"  # .invalid never resolves:
 
 @lru_cache(maxsize=None)
 def _registry() -> Registry:
-    folder = resources.files("runbook_lib").joinpath("schemas")
+    folder = resources.files("runbook_lib.remote").joinpath("schemas")
     documents = [json.loads(item.read_text(encoding="utf-8")) for item in folder.iterdir()
                  if item.name.endswith(".schema.json")]
     return Registry().with_resources((doc["$id"], Resource.from_contents(doc)) for doc in documents)

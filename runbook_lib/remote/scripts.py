@@ -243,7 +243,7 @@ def validate_args(operation: str, args: Any) -> None:
 @lru_cache(maxsize=None)
 def script_source(name: str) -> str:
     """Text of one packaged .ps1 file (``common`` or an operation)."""
-    return resources.files("runbook_lib").joinpath("ps", f"{name}.ps1").read_text(encoding="utf-8")
+    return resources.files("runbook_lib.remote").joinpath("ps", f"{name}.ps1").read_text(encoding="utf-8")
 
 
 def _encode_args(args: dict) -> str:
@@ -415,7 +415,7 @@ def read_output(operation: str, stdout: bytes | str, stderr: bytes | str, exit_c
     problem = contract_problem(operation, result)
     if problem:
         raise RemoteScriptFailed(host, one_line(f"{operation}: result field {problem} (breaks the contract in "
-                                                f"runbook_lib/schemas/{operation}.schema.json)"))
+                                                f"runbook_lib/remote/schemas/{operation}.schema.json)"))
     return ScriptOutput(result, tuple(one_line(w) for w in envelope.get("warnings", [])))
 
 

@@ -5,7 +5,7 @@ limit per command, the script on stdin (never on the command line), and control 
 (only those before a command started: an ``apply`` whose command may have run is never sent twice).
 ``LocalTransport`` is for an operator whose JupyterLab runs on the Windows host itself.
 
-Every error leaves here as one of the exceptions in :mod:`runbook_lib.errors`, with text built here, because
+Every error leaves here as one of the exceptions in :mod:`runbook_lib.core.errors`, with text built here, because
 requests and pywinrm exceptions can carry URLs, headers and response bodies.
 """
 
@@ -164,7 +164,7 @@ def _mentions_encryption(text: str | None) -> bool:
 class WinRMTransport(Transport):
     """WinRM (WS-Management) to a Windows host, NTLM with message encryption unless told otherwise."""
 
-    recorder = None  # a runbook_lib.recording.Recorder: every operation's SOAP exchanges are saved
+    recorder = None  # a runbook_lib.remote.recording.Recorder: every operation's SOAP exchanges are saved
 
     def __init__(
         self,

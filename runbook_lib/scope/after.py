@@ -17,11 +17,11 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 
-from .. import evidence
+from ..fleet import evidence
 from ..core.errors import InputError
-from ..inventory import Inventory
+from ..remote.inventory import Inventory
 from ..notebook import Card
-from ..steps import html_table
+from ..runbook.steps import html_table
 from .mapping import HostMap
 from .records import format_time, parse_time
 from .report import ScopeReport, _text_table

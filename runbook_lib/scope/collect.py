@@ -8,7 +8,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Callable
 
-from ..inventory import Inventory, load_inventory
+from ..remote.inventory import Inventory, load_inventory
 from ..remote.credentials import resolve_secret
 from .auth import GraphAuth
 from .graph import read_graph

@@ -58,7 +58,7 @@ def _write(path: Path, text: str) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..inventory import load_inventory
+    from ..remote.inventory import load_inventory
     from . import after as after_module
     from .auth import GraphAuth
     from .collect import make_report, redactor

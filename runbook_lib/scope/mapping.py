@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import ipaddress
 from ..core.errors import InputError, RunbookError
-from ..inventory import Inventory
+from ..remote.inventory import Inventory
 from .records import SignIn
 
 MAPPED_KINDS = ("ip", "device")

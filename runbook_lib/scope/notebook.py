@@ -78,7 +78,7 @@ def limit(run: ScopeRun) -> Card | None:
     if not run.inventory:
         text = "Give an inventory to get a --limit expression for tls-runbook run."
         return Card(f"<p>{text}</p>", text)
-    from ..inventory import load_inventory
+    from ..remote.inventory import load_inventory
 
     try:
         expression = limit_expression(load_inventory(run.inventory), run.report.host_names)

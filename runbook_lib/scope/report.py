@@ -26,7 +26,7 @@ from typing import Any
 
 from ..core.errors import one_line
 from ..notebook import Card
-from ..steps import html_table
+from ..runbook.steps import html_table
 from .errors import EmptyWindow
 from .mapping import HostMap
 from .records import SignIn, Window, format_time

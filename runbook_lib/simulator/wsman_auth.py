@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 import spnego
 from spnego.channel_bindings import GssChannelBindings
 
-from runbook_lib.ntlm_hash import nt_hash
+from runbook_lib.remote.ntlm_hash import nt_hash
 
 ENCRYPTED_PROTOCOL = "application/HTTP-SPNEGO-session-encrypted"
 ENCRYPTED_CONTENT_TYPE = f'multipart/encrypted;protocol="{ENCRYPTED_PROTOCOL}";boundary="Encrypted Boundary"'

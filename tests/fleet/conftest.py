@@ -40,8 +40,8 @@ def signed_bundle(tmp_path):
 
     ``make(report)`` rewrites srv01's apply report and re-signs the bundle with the same key, the way a bundle
     written by this tool with that content would look: for refusals that must hold even for a valid signature."""
-    from runbook_lib import evidence
-    from runbook_lib.signing import new_run_key
+    from runbook_lib.fleet import evidence
+    from runbook_lib.fleet.signing import new_run_key
 
     root, key = tmp_path / "20261201T000000Z-abcdef", new_run_key()
     folder = root / "hosts" / "srv01"

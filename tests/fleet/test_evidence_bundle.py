@@ -3,9 +3,9 @@
 import pytest
 
 from leak_forms import written_forms
-from runbook_lib import evidence
+from runbook_lib.fleet import evidence
 from runbook_lib.core.errors import InputError
-from runbook_lib.signing import new_run_key
+from runbook_lib.fleet.signing import new_run_key
 
 SECRET = "Tr0ub4dor&3-x"
 FORMS = written_forms(SECRET)

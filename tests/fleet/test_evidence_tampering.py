@@ -8,9 +8,9 @@ import sys
 
 import pytest
 
-from runbook_lib import evidence, provenance, signing
+from runbook_lib.fleet import evidence, provenance, signing
 from runbook_lib.core.errors import InputError
-from runbook_lib.signing import new_run_key
+from runbook_lib.fleet.signing import new_run_key
 
 
 def verify_cli(root, *extra, env=None):

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from runbook_lib import evidence
-from runbook_lib.runner import RunOptions, run_fleet
+from runbook_lib.fleet import evidence
+from runbook_lib.fleet.runner import RunOptions, run_fleet
 from runbook_lib.simulator.host import builtin_profile
 
 from conftest import FLEET_PROFILES, INTENDED
@@ -71,7 +71,7 @@ def assert_manifest_records_its_making(manifest: dict, root: Path, nodes):
     import pwd
     import socket
 
-    from runbook_lib import provenance
+    from runbook_lib.fleet import provenance
 
     assert manifest["operator"]["name"] == pwd.getpwuid(os.geteuid()).pw_name
     assert manifest["machine"]["hostname"] == socket.gethostname() and manifest["command_line"]
@@ -232,7 +232,7 @@ def test_a_host_over_its_wall_clock_limit_is_stopped_and_reported(simulated_flee
 
 def test_run_record_saves_each_hosts_exchanges_and_they_replay_to_the_bundles_verdict(simulated_fleet, credential,
                                                                                       tmp_path):
-    from runbook_lib import recording
+    from runbook_lib.remote import recording
 
     nodes, inventory = simulated_fleet(["ws2016_tls12_disabled_by_admx"], base=100)
     result = cli("run", "--inventory", inventory, "--notebooks", "02", "--out", tmp_path / "out",

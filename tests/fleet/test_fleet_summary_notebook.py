@@ -5,8 +5,8 @@ from pathlib import Path
 import nbformat
 import papermill
 
-from runbook_lib import evidence, report
-from runbook_lib.signing import new_run_key
+from runbook_lib.fleet import evidence, report
+from runbook_lib.fleet.signing import new_run_key
 
 NOTEBOOK = Path(__file__).resolve().parents[2] / "notebooks" / "05_fleet_summary.ipynb"
 

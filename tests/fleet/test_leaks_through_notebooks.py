@@ -22,7 +22,7 @@ from nbconvert import HTMLExporter
 from papermill.exceptions import PapermillExecutionError
 
 from leak_forms import HOSTILE_SECRET_CHARS, written_forms
-from runbook_lib import evidence
+from runbook_lib.fleet import evidence
 
 SECRET = HOSTILE_SECRET_CHARS + secrets.token_urlsafe(8)
 

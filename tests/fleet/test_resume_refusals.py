@@ -6,7 +6,7 @@ import sys
 
 import pytest
 
-from runbook_lib.bundle import hold_run
+from runbook_lib.fleet.bundle import hold_run
 
 def resume(root, *extra):
     return subprocess.run([sys.executable, "-m", "runbook_lib.cli", "run", "--resume", str(root), *extra],

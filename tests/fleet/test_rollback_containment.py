@@ -63,7 +63,7 @@ def test_a_tampered_bundle_is_refused(signed_bundle, credential):
 
 
 def test_a_bundle_from_another_signer_is_refused_when_the_key_is_given(signed_bundle, credential):
-    from runbook_lib.signing import new_run_key
+    from runbook_lib.fleet.signing import new_run_key
 
     root, _, _ = signed_bundle
     assert_refused(rollback(root, "srv01", "--expect-key", new_run_key().fingerprint), "not with the expected key")

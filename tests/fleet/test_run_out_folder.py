@@ -10,7 +10,8 @@ from collections import namedtuple
 
 import pytest
 
-from runbook_lib import bundle, cli
+from runbook_lib.fleet import bundle
+from runbook_lib import cli
 
 
 def run_cli(inventory, out):
@@ -68,10 +69,10 @@ def test_out_without_room_for_the_run_names_the_estimate_per_host(inventory, tmp
 
 
 def test_evidence_folders_and_files_are_private_to_the_operator(tmp_path):
-    from runbook_lib.bundle import LiveBundle
-    from runbook_lib.evidence import Scrubber, write_scrubbed
+    from runbook_lib.fleet.bundle import LiveBundle
+    from runbook_lib.fleet.evidence import Scrubber, write_scrubbed
     from runbook_lib.core.files import private_folder
-    from runbook_lib.signing import new_run_key
+    from runbook_lib.fleet.signing import new_run_key
 
     live = LiveBundle(tmp_path / "out" / "run", new_run_key())
     live.create({"run_id": "run"}, ["srv01"])

@@ -122,7 +122,7 @@ def test_an_unset_credential_variable_is_bad_input(simulator_process):
 
 def test_a_killed_simulator_leaves_no_nt_hash_on_disk(password, tmp_path):
     """The NTLM account file lives in memory: neither while running nor after SIGKILL is the hash in a file."""
-    from runbook_lib.ntlm_hash import nt_hash
+    from runbook_lib.remote.ntlm_hash import nt_hash
 
     scratch = tmp_path / "tmp"
     scratch.mkdir()

@@ -8,8 +8,8 @@ import winrm
 from runbook_lib.core import knowledge as k
 from runbook_lib.core.engine import assess
 from runbook_lib.core.plan import RemediationPlan
-from runbook_lib.steps import apply_plan, inspect_host
-from runbook_lib.target import connect
+from runbook_lib.runbook.steps import apply_plan, inspect_host
+from runbook_lib.remote.target import connect
 
 PROFILE = "ws2016_tls12_disabled_by_admx"
 SCH_CLIENT = k.schannel_key("TLS 1.2", "Client")

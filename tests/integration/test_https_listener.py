@@ -7,8 +7,8 @@ import pytest
 from runbook_lib.core.engine import assess
 from runbook_lib.core.errors import TlsVersionMismatch
 from runbook_lib.core.plan import RemediationPlan
-from runbook_lib.steps import inspect_host
-from runbook_lib.target import connect
+from runbook_lib.runbook.steps import inspect_host
+from runbook_lib.remote.target import connect
 
 
 def test_a_tls10_only_listener_is_explained_and_the_fix_and_a_reboot_cure_it(simulated):

@@ -3,8 +3,8 @@
 import pytest
 
 from runbook_lib.core.errors import RebootFailed
-from runbook_lib.steps import inspect_host, reboot_and_wait
-from runbook_lib.target import connect
+from runbook_lib.runbook.steps import inspect_host, reboot_and_wait
+from runbook_lib.remote.target import connect
 
 
 def test_restart_is_proven_by_a_later_boot_time_that_inspect_reports_too(simulated):

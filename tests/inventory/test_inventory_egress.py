@@ -3,7 +3,7 @@
 import pytest
 
 from runbook_lib.core.errors import InputError
-from runbook_lib.inventory import load_inventory
+from runbook_lib.remote.inventory import load_inventory
 
 
 def egress(path) -> dict[str, tuple[str, ...]]:

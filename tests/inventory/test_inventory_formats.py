@@ -7,7 +7,7 @@ import hashlib
 import pytest
 
 from runbook_lib.core.errors import InputError
-from runbook_lib.inventory import HostEntry, load_inventory
+from runbook_lib.remote.inventory import HostEntry, load_inventory
 
 
 def test_runbook_yaml_maps_every_field_and_applies_defaults(fixture_path):

@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 from keyring.backends.fail import Keyring as NoKeyring
 
 from runbook_lib.core.errors import CredentialError, InputError
-from runbook_lib.inventory import MAX_INVENTORY_BYTES, load_inventory
+from runbook_lib.remote.inventory import MAX_INVENTORY_BYTES, load_inventory
 from runbook_lib.remote.credentials import reference_problem
 from runbook_lib.remote.credentials import resolve_credential
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from runbook_lib.core.errors import InputError
-from runbook_lib.inventory import load_inventory
+from runbook_lib.remote.inventory import load_inventory
 
 
 @pytest.fixture

@@ -19,7 +19,7 @@ import papermill
 import psutil
 import pytest
 
-from runbook_lib import kernels
+from runbook_lib.runbook import kernels
 
 pytestmark = pytest.mark.skipif(not kernels.fork_available(), reason="forked kernels need os.fork (not Windows)")
 ROOT = Path(__file__).resolve().parents[2]

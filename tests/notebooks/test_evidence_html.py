@@ -7,7 +7,7 @@ import nbformat
 import pytest
 from nbconvert import HTMLExporter
 
-from runbook_lib import notebook_html
+from runbook_lib.runbook import notebook_html
 
 
 def _text(body: str) -> str:

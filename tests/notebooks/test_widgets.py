@@ -5,7 +5,7 @@ import pytest
 pytest.importorskip("ipywidgets")
 
 from runbook_lib import notebook as nb  # noqa: E402
-from runbook_lib.widgets import RunbookPanel  # noqa: E402
+from runbook_lib.runbook.widgets import RunbookPanel  # noqa: E402
 
 
 @pytest.fixture

@@ -17,13 +17,14 @@ import pytest
 from leak_forms import written_forms
 
 from runbook_lib.core import facts
-from runbook_lib import recording
+from runbook_lib import fidelity
+from runbook_lib.remote import recording
 from runbook_lib.core.engine import assess
 from runbook_lib.core.errors import TimedOut
 from runbook_lib.core.plan import RemediationPlan
 from runbook_lib.simulator.host import builtin_profile
-from runbook_lib.steps import apply_plan, inspect_host, probe_host
-from runbook_lib.target import Target, connect
+from runbook_lib.runbook.steps import apply_plan, inspect_host, probe_host
+from runbook_lib.remote.target import Target, connect
 
 SHIPPED = Path(__file__).parent / "simulator"
 SHIPPED_HOSTS = sorted(p for p in SHIPPED.iterdir() if p.is_dir())
@@ -66,13 +67,13 @@ def test_shipped_recordings_replay_through_the_reader_and_engine_to_the_profiles
 @pytest.mark.parametrize("folder", SHIPPED_HOSTS, ids=lambda p: p.name)
 def test_the_simulator_answers_as_its_shipped_recordings_field_by_field(folder):
     replayed = recording.replay_host(folder)
-    found = recording.compare_with_simulator(replayed, profile_of(folder))
+    found = fidelity.compare_with_simulator(replayed, profile_of(folder))
     assert found == [], f"the simulator drifted from its recordings; if that is intended, run: {REMAKE}"
 
 
 def test_differences_are_named_by_field():
     [replayed, _] = recording.replay_host(SHIPPED / "ws2016-tls12-disabled-by-admx")
-    found = recording.compare_with_simulator([replayed], "ws2016_untouched")
+    found = fidelity.compare_with_simulator([replayed], "ws2016_untouched")
     client = "HKLM\\SYSTEM\\CurrentControlSet\\Control\\SecurityProviders\\SCHANNEL\\Protocols\\TLS 1.2\\Client"
     assert f"001 inspect: result.registry[{client}\\Enabled]: only in the recording" in found
     assert any(line.startswith(f"001 inspect: result.group_policy.rsop.settings[{client}\\Enabled]") for line in found)

@@ -11,7 +11,7 @@ import pytest
 
 from runbook_lib.core.errors import InputError, SecurityWarning
 from runbook_lib.remote import Credential, WinRMTransport
-from runbook_lib.target import connect, parse_winrm_url
+from runbook_lib.remote.target import connect, parse_winrm_url
 
 SECRET = "Hunter2-Pa55"
 CREDENTIAL = Credential("svc", SECRET)

@@ -12,7 +12,7 @@ import tree_sitter_powershell
 
 from runbook_lib.remote import OPERATIONS, compose
 
-PS_DIR = Path(resources.files("runbook_lib").joinpath("ps"))
+PS_DIR = Path(resources.files("runbook_lib.remote").joinpath("ps"))
 SCRIPTS = sorted(PS_DIR.glob("*.ps1"))
 PARSER = tree_sitter.Parser(tree_sitter.Language(tree_sitter_powershell.language()))
 SAMPLE_ARGS = {

@@ -7,8 +7,8 @@ import nbformat
 import papermill
 from scope_files import ENTRA_JSON, INVENTORY, LA_CSV, scope_cli
 
-from runbook_lib import evidence
-from runbook_lib.inventory import load_inventory
+from runbook_lib.fleet import evidence
+from runbook_lib.remote.inventory import load_inventory
 
 NOTEBOOK = Path(__file__).resolve().parents[2] / "notebooks" / "05_fleet_summary.ipynb"
 HOSTS = {"srv01": "fixed", "srv02": "fixed", "srv03.contoso.com": "fixed_after_reboot", "srv04": "compliant"}

@@ -7,7 +7,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from shapes import TABLES, entra_csv, la_csv, la_row, la_tables, sign_in
 
-from runbook_lib.inventory import load_inventory
+from runbook_lib.remote.inventory import load_inventory
 from runbook_lib.scope.mapping import HostMap
 from runbook_lib.scope.records import Window
 from runbook_lib.scope.report import build

@@ -4,7 +4,7 @@ exactly the hosts the sign-ins map to, and never an empty one (which would selec
 import pytest
 from scope_files import ENTRA_JSON, INVENTORY, LA_JSON, scope_cli
 
-from runbook_lib.inventory import load_inventory
+from runbook_lib.remote.inventory import load_inventory
 from runbook_lib.scope.mapping import NoHostToLimit, limit_expression
 
 

@@ -6,7 +6,7 @@ import nbformat
 import papermill
 from scope_files import ENTRA_JSON, INVENTORY
 
-from runbook_lib.inventory import load_inventory
+from runbook_lib.remote.inventory import load_inventory
 
 NOTEBOOK = Path(__file__).resolve().parents[2] / "notebooks" / "00_scope.ipynb"
 

@@ -1,6 +1,6 @@
 """The simulator may only say what a real script can say: every result it writes keeps the scripts' contract.
 
-The contract is the JSON Schema in runbook_lib/schemas, the same files the reader (runbook_lib.remote.scripts)
+The contract is the JSON Schema in runbook_lib/remote/schemas, the same files the reader (runbook_lib.remote.scripts)
 enforces on real hosts. Error texts are held to the messages .NET Framework really produces, listed here from
 .NET's own resource strings and Win32 messages rather than imported from the simulator, so a text the simulator
 made up fails.

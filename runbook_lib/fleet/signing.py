@@ -26,8 +26,8 @@ from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
-from .core.errors import InputError, one_line
-from .core.files import FileTooLarge, read_limited
+from ..core.errors import InputError, one_line
+from ..core.files import FileTooLarge, read_limited
 
 ALGORITHM = "ed25519"
 _CONTEXT = b"tls-runbook evidence manifest\n"  # a manifest signature can never be replayed as another kind

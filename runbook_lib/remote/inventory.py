@@ -34,11 +34,11 @@ try:  # the parser behind re: the tree a regular expression compiles from
 except ImportError:  # pragma: no cover - Python 3.10
     import sre_parse as _sre_parse  # type: ignore[no-redef]
 
-from .core.errors import InputError
-from .core.facts import host_problem
-from .core.files import FileTooLarge, decode_text, read_limited
-from .remote.credentials import DEFAULT_REFERENCE, reference_problem
-from .remote.transport import AUTH_METHODS
+from ..core.errors import InputError
+from ..core.facts import host_problem
+from ..core.files import FileTooLarge, decode_text, read_limited
+from .credentials import DEFAULT_REFERENCE, reference_problem
+from .transport import AUTH_METHODS
 
 MAX_INVENTORY_BYTES = 5 * 1024 * 1024  # a 100,000-host inventory is about 5 MiB; anything bigger is a mistake
 MAX_HOSTS = 100_000  # bounds what a host range such as web[0:99999999] may expand to

@@ -3,7 +3,7 @@
 An auditor gets the folder; ``tls-runbook evidence verify DIR`` checks the manifest's Ed25519 signature (which
 covers its metadata as well as its file list), recomputes every hash, refuses links and special files, names each
 file that changed, is missing or was added, and says what it could not check. Credentials never belong in a bundle:
-every file enters it through :func:`write_scrubbed` (the :class:`~runbook_lib.scrub.Scrubber` finds them in any
+every file enters it through :func:`write_scrubbed` (the :class:`~runbook_lib.remote.scrub.Scrubber` finds them in any
 written form), and the verifier fails if it finds one anyway.
 """
 
@@ -18,9 +18,9 @@ from pathlib import Path
 from typing import Iterable
 
 from . import signing
-from .core.errors import InputError, one_line
-from .core.files import FileTooLarge, is_temporary, read_limited, write_atomic
-from .scrub import MIN_SECRET, REDACTED, Scrubber
+from ..core.errors import InputError, one_line
+from ..core.files import FileTooLarge, is_temporary, read_limited, write_atomic
+from ..remote.scrub import MIN_SECRET, REDACTED, Scrubber, write_scrubbed
 
 __all__ = ["MANIFEST", "MANIFEST_SCHEMA", "REDACTED", "Scrubber", "VerifyResult", "credentials_for_scan", "list_bundle",
            "load_manifest", "sha256_file", "verify", "write_manifest", "write_scrubbed"]
@@ -53,15 +53,6 @@ def sha256_file(path: Path) -> str:
         for block in iter(lambda: handle.read(1 << 20), b""):
             digest.update(block)
     return digest.hexdigest()
-
-
-def write_scrubbed(path: Path | str, data: bytes | str, scrubber: Scrubber) -> int:
-    """The one way into a bundle: credential values removed, then written privately and atomically (see
-    :func:`runbook_lib.files.write_atomic`). Returns how many credential occurrences were removed."""
-    raw = data.encode("utf-8") if isinstance(data, str) else data
-    clean, hits = scrubber.scrub_bytes(raw)
-    write_atomic(path, clean)
-    return hits
 
 
 # --- what a bundle holds -----------------------------------------------------------------------------------------
@@ -297,8 +288,8 @@ def _shape_problems(manifest: dict) -> list[str]:
 
 def credentials_for_scan(references: Iterable[str]) -> tuple[list[str], list[str]]:
     """The credential values a verifier can look for after the run, and a note for each one it cannot."""
-    from .core.errors import RunbookError
-    from .remote.credentials import resolve_credential
+    from ..core.errors import RunbookError
+    from ..remote.credentials import resolve_credential
 
     values, notes = [], []
     for reference in references:

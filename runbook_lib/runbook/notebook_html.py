@@ -15,7 +15,7 @@ import functools
 import threading
 from pathlib import Path
 
-from .core.files import write_atomic
+from ..core.files import write_atomic
 
 TEMPLATE = "evidence_html"
 TEMPLATES = Path(__file__).resolve().parent / "templates"

@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Callable, Iterable, Iterator
 
 from .ntlm_hash import nt_hash
-from .core.files import private_folder, write_atomic
+from ..core.files import private_folder, write_atomic
 
 MIN_SECRET = 4  # shorter values would match ordinary text everywhere
 REDACTED = "[REDACTED]"
@@ -338,3 +338,12 @@ def _merged(leaks: list[Leak]) -> list[Leak]:
         else:
             merged.append(leak)
     return merged
+
+
+def write_scrubbed(path: Path | str, data: bytes | str, scrubber: Scrubber) -> int:
+    """The one way into a bundle: credential values removed, then written privately and atomically (see
+    :func:`runbook_lib.core.files.write_atomic`). Returns how many credential occurrences were removed."""
+    raw = data.encode("utf-8") if isinstance(data, str) else data
+    clean, hits = scrubber.scrub_bytes(raw)
+    write_atomic(path, clean)
+    return hits

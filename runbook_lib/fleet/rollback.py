@@ -1,7 +1,7 @@
 """What ``tls-runbook rollback`` may restore, decided from an evidence bundle before any host is contacted.
 
 Only a host of that bundle (its name checked like an inventory's), only from a bundle whose signature and hashes
-verify, only values the runbook manages (:func:`runbook_lib.knowledge.values_planned`, every value a plan can write) and
+verify, only values the runbook manages (:func:`runbook_lib.core.knowledge.values_planned`, every value a plan can write) and
 only values one of the host's applies actually wrote. Every file is read with a size limit.
 A bundle that asks for anything else is refused whole: it was not written by this tool as it is.
 """
@@ -12,13 +12,13 @@ import json
 from pathlib import Path
 
 from . import evidence
-from .core import knowledge as k
+from ..core import knowledge as k
 from .bundle import MAX_REPORT_BYTES
-from .core.errors import InputError, one_line
-from .core.facts import host_problem
-from .core.files import FileTooLarge, read_limited
-from .remote.scripts import validate_args
-from .steps import original_backup, written_values
+from ..core.errors import InputError, one_line
+from ..core.facts import host_problem
+from ..core.files import FileTooLarge, read_limited
+from ..remote.scripts import validate_args
+from ..runbook.steps import original_backup, written_values
 
 
 def managed_values() -> set[tuple[str, str]]:

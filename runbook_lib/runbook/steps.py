@@ -16,21 +16,21 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from .core import facts as facts_module
-from .core import knowledge as k
-from .core.acceptance import all_accepted, describe_session, entra_answer
-from .core.errors import (AuthenticationFailed, CertificateInvalid, EncryptionRequired, FactsError, HostUnreachable,
-                          RebootFailed, RemoteError, RemoteScriptFailed, TimedOut)
-from .evidence import write_scrubbed
-from .core.facts import HostFacts
-from .core.files import private_folder
-from .core.plan import RemediationPlan
-from .core.regfile import RegOperation, render, to_bytes
-from .scrub import Scrubber
-from .target import DEFAULT_ENDPOINTS, Target
-from .core.verdict import SIMULATED_BANNER_HTML
+from ..core import facts as facts_module
+from ..core import knowledge as k
+from ..core.acceptance import all_accepted, describe_session, entra_answer
+from ..core.errors import (one_line, AuthenticationFailed, CertificateInvalid, EncryptionRequired, FactsError, HostUnreachable,
+                           RebootFailed, RemoteError, RemoteScriptFailed, TimedOut)
+from ..core.facts import HostFacts
+from ..core.files import FileTooLarge, private_folder, read_limited
+from ..core.plan import RemediationPlan
+from ..core.regfile import RegOperation, render, to_bytes
+from ..remote.scrub import Scrubber, write_scrubbed
+from ..remote.target import DEFAULT_ENDPOINTS, Target
+from ..core.verdict import SIMULATED_BANNER_HTML
 
 SIMULATED_TEXT = "*** SIMULATED HOST: not a real Windows machine ***"
+MAX_REPORT_BYTES = 4 * 1024 * 1024  # an apply report is a few kB; anything near this is not one
 
 
 def _banner(simulated: bool) -> str:
@@ -77,7 +77,7 @@ class ProbeReport:
 
     @property
     def ok(self) -> bool:
-        """Entra accepts what the probes saw (runbook_lib.acceptance decides), and nothing was refused or cut off."""
+        """Entra accepts what the probes saw (runbook_lib.core.acceptance decides), and nothing was refused or cut off."""
         return all_accepted(self.probes)
 
     def rows(self) -> list[list[Any]]:
@@ -381,7 +381,7 @@ def rollback_host(target: Target, apply_id: str, backup: list[dict], *, apply: b
 
     ``backup`` (from the evidence) only selects values: the host restores them from its journal, and only those the
     runbook manages and that apply wrote, so an edited evidence file cannot make it write anything else."""
-    from .core.engine import restart_for_paths
+    from ..core.engine import restart_for_paths
 
     managed = {(path.casefold(), name.casefold()) for path, name in k.values_planned()}
     wanted = [e for e in backup if (e["path"].casefold(), e["name"].casefold()) in managed]
@@ -466,3 +466,18 @@ def reboot_and_wait(target: Target, *, delay_s: int = 5, down_timeout_s: float =
             raise TimedOut(target.name, f"no answer with a new boot time within {elapsed:.0f} s of scheduling the "
                                         "restart", started=True)
         time.sleep(poll_s)
+
+
+def apply_reports(folder: Path) -> list[dict]:
+    """The apply reports under a host's evidence folder (its attempts and archived applies too), read bounded."""
+    reports = []
+    for path in sorted(folder.rglob("apply-report.json")) if folder.is_dir() else []:
+        if path.is_symlink():
+            continue
+        try:
+            doc = json.loads(read_limited(path, MAX_REPORT_BYTES).decode("utf-8"))
+        except (OSError, ValueError, FileTooLarge):
+            continue
+        if isinstance(doc, dict) and isinstance(doc.get("apply_id"), str):
+            reports.append({**doc, "_file": one_line(path.relative_to(folder).as_posix(), 200)})
+    return reports

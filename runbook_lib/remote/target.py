@@ -10,10 +10,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from .core.errors import InputError, one_line
-from .core.facts import host_problem
-from .remote.credentials import DEFAULT_REFERENCE, Credential, resolve_credential
-from .remote.transport import AUTH_METHODS, Transport, WinRMTransport
+from ..core.errors import InputError, one_line
+from ..core.facts import host_problem
+from .credentials import DEFAULT_REFERENCE, Credential, resolve_credential
+from .transport import AUTH_METHODS, Transport, WinRMTransport
 
 DEFAULT_ENDPOINTS = ("login.microsoftonline.com:443",)
 
@@ -34,8 +34,8 @@ class Target:
         return data
 
     def scrubber(self):
-        """Removes this host's credential from anything written about it (see :func:`evidence.write_scrubbed`)."""
-        from .evidence import Scrubber
+        """Removes this host's credential from anything written about it (see :func:`~runbook_lib.remote.scrub.write_scrubbed`)."""
+        from .scrub import Scrubber
 
         return Scrubber(self.transport.secret_values())
 

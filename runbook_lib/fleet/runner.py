@@ -34,14 +34,15 @@ from multiprocessing.connection import Connection, wait
 from pathlib import Path
 from typing import Callable
 
-from . import __version__, evidence, provenance, report, supervision
+from .. import __version__
+from . import evidence, provenance, report, supervision
 from .bundle import MAX_REPORT_BYTES, LiveBundle, check_out_folder, hold_run, remove_debris
-from .core.errors import InputError, RunbookError, one_line
-from .core.facts import host_problem
-from .core.files import private_folder, read_limited
-from .kernels import shared_template
+from ..core.errors import InputError, RunbookError, one_line
+from ..core.facts import host_problem
+from ..core.files import private_folder, read_limited
+from ..runbook.kernels import shared_template
 from .signing import SigningKey, new_run_key
-from .steps import written_values
+from ..runbook.steps import written_values
 
 NOTEBOOKS = {"01": "01_cause", "02": "02_os_check", "03": "03_registry_remediation",
              "04": "04_powershell_session_fix"}
@@ -95,7 +96,7 @@ def _is_scheduler_address(text: str) -> bool:
 def notebooks_folder(explicit: Path | str | None = None) -> Path:
     """The runbook notebooks: given, in the current folder, or beside the package in a clone."""
     candidates = [Path(explicit)] if explicit else [Path.cwd() / "notebooks",
-                                                    Path(__file__).resolve().parent.parent / "notebooks"]
+                                                    Path(__file__).resolve().parents[2] / "notebooks"]
     for folder in candidates:
         if (folder / f"{NOTEBOOKS['02']}.ipynb").is_file():
             return folder
@@ -134,9 +135,9 @@ class _EvidenceIO:
 
 def _host_secrets(inventory: str, host: str) -> list[str]:
     """The host's credential value, for scrubbing its notebooks (resolved as its kernels resolve it)."""
-    from .core.errors import RunbookError
-    from .inventory import load_inventory
-    from .remote.credentials import resolve_credential
+    from ..core.errors import RunbookError
+    from ..remote.inventory import load_inventory
+    from ..remote.credentials import resolve_credential
 
     try:
         reference = load_inventory(inventory).get(host).credential
@@ -154,7 +155,7 @@ def run_host(host: str, inventory: str, folder: str, root: str, options: dict,
     from papermill.exceptions import PapermillExecutionError
     from papermill.iorw import papermill_io
 
-    from .kernels import papermill_options
+    from ..runbook.kernels import papermill_options
 
     opts = RunOptions(**{**options, "notebooks": tuple(options["notebooks"])})
     host_dir = Path(root) / "hosts" / host
@@ -222,7 +223,7 @@ def _render_html(notebook: Path, scrubber: evidence.Scrubber) -> None:
         return
     import nbformat
 
-    from .notebook_html import render
+    from ..runbook.notebook_html import render
 
     body = render(nbformat.read(notebook, as_version=4))
     with _write_lock:
@@ -557,7 +558,7 @@ def run_fleet(inventory_path: Path | str, options: RunOptions, out: Path | str, 
               notebooks_dir: Path | str | None = None, secrets: list[str] | None = None,
               signing_key: SigningKey | None = None, progress_stream=sys.stderr) -> FleetRun:
     """Run the runbook on every selected host, writing the evidence bundle ``out/<run-id>/`` as it goes."""
-    from .inventory import load_inventory
+    from ..remote.inventory import load_inventory
 
     options.validate()
     inventory = load_inventory(inventory_path)
@@ -604,7 +605,7 @@ def resume_fleet(root: Path | str, *, inventory_path: Path | str | None = None,
 
 
 def _resume(root: Path, inventory_path, notebooks_dir, signing_key, expected_key, secrets, progress_stream):
-    from .inventory import load_inventory
+    from ..remote.inventory import load_inventory
 
     manifest = evidence.load_manifest(root)
     references = [str(r) for r in manifest.get("credential_references", [])]
@@ -679,7 +680,7 @@ def _execute(run: FleetRun, live: LiveBundle, hosts: list[str], todo: list[str],
 
 def _winrm_endpoints(inventory_path: str) -> dict[str, tuple[str, int]]:
     """Each host's WinRM endpoint (address, port): two names for one Windows host share it."""
-    from .inventory import load_inventory
+    from ..remote.inventory import load_inventory
 
     return {entry.name: (entry.address.casefold(), entry.port or (5986 if entry.scheme == "https" else 5985))
             for entry in load_inventory(inventory_path).select(None)}
@@ -687,7 +688,7 @@ def _winrm_endpoints(inventory_path: str) -> dict[str, tuple[str, int]]:
 
 def _resolve_secrets(references: list[str]) -> list[str]:
     """The credential values to scrub; resolved here, never written anywhere (prompted ones are never asked)."""
-    from .remote.credentials import resolve_credential
+    from ..remote.credentials import resolve_credential
 
     return [resolve_credential(reference).password for reference in references if not reference.startswith("prompt")]
 

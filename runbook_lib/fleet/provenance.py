@@ -14,7 +14,7 @@ import socket
 import sys
 from pathlib import Path
 
-_PACKAGE = Path(__file__).resolve().parent
+_PACKAGE = Path(__file__).resolve().parent.parent
 _CODE_SUFFIXES = (".py", ".ps1", ".json")
 
 

@@ -27,13 +27,13 @@ from urllib.parse import urlsplit
 import requests
 from winrm.exceptions import InvalidCredentialsError, WinRMTransportError
 
-from . import __version__
-from .core.errors import InputError, one_line
-from .evidence import Scrubber
-from .core.files import FileTooLarge, read_limited
-from .remote import scripts
-from .remote.credentials import Credential
-from .remote.transport import OperationResult, WinRMTransport
+from .. import __version__
+from ..core.errors import InputError, one_line
+from .scrub import Scrubber
+from ..core.files import FileTooLarge, read_limited
+from . import scripts
+from .credentials import Credential
+from .transport import OperationResult, WinRMTransport
 
 SCHEMA = "tls-runbook/recording/v1"
 MAX_RECORDING_BYTES = 20 * 1024 * 1024
@@ -405,8 +405,8 @@ class Replayed:
 
 def replay_host(folder: Path | str, profile: str = "recommended") -> list[Replayed]:
     """Every operation of one host's recording through WinRMTransport's reader; inspect results through the engine."""
-    from .core import facts as facts_module
-    from .core.engine import assess
+    from ..core import facts as facts_module
+    from ..core.engine import assess
 
     operations = load_host(folder)
     transport = ReplayTransport(operations)
@@ -416,59 +416,3 @@ def replay_host(folder: Path | str, profile: str = "recommended") -> list[Replay
         verdict = assess(facts_module.from_dict(data), profile) if recorded.operation == "inspect" else None
         replayed.append(Replayed(recorded, data, verdict))
     return replayed
-
-
-def compare_with_simulator(replayed: list[Replayed], profile_name: str) -> list[str]:
-    """Run the recorded operations, in order, against a fresh simulated host; name every field that differs."""
-    import secrets
-
-    from .simulator.fleet import start_node
-    from .simulator.host import builtin_profile
-    from .target import connect
-
-    credential = Credential("recording-compare", secrets.token_urlsafe(18))
-    node = start_node(builtin_profile(profile_name), [(credential.username, credential.password)], strict=True)
-    try:
-        target = connect(node.url, credential=credential)
-        found = []
-        for index, item in enumerate(replayed, 1):
-            answer = target.run(item.operation.operation, item.operation.args)
-            recorded = {k: v for k, v in item.data.items() if k != "simulated"}
-            simulated = {k: v for k, v in answer.items() if k != "simulated"}
-            found += [f"{index:03d} {item.operation.operation}: {d}" for d in differences(recorded, simulated)]
-        return found
-    finally:
-        node.stop()
-
-
-def make_simulator_recordings(folder: Path | str, profile_names: list[str], operations: tuple[str, ...]) -> list[Path]:
-    """Record ``operations`` (inspect, probe) against each built-in simulated host into ``folder/<host>``."""
-    import secrets
-
-    from .simulator.fleet import start_node
-    from .simulator.host import builtin_profile
-    from .steps import inspect_host, probe_host
-    from .target import connect
-
-    unknown = [op for op in operations if op not in ("inspect", "probe")]
-    if unknown or not operations:
-        raise InputError("recordings make: operations are inspect and/or probe")
-    made = []
-    for name in profile_names:
-        profile = builtin_profile(name)
-        credential = Credential("recording-maker", secrets.token_urlsafe(18))
-        node = start_node(profile, [(credential.username, credential.password)], strict=True)
-        try:
-            target = connect(node.url, credential=credential)
-            target.name, target.simulated = node.name, True
-            host_folder = Path(folder) / target.name
-            for old in host_folder.glob("*.json"):
-                load_operation(old)  # only ever replace recordings, never other files
-                old.unlink()
-            record(target.transport, host_folder, f"SIMULATED host: tls-runbook simulator profile {name}")
-            for operation in operations:
-                (inspect_host if operation == "inspect" else probe_host)(target)
-            made.append(host_folder)
-        finally:
-            node.stop()
-    return made

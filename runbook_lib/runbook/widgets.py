@@ -18,9 +18,9 @@ from typing import Callable
 import ipywidgets as w
 from IPython.display import display
 
-from . import notebook as nb
-from .core.errors import InputError, one_line
-from .remote.credentials import Credential
+from .. import notebook as nb
+from ..core.errors import InputError, one_line
+from ..remote.credentials import Credential
 
 
 class RunbookPanel:
@@ -32,7 +32,7 @@ class RunbookPanel:
         self.results: list[dict] = []
         options = [(f"built-in simulated host ({params.simulator_profile})", "")]
         if params.inventory:
-            from .inventory import load_inventory
+            from ..remote.inventory import load_inventory
 
             options += [(entry.name, entry.name) for entry in load_inventory(params.inventory).hosts]
         if params.target and params.target not in [value for _, value in options]:

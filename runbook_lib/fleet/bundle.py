@@ -1,6 +1,6 @@
 """A run's bundle while the run writes it: checked for room first, sealed host by host, never left unsigned.
 
-Files land in the bundle as they are produced (through :func:`runbook_lib.evidence.write_scrubbed`); the manifest is
+Files land in the bundle as they are produced (through :func:`runbook_lib.fleet.evidence.write_scrubbed`); the manifest is
 rewritten, signed and renamed into place after each host starts and ends, and by a worker that has to stop because
 its runner died. It says ``complete: false`` until the run ends. Writers (the runner and its workers) take turns
 through a lock file beside the run folder, so no update of the manifest is lost.
@@ -19,8 +19,9 @@ from typing import Iterator
 import psutil
 
 from . import evidence
-from .core.errors import InputError, one_line
-from .core.files import FileTooLarge, is_temporary, private_folder, read_limited, write_atomic
+from ..core.errors import InputError, one_line
+from ..core.files import FileTooLarge, is_temporary, private_folder, read_limited, write_atomic
+from ..runbook.steps import MAX_REPORT_BYTES, apply_reports
 from .signing import SigningKey
 
 # What one host adds to a bundle, per notebook: the executed notebook, its HTML copy (nbconvert's page template is
@@ -29,7 +30,6 @@ from .signing import SigningKey
 MB = 1024 * 1024
 BYTES_PER_NOTEBOOK = 1 * MB
 BYTES_PER_RUN = 5 * MB  # manifest, summary files and chart
-MAX_REPORT_BYTES = 4 * MB  # an apply report is a few kB; anything near this is not one
 
 
 def estimate(hosts: int, notebooks: int) -> int:
@@ -218,18 +218,3 @@ def remove_debris(root: Path) -> None:
     """Before a resume: what the stopped run's writers left half-written anywhere in the bundle."""
     with _exclusive(_lock_path(Path(root))):
         _remove_debris(Path(root), everything=False)
-
-
-def apply_reports(folder: Path) -> list[dict]:
-    """The apply reports under a host's evidence folder (its attempts and archived applies too), read bounded."""
-    reports = []
-    for path in sorted(folder.rglob("apply-report.json")) if folder.is_dir() else []:
-        if path.is_symlink():
-            continue
-        try:
-            doc = json.loads(read_limited(path, MAX_REPORT_BYTES).decode("utf-8"))
-        except (OSError, ValueError, FileTooLarge):
-            continue
-        if isinstance(doc, dict) and isinstance(doc.get("apply_id"), str):
-            reports.append({**doc, "_file": one_line(path.relative_to(folder).as_posix(), 200)})
-    return reports

@@ -6,7 +6,7 @@ pages copy-on-write. After the fork the child is an ordinary ``python -m ipykern
 session and process group, its working folder, environment, standard streams and connection file as the client
 asked, its own ZMQ context, event loop, threads and user namespace, all created after the fork.
 
-Started by :class:`runbook_lib.kernels.KernelTemplate` as ``python -m runbook_lib.kernel_template SOCKET``. One Unix
+Started by :class:`runbook_lib.runbook.kernels.KernelTemplate` as ``python -m runbook_lib.runbook.kernel_template SOCKET``. One Unix
 socket connection per kernel, newline-delimited JSON:
 
 - client to template: ``{"argv": [...], "cwd": ..., "env": {...}}`` with four file descriptors passed along: the
@@ -45,7 +45,7 @@ from dataclasses import dataclass
 PRELOAD = ("ipykernel.kernelapp", "ipykernel.ipkernel", "ipykernel.comm", "ipykernel.debugger", "IPython.core.debugger",
            "IPython.core.completerlib", "IPython.extensions.storemagic", "sqlite3", "psutil", "tornado.queues",
            "IPython.core.oinspect", "IPython.core.logger", "tornado.platform.asyncio", "faulthandler",
-           "ipykernel_launcher", "ipywidgets", "runbook_lib.notebook", "runbook_lib.inventory",
+           "ipykernel_launcher", "ipywidgets", "runbook_lib.notebook", "runbook_lib.remote.inventory",
            "runbook_lib.simulator.fleet")
 KERNEL_MODULE = ("-m", "ipykernel_launcher")
 ENVIRONMENT_SET_BY_IMPORTS: dict[str, str] = {}

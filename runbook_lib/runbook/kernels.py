@@ -1,7 +1,7 @@
 """Kernels forked from a template process instead of started from nothing, wherever the OS can fork.
 
 A fleet run starts four kernels per host, and a fresh kernel spends most of its start importing ipykernel and
-runbook_lib. :mod:`runbook_lib.kernel_template` imports them once and forks a kernel per request; this module is the
+runbook_lib. :mod:`runbook_lib.runbook.kernel_template` imports them once and forks a kernel per request; this module is the
 jupyter_client side of it:
 
 - :class:`ForkingProvisioner`, a kernel provisioner (entry point ``tls-runbook-forked`` in the group
@@ -81,7 +81,7 @@ class KernelTemplate:
         log_path = os.path.join(folder, "template.log")  # import-time chatter stays out of the operator's terminal
         with open(log_path, "wb") as log_file:
             # stdin is the template's lifeline: when this process ends, the pipe closes and the template ends too.
-            process = subprocess.Popen([sys.executable, "-m", "runbook_lib.kernel_template",
+            process = subprocess.Popen([sys.executable, "-m", "runbook_lib.runbook.kernel_template",
                                         os.path.join(folder, "template.sock")],
                                        stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=log_file, cwd=folder,
                                        start_new_session=True)  # Ctrl-C at the terminal is for the runner, not it

@@ -15,8 +15,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Iterable
 
-from .core.errors import InputError
-from .core.verdict import SIMULATED_BANNER_HTML
+from ..core.errors import InputError
+from ..core.verdict import SIMULATED_BANNER_HTML
 
 OUTCOMES = ("fixed", "fixed_after_reboot", "compliant", "fixable", "reboot_pending", "blocked", "failed",
             "interrupted")

@@ -35,7 +35,7 @@ from runbook_lib.core.plan import RemediationPlan  # noqa: E402
 from runbook_lib.remote.credentials import Credential  # noqa: E402
 from runbook_lib.simulator.fleet import FleetProcess, write_inventory  # noqa: E402
 from runbook_lib.simulator.host import builtin_profile, builtin_profile_names  # noqa: E402
-from runbook_lib.runbook.steps import apply_plan, inspect_host, session_fix  # noqa: E402
+from runbook_lib.runbook.operations import apply_plan, inspect_host, session_fix  # noqa: E402
 from runbook_lib.remote.target import connect  # noqa: E402
 
 NOTEBOOKS = ["01_cause", "02_os_check", "03_registry_remediation", "04_powershell_session_fix"]

@@ -100,7 +100,7 @@ def _add_record_option(parser: argparse.ArgumentParser) -> None:
 
 
 def _cmd_inspect(args: argparse.Namespace) -> int:
-    from .runbook.steps import inspect_host
+    from .runbook.operations import inspect_host
 
     if args.output:
         output_file(args.output, "-o")
@@ -116,7 +116,7 @@ def _cmd_inspect(args: argparse.Namespace) -> int:
 
 
 def _cmd_probe(args: argparse.Namespace) -> int:
-    from .runbook.steps import probe_host
+    from .runbook.operations import probe_host
 
     report = probe_host(_target(args), args.endpoint or DEFAULT_ENDPOINTS)
     print(report.render_text())
@@ -220,7 +220,7 @@ def _cmd_evidence_verify(args: argparse.Namespace) -> int:
 
 def _cmd_rollback(args: argparse.Namespace) -> int:
     from .fleet.rollback import restore_set
-    from .runbook.steps import rollback_host
+    from .runbook.operations import rollback_host
     from .remote.target import connect
 
     apply_id, backup = restore_set(args.evidence, args.host, expected_key=_expected_key(args))
@@ -231,7 +231,7 @@ def _cmd_rollback(args: argparse.Namespace) -> int:
 
 
 def _cmd_notebook(args: argparse.Namespace) -> int:
-    from .notebook import notebook_source, run_headless
+    from .runbook.headless import notebook_source, run_headless
 
     values = {"target": args.target, "inventory": str(args.inventory or ""), "profile": args.profile,
               "apply": args.apply, "reboot": args.reboot, "endpoints": ",".join(args.endpoint or DEFAULT_ENDPOINTS),

@@ -40,7 +40,7 @@ def make_simulator_recordings(folder: Path | str, profile_names: list[str], oper
 
     from .simulator.fleet import start_node
     from .simulator.host import builtin_profile
-    from .runbook.steps import inspect_host, probe_host
+    from .runbook.operations import inspect_host, probe_host
     from .remote.target import connect
 
     unknown = [op for op in operations if op not in ("inspect", "probe")]

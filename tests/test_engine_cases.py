@@ -7,7 +7,8 @@ fails these tests instead of agreeing with itself.
 import pytest
 
 from runbook_lib.core import facts
-from runbook_lib.core.engine import HostModel, assess
+from runbook_lib.core.engine import assess
+from runbook_lib.core.host_model import HostModel
 from runbook_lib.core.knowledge import os_row
 from runbook_lib.core.plan import RemediationPlan
 

@@ -6,7 +6,8 @@ from pathlib import Path
 from hypothesis import HealthCheck, example, given, settings, strategies as st
 
 from runbook_lib.core import facts as facts_module
-from runbook_lib.core.engine import HostModel, assess
+from runbook_lib.core.engine import assess
+from runbook_lib.core.host_model import HostModel
 from runbook_lib.core.knowledge import values_planned, values_read
 from runbook_lib.core.plan import RemediationPlan
 

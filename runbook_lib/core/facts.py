@@ -16,6 +16,7 @@ from typing import Any
 from .errors import FactsError
 from .files import FileTooLarge, read_limited
 from .registry import REG_TYPES, Registry, RegistryValue, data_problem, name_problem, path_problem
+from .strict_json import FieldReader, reject_constant
 
 SCHEMA = "tls-runbook/host-facts/v1"
 MAX_FACTS_BYTES = 10 * 1024 * 1024  # real facts are a few KB; a bigger file is a mistake or an attack
@@ -248,7 +249,7 @@ def loads(text: str) -> HostFacts:
     if len(text) > MAX_FACTS_BYTES:
         raise FactsError("", f"larger than {MAX_FACTS_BYTES // (1024 * 1024)} MiB")
     try:
-        doc = json.loads(text, parse_constant=_reject_constant)
+        doc = json.loads(text, parse_constant=reject_constant)
     except json.JSONDecodeError as exc:
         raise FactsError("", f"not valid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}") from None
     except RecursionError:
@@ -258,65 +259,8 @@ def loads(text: str) -> HostFacts:
     return from_dict(doc)
 
 
-def _reject_constant(name: str) -> Any:
-    raise ValueError(f"{name} is not allowed")
-
-
-class _Reader:
-    """Reads one JSON object field by field, naming the full field path in every error."""
-
-    def __init__(self, doc: Any, where: str, allowed: tuple[str, ...], optional: tuple[str, ...] = ()):
-        if not isinstance(doc, dict):
-            raise FactsError(where, f"expected an object, got {_json_type(doc)}")
-        unknown = sorted(set(doc) - set(allowed) - set(optional))
-        if unknown:
-            raise FactsError(_join(where, str(unknown[0])[:60]), "unknown field")
-        self.doc, self.where = doc, where
-
-    def field(self, name: str) -> str:
-        return _join(self.where, name)
-
-    def get(self, name: str, kinds: tuple[type, ...], *, nullable: bool = False, optional: bool = False) -> Any:
-        if name not in self.doc:
-            if optional:
-                return None
-            raise FactsError(self.field(name), "missing field")
-        value = self.doc[name]
-        if value is None and (nullable or optional):
-            return None
-        if isinstance(value, bool) and bool not in kinds or not isinstance(value, kinds):
-            expected = " or ".join(_KIND_NAMES[k] for k in kinds) + (" or null" if nullable else "")
-            raise FactsError(self.field(name), f"expected {expected}, got {_json_type(value)}")
-        return value
-
-    def string(self, name: str, *, nullable: bool = False, optional: bool = False, max_len: int = 1000) -> str:
-        value = self.get(name, (str,), nullable=nullable, optional=optional)
-        if value is not None and (len(value) > max_len or any(not ch.isprintable() for ch in value)):
-            raise FactsError(self.field(name), f"must be printable text of at most {max_len} characters")
-        return value
-
-    def check(self, name: str, problem: str | None) -> None:
-        if problem:
-            raise FactsError(self.field(name), problem)
-
-
-_KIND_NAMES = {str: "a string", int: "an integer", bool: "a boolean", list: "a list", dict: "an object"}
-
-
-def _json_type(value: Any) -> str:
-    if value is None:
-        return "null"
-    if isinstance(value, bool):
-        return "a boolean"
-    return _KIND_NAMES.get(type(value), type(value).__name__)
-
-
-def _join(where: str, name: str) -> str:
-    return f"{where}.{name}" if where else name
-
-
 def from_dict(doc: Any) -> HostFacts:
-    top = _Reader(doc, "", ("schema", "host", "simulated", "collected_at", "os", "hotfixes", "powershell",
+    top = FieldReader(doc, "", ("schema", "host", "simulated", "collected_at", "os", "hotfixes", "powershell",
                             "registry"), optional=("observed", "note", "group_policy"))
     schema = top.get("schema", (str,))
     if schema != SCHEMA:
@@ -349,7 +293,7 @@ def _timestamp_problem(value: str) -> str | None:
 
 
 def _os(doc: Any) -> OsInfo:
-    r = _Reader(doc, "os", ("caption", "version", "service_pack", "product_type", "architecture"),
+    r = FieldReader(doc, "os", ("caption", "version", "service_pack", "product_type", "architecture"),
                 optional=("last_boot",))
     caption = r.string("caption", max_len=200)
     version = r.get("version", (str,))
@@ -370,7 +314,7 @@ def _os(doc: Any) -> OsInfo:
     return OsInfo(caption, version, service_pack, product_type, architecture, last_boot)
 
 
-def _hotfixes(top: _Reader, items: list) -> tuple[str, ...]:
+def _hotfixes(top: FieldReader, items: list) -> tuple[str, ...]:
     for index, item in enumerate(items):
         if not isinstance(item, str) or not _KB_RE.fullmatch(item.upper()):
             raise FactsError(f"hotfixes[{index}]", "expected a KB number such as KB3140245")
@@ -378,7 +322,7 @@ def _hotfixes(top: _Reader, items: list) -> tuple[str, ...]:
 
 
 def _powershell(doc: Any) -> PowerShellInfo:
-    r = _Reader(doc, "powershell", ("windows_powershell", "pwsh"))
+    r = FieldReader(doc, "powershell", ("windows_powershell", "pwsh"))
     versions = {}
     for name in ("windows_powershell", "pwsh"):
         value = r.get(name, (str,), nullable=True)
@@ -392,7 +336,7 @@ def _registry(items: list) -> Registry:
     values = []
     for index, item in enumerate(items):
         where = f"registry[{index}]"
-        r = _Reader(item, where, ("path", "name", "type", "data", "policy"))
+        r = FieldReader(item, where, ("path", "name", "type", "data", "policy"))
         path = r.get("path", (str,))
         r.check("path", path_problem(path))
         name = r.get("name", (str,))
@@ -412,7 +356,7 @@ def _registry(items: list) -> Registry:
 def _observed(doc: Any) -> Observed | None:
     if doc is None:
         return None
-    r = _Reader(doc, "observed", (), optional=("security_protocol", "probes"))
+    r = FieldReader(doc, "observed", (), optional=("security_protocol", "probes"))
     security_protocol = r.get("security_protocol", (dict,), optional=True) or {}
     for bitness, value in security_protocol.items():
         if bitness not in ("x64", "x86"):
@@ -434,7 +378,7 @@ OPTIONAL_PROBE_FIELDS = ("connected", "hash", "key_exchange", "certificate_error
 
 def probe_from_dict(item: Any, where: str) -> Probe:
     """One probe record, field by field; the script's output contract (runbook_lib/schemas) says the same."""
-    p = _Reader(item, where, ("endpoint", "mode", "ok"), optional=("protocol", "cipher", "error",
+    p = FieldReader(item, where, ("endpoint", "mode", "ok"), optional=("protocol", "cipher", "error",
                                                                    *OPTIONAL_PROBE_FIELDS))
     endpoint = p.get("endpoint", (str,))
     if not _ENDPOINT_RE.fullmatch(endpoint):
@@ -456,9 +400,9 @@ def probe_from_dict(item: Any, where: str) -> Probe:
 def _group_policy(doc: Any) -> GroupPolicy | None:
     if doc is None:
         return None
-    r = _Reader(doc, "group_policy", ("rsop", "preferences"))
-    rsop = _Reader(r.get("rsop", (dict,)), "group_policy.rsop", ("available", "reason", "settings"))
-    prefs = _Reader(r.get("preferences", (dict,)), "group_policy.preferences", ("available", "reason", "items"))
+    r = FieldReader(doc, "group_policy", ("rsop", "preferences"))
+    rsop = FieldReader(r.get("rsop", (dict,)), "group_policy.rsop", ("available", "reason", "settings"))
+    prefs = FieldReader(r.get("preferences", (dict,)), "group_policy.preferences", ("available", "reason", "items"))
     settings = tuple(_rsop_setting(item, f"group_policy.rsop.settings[{index}]")
                      for index, item in enumerate(rsop.get("settings", (list,))))
     items = tuple(_preference_item(item, f"group_policy.preferences.items[{index}]")
@@ -467,7 +411,7 @@ def _group_policy(doc: Any) -> GroupPolicy | None:
                        prefs.get("available", (bool,)), prefs.string("reason", nullable=True), items)
 
 
-def _policy_value(r: _Reader) -> tuple[str, str | None, str | None, Any]:
+def _policy_value(r: FieldReader) -> tuple[str, str | None, str | None, Any]:
     """Path, name (None: the whole key), type and data shared by RSoP settings and GPP items."""
     path = r.get("path", (str,))
     r.check("path", path_problem(path))
@@ -489,7 +433,7 @@ def _policy_value(r: _Reader) -> tuple[str, str | None, str | None, Any]:
 
 
 def _rsop_setting(doc: Any, where: str) -> RsopSetting:
-    r = _Reader(doc, where, ("path", "name", "type", "data", "deleted", "gpo_id", "gpo_name", "precedence"))
+    r = FieldReader(doc, where, ("path", "name", "type", "data", "deleted", "gpo_id", "gpo_name", "precedence"))
     path, name, reg_type, data = _policy_value(r)
     deleted = r.get("deleted", (bool,))
     if name is None and not deleted:
@@ -502,7 +446,7 @@ def _rsop_setting(doc: Any, where: str) -> RsopSetting:
 
 
 def _preference_item(doc: Any, where: str) -> PreferenceItem:
-    r = _Reader(doc, where, ("path", "name", "action", "type", "data", "disabled", "targeting", "filters",
+    r = FieldReader(doc, where, ("path", "name", "action", "type", "data", "disabled", "targeting", "filters",
                              "run_once", "gpo_id", "gpo_name"))
     path, name, reg_type, data = _policy_value(r)
     action = r.get("action", (str,))

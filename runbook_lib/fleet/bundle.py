@@ -9,7 +9,6 @@ through a lock file beside the run folder, so no update of the manifest is lost.
 from __future__ import annotations
 
 import contextlib
-import json
 import os
 import shutil
 import time
@@ -19,9 +18,9 @@ from typing import Iterator
 import psutil
 
 from . import evidence
-from ..core.errors import InputError, one_line
-from ..core.files import FileTooLarge, is_temporary, private_folder, read_limited, write_atomic
-from ..runbook.steps import MAX_REPORT_BYTES, apply_reports
+from ..core.errors import InputError
+from ..core.files import is_temporary, private_folder, write_atomic
+from ..runbook.operations import apply_reports
 from .signing import SigningKey
 
 # What one host adds to a bundle, per notebook: the executed notebook, its HTML copy (nbconvert's page template is

@@ -13,12 +13,12 @@ from pathlib import Path
 
 from . import evidence
 from ..core import knowledge as k
-from .bundle import MAX_REPORT_BYTES
+from ..runbook.operations import MAX_REPORT_BYTES
 from ..core.errors import InputError, one_line
 from ..core.facts import host_problem
 from ..core.files import FileTooLarge, read_limited
 from ..remote.scripts import validate_args
-from ..runbook.steps import original_backup, written_values
+from ..runbook.operations import original_backup, written_values
 
 
 def managed_values() -> set[tuple[str, str]]:

@@ -36,13 +36,14 @@ from typing import Callable
 
 from .. import __version__
 from . import evidence, provenance, report, supervision
-from .bundle import MAX_REPORT_BYTES, LiveBundle, check_out_folder, hold_run, remove_debris
+from ..runbook.operations import MAX_REPORT_BYTES
+from .bundle import LiveBundle, check_out_folder, hold_run, remove_debris
 from ..core.errors import InputError, RunbookError, one_line
 from ..core.facts import host_problem
 from ..core.files import private_folder, read_limited
 from ..runbook.kernels import shared_template
 from .signing import SigningKey, new_run_key
-from ..runbook.steps import written_values
+from ..runbook.operations import written_values
 
 NOTEBOOKS = {"01": "01_cause", "02": "02_os_check", "03": "03_registry_remediation",
              "04": "04_powershell_session_fix"}

@@ -1,7 +1,7 @@
 """The interactive front for JupyterLab: pick a host, give a password, click inspect / plan / apply / reboot.
 
-Widgets only choose *what* to run: every button calls the same :mod:`runbook_lib.notebook` function a headless run
-calls, so a click and a papermill run cannot drift apart. Results are not kept in an ``Output`` widget (that lives
+Widgets only choose *what* to run: every button runs one of :mod:`.flow`'s actions, the same step functions a
+notebook's cells call, so a click and a papermill run cannot drift apart. Results are not kept in an ``Output`` widget (that lives
 only in widget state, which exported HTML and many viewers drop); they are written into a plain display below the
 panel and updated by display id, so the saved notebook holds them as static HTML.
 
@@ -12,23 +12,25 @@ state saved with the notebook nor its outputs hold it.
 from __future__ import annotations
 
 import html
-from dataclasses import replace
 from typing import Callable
 
 import ipywidgets as w
 from IPython.display import display
 
-from .. import notebook as nb
 from ..core.errors import InputError, one_line
 from ..remote.credentials import Credential
+from .display import Card, collect_results, emit, is_interactive
+from .flow import ACTIONS
+from .parameters import Parameters, validate_parameters
+from .session import Session, open_session
 
 
 class RunbookPanel:
     """One host at a time; choosing another host closes the previous session."""
 
-    def __init__(self, params: nb.Parameters):
+    def __init__(self, params: Parameters):
         self.params = params
-        self.session: nb.Session | None = None
+        self.session: Session | None = None
         self.results: list[dict] = []
         options = [(f"built-in simulated host ({params.simulator_profile})", "")]
         if params.inventory:
@@ -48,10 +50,10 @@ class RunbookPanel:
         self.confirm_row = w.HBox([w.Label("Write the plan? rollback.reg is saved first."), self.confirm,
                                    self.cancel], layout=w.Layout(display="none"))
         self.status = w.Label("")
-        self.buttons["inspect"].on_click(lambda _: self._run("inspect", self._inspect))
-        self.buttons["plan"].on_click(lambda _: self._run("plan", nb.show_plan))
+        self.buttons["inspect"].on_click(lambda _: self._run("inspect", ACTIONS["inspect"]))
+        self.buttons["plan"].on_click(lambda _: self._run("plan", ACTIONS["plan"]))
         self.buttons["apply"].on_click(lambda _: self._ask_to_apply())
-        self.buttons["reboot"].on_click(lambda _: self._run("reboot", self._reboot))
+        self.buttons["reboot"].on_click(lambda _: self._run("reboot", ACTIONS["reboot"]))
         self.confirm.on_click(lambda _: self._run("apply", self._apply))
         self.cancel.on_click(lambda _: self._hide_confirmation())
         self.host.observe(lambda _: self._close_session(), names="value")
@@ -63,21 +65,10 @@ class RunbookPanel:
         self.handle = display({"text/plain": "Results appear here.",
                                "text/html": "<p><i>Results appear here.</i></p>"}, raw=True, display_id=True)
 
-    # --- actions: each one is the notebooks' own function ---------------------------------------------------------
-    def _inspect(self, session: nb.Session) -> None:
-        nb.inspect(session)
-        nb.assess_host(session)
-
-    def _apply(self, session: nb.Session) -> None:
+    # --- actions: each one is flow's, the notebooks' own functions ---------------------------------------------
+    def _apply(self, session: Session) -> None:
         self._hide_confirmation()
-        nb.apply_fix(session, confirmed=True)
-        nb.read_back(session)
-
-    def _reboot(self, session: nb.Session) -> None:
-        session.params = replace(session.params, reboot=True)  # the click is the request
-        nb.reboot_if_needed(session)
-        nb.verify_after(session)
-        nb.entra_request(session, after=True)
+        ACTIONS["apply"](session)
 
     def _ask_to_apply(self) -> None:
         if self.session is None or self.session.plan is None:
@@ -89,17 +80,17 @@ class RunbookPanel:
         self.confirm_row.layout.display = "none"
 
     # --- plumbing ---------------------------------------------------------------------------------------------------
-    def _open(self) -> nb.Session:
+    def _open(self) -> Session:
         if self.session is None:
-            params = nb.validate_parameters(**{**vars(self.params), "target": self.host.value,
-                                               "endpoints": ",".join(self.params.endpoints)})
+            params = validate_parameters(**{**vars(self.params), "target": self.host.value,
+                                            "endpoints": ",".join(self.params.endpoints)})
             credential = None
             if self.password.value:
                 if not self.user.value.strip():
                     raise InputError("enter the user name that goes with the password")
                 credential = Credential(self.user.value.strip(), self.password.value)
             self.password.value = ""
-            self.session = nb.open_session(params, credential=credential)
+            self.session = open_session(params, credential=credential)
         return self.session
 
     def _close_session(self) -> None:
@@ -107,11 +98,11 @@ class RunbookPanel:
             self.session.close()
         self.session = None
 
-    def _run(self, label: str, action: Callable[[nb.Session], None]) -> None:
+    def _run(self, label: str, action: Callable[[Session], None]) -> None:
         for button in self.buttons.values():
             button.disabled = True
         self.status.value = f"{label}: running"
-        with nb.collect_results() as bundles:
+        with collect_results() as bundles:
             try:
                 action(self._open())
                 self.status.value = f"{label}: done"
@@ -130,3 +121,13 @@ class RunbookPanel:
 
     def __repr__(self) -> str:
         return f"RunbookPanel(host={html.escape(str(self.host.value))!r})"
+
+
+def control_panel(params: Parameters) -> None:
+    """The interactive front (host picker, credential prompt, buttons); headless runs get a note instead."""
+    if not is_interactive():
+        emit(Card("<p>Interactive panel: open this notebook in JupyterLab to click through one host. Headless runs "
+                  "use notebooks 01-04 with parameters instead.</p>",
+                  "Interactive panel: only in JupyterLab; headless runs use notebooks 01-04 with parameters."))
+        return
+    RunbookPanel(params).show()

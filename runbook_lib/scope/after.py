@@ -20,8 +20,8 @@ from pathlib import Path
 from ..fleet import evidence
 from ..core.errors import InputError
 from ..remote.inventory import Inventory
-from ..notebook import Card
-from ..runbook.steps import html_table
+from ..runbook.display import Card
+from ..runbook.operations import html_table
 from .mapping import HostMap
 from .records import format_time, parse_time
 from .report import ScopeReport, _text_table

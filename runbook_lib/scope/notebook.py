@@ -12,7 +12,7 @@ import re
 from dataclasses import dataclass
 
 from ..core.errors import InputError
-from ..notebook import Card
+from ..runbook.display import Card
 from .auth import GraphAuth
 from .collect import make_report
 from .mapping import NoHostToLimit, limit_expression

@@ -25,8 +25,8 @@ from datetime import datetime
 from typing import Any
 
 from ..core.errors import one_line
-from ..notebook import Card
-from ..runbook.steps import html_table
+from ..runbook.display import Card
+from ..runbook.operations import html_table
 from .errors import EmptyWindow
 from .mapping import HostMap
 from .records import SignIn, Window, format_time

@@ -8,7 +8,7 @@ import winrm
 from runbook_lib.core import knowledge as k
 from runbook_lib.core.engine import assess
 from runbook_lib.core.plan import RemediationPlan
-from runbook_lib.runbook.steps import apply_plan, inspect_host
+from runbook_lib.runbook.operations import apply_plan, inspect_host
 from runbook_lib.remote.target import connect
 
 PROFILE = "ws2016_tls12_disabled_by_admx"

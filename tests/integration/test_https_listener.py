@@ -7,7 +7,7 @@ import pytest
 from runbook_lib.core.engine import assess
 from runbook_lib.core.errors import TlsVersionMismatch
 from runbook_lib.core.plan import RemediationPlan
-from runbook_lib.runbook.steps import inspect_host
+from runbook_lib.runbook.operations import inspect_host
 from runbook_lib.remote.target import connect
 
 

@@ -3,7 +3,7 @@
 import pytest
 
 from runbook_lib.core.errors import RebootFailed
-from runbook_lib.runbook.steps import inspect_host, reboot_and_wait
+from runbook_lib.runbook.operations import inspect_host, reboot_and_wait
 from runbook_lib.remote.target import connect
 
 

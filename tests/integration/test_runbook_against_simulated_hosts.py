@@ -11,7 +11,7 @@ from runbook_lib.core.facts import probe_from_dict
 from runbook_lib.core.plan import RemediationPlan
 from runbook_lib.remote.scripts import OPERATIONS, compose, invocation
 from runbook_lib.simulator.host import builtin_profile, builtin_profile_names
-from runbook_lib.runbook.steps import apply_plan, inspect_host, probe_host, reboot_and_wait, session_fix
+from runbook_lib.runbook.operations import apply_plan, inspect_host, probe_host, reboot_and_wait, session_fix
 from runbook_lib.remote.target import connect
 
 PROFILES = [name for name in builtin_profile_names() if builtin_profile(name).intent != "failed"]
@@ -262,7 +262,7 @@ def test_a_journal_folder_a_standard_user_created_is_refused_and_nothing_is_writ
 
 def test_a_forged_backup_cannot_make_rollback_write_what_the_apply_did_not(simulated, tmp_path):
     from runbook_lib.core import knowledge as k
-    from runbook_lib.runbook.steps import rollback_host
+    from runbook_lib.runbook.operations import rollback_host
 
     node = simulated("ws2016_untouched")
     target = connect(node.url)
@@ -283,7 +283,7 @@ def test_a_forged_backup_cannot_make_rollback_write_what_the_apply_did_not(simul
 
 def test_restore_and_rollback_reg_undo_an_apply_to_the_same_registry(simulated, tmp_path):
     from runbook_lib.core import regfile
-    from runbook_lib.runbook.steps import rollback_host
+    from runbook_lib.runbook.operations import rollback_host
 
     node = simulated("win7_wmf51")  # its plan creates keys (SCHANNEL TLS 1.2, .NET) as well as values
     target = connect(node.url)

@@ -23,7 +23,7 @@ from runbook_lib.core.engine import assess
 from runbook_lib.core.errors import TimedOut
 from runbook_lib.core.plan import RemediationPlan
 from runbook_lib.simulator.host import builtin_profile
-from runbook_lib.runbook.steps import apply_plan, inspect_host, probe_host
+from runbook_lib.runbook.operations import apply_plan, inspect_host, probe_host
 from runbook_lib.remote.target import Target, connect
 
 SHIPPED = Path(__file__).parent / "simulator"

@@ -4,7 +4,7 @@ import json
 
 import pytest
 
-from runbook_lib.fleet.runner import summarise_host
+from runbook_lib.fleet.host_chain import summarise_host
 
 CHANGE = {"path": "HKLM\\SYSTEM\\X", "name": "Enabled", "type": "REG_DWORD", "data": 1, "current": None,
           "reason": "schannel.tls12_client"}

@@ -1,0 +1,202 @@
+"""One host's chain of notebooks, as a worker process runs it: each notebook through papermill with the host's
+parameters, every output written scrubbed straight into the bundle, retries only before anything could have
+changed the host, and the host's summary row built from its fixed evidence files.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+import uuid
+from dataclasses import asdict
+from pathlib import Path
+from typing import Callable
+
+from . import evidence, report
+from ..core.errors import RunbookError
+from ..core.files import private_folder, read_limited
+from .options import APPLY_NOTEBOOK, NOTEBOOKS, RETRYABLE_ERRORS, RunOptions
+from ..runbook.operations import MAX_REPORT_BYTES, written_values
+
+
+# --- one host (runs in a worker process) -------------------------------------------------------------------
+_EVIDENCE_IO = "tls-runbook-evidence:"
+write_lock = threading.RLock()  # held while a notebook is written, so a stopping worker can freeze the bundle
+writes_frozen = threading.Event()  # set once a worker has recorded its host as stopped: nothing more may be written
+
+
+class _EvidenceIO:
+    """papermill's writer for the executed notebook: into the bundle after every cell, scrubbed on the way in."""
+
+    def __init__(self, prefix: str, scrubber: evidence.Scrubber):
+        self.prefix, self.scrubber = prefix, scrubber
+
+    def _path(self, path: str) -> Path:
+        return Path(path[len(self.prefix):])
+
+    def read(self, path: str) -> str:
+        return self._path(path).read_text(encoding="utf-8")
+
+    def listdir(self, path: str) -> list[str]:
+        raise NotImplementedError("the evidence writer only writes executed notebooks")
+
+    def write(self, buf: str, path: str) -> None:
+        with write_lock:
+            if not writes_frozen.is_set():
+                evidence.write_scrubbed(self._path(path), buf, self.scrubber)
+
+    def pretty_path(self, path: str) -> str:
+        return str(self._path(path))
+
+
+def _host_secrets(inventory: str, host: str) -> list[str]:
+    """The host's credential value, for scrubbing its notebooks (resolved as its kernels resolve it)."""
+    from ..core.errors import RunbookError
+    from ..remote.inventory import load_inventory
+    from ..remote.credentials import resolve_credential
+
+    try:
+        reference = load_inventory(inventory).get(host).credential
+        return [] if reference.startswith("prompt") else [resolve_credential(reference).password]
+    except RunbookError:
+        return []  # the kernel fails to connect for the same reason, before anything is written
+
+
+def run_host(host: str, inventory: str, folder: str, root: str, options: dict,
+             progress: Callable[[str, str, str], None] | None = None, secrets: list[str] | None = None,
+             should_stop: Callable[[], bool] | None = None) -> dict:
+    """Execute the host's notebook chain into ``root/hosts/<host>``; returns its summary row as a dict (picklable
+    for dask). ``should_stop`` is asked before each notebook: a chain told to stop ends as interrupted."""
+    import papermill
+    from papermill.exceptions import PapermillExecutionError
+    from papermill.iorw import papermill_io
+
+    from ..runbook.kernels import papermill_options
+
+    opts = RunOptions(**{**options, "notebooks": tuple(options["notebooks"])})
+    host_dir = Path(root) / "hosts" / host
+    private_folder(host_dir)
+    scrubber = evidence.Scrubber(_host_secrets(inventory, host) if secrets is None else secrets)
+    prefix = f"{_EVIDENCE_IO}{uuid.uuid4().hex}:"  # one writer per chain: its scrubber is this host's
+    papermill_io.register(prefix, _EvidenceIO(prefix, scrubber))
+    started = time.monotonic()
+    failed_notebook, error, interrupted = "", "", False
+    executed: list[str] = []
+    for number in opts.notebooks:
+        if should_stop is not None and should_stop():
+            interrupted = True
+            break
+        name = NOTEBOOKS[number]
+        output = host_dir / f"{name}.ipynb"
+        parameters = {"target": host, "inventory": inventory, "profile": opts.profile, "apply": opts.apply,
+                      "reboot": opts.reboot, "endpoints": opts.endpoints, "evidence_dir": str(host_dir)}
+        if opts.record:
+            parameters["record"] = str(Path(opts.record) / host)
+        for attempt in range(opts.retries + 1):
+            if progress:
+                progress(host, name, "running" if attempt == 0 else f"retry {attempt}")
+            try:
+                papermill.execute_notebook(str(Path(folder) / f"{name}.ipynb"),
+                                           prefix + str(output).replace("{", "{{").replace("}", "}}"),
+                                           parameters=parameters, kernel_name="python3", progress_bar=False,
+                                           cwd=str(host_dir), start_timeout=120,
+                                           execution_timeout=opts.cell_timeout_s, **papermill_options())
+                failed_notebook, error = "", ""
+                break
+            except PapermillExecutionError as exc:
+                failed_notebook, error = name, f"{exc.ename}: {exc.evalue}".splitlines()[0][:300]
+                retry = exc.ename in RETRYABLE_ERRORS and number < APPLY_NOTEBOOK and attempt < opts.retries
+                if not retry or (should_stop is not None and should_stop()):
+                    break
+                time.sleep(opts.retry_backoff_s * 2 ** attempt)
+            except Exception as exc:  # noqa: BLE001 - kernel died, timeout: the host fails, the fleet goes on
+                failed_notebook, error = name, f"{type(exc).__name__}: {exc}".splitlines()[0][:300]
+                if not (_kernel_never_started(exc) and attempt < opts.retries) or \
+                        (should_stop is not None and should_stop()):
+                    break
+                time.sleep(opts.retry_backoff_s * 2 ** attempt)
+        executed.append(name)
+        _render_html(output, scrubber)
+        if failed_notebook:
+            break
+    row = summarise_host(host, host_dir, failed_notebook, error, executed, interrupted=interrupted)
+    row["seconds"] = round(time.monotonic() - started, 1)
+    if progress:
+        status = "interrupted" if interrupted else "failed" if failed_notebook else row["outcome"]
+        progress(host, failed_notebook or ("stopped" if interrupted else "done"), status)
+    return row
+
+
+def _kernel_never_started(exc: Exception) -> bool:
+    """A kernel that died before its first reply ran no cell, so starting the notebook again is safe."""
+    text = str(exc)
+    return "before replying to kernel_info" in text or "Kernel didn't respond" in text
+
+
+def _render_html(notebook: Path, scrubber: evidence.Scrubber) -> None:
+    """An HTML copy an auditor can open without Jupyter (static outputs only)."""
+    if not notebook.exists() or writes_frozen.is_set():
+        return
+    import nbformat
+
+    from ..runbook.notebook_html import render
+
+    body = render(nbformat.read(notebook, as_version=4))
+    with write_lock:
+        if not writes_frozen.is_set():
+            evidence.write_scrubbed(notebook.with_suffix(".html"), body, scrubber)
+
+
+def _read_json(path: Path) -> dict:
+    try:
+        value = json.loads(read_limited(path, MAX_REPORT_BYTES).decode("utf-8"))
+        return value if isinstance(value, dict) else {}
+    except (OSError, ValueError):
+        return {}
+
+
+def summarise_host(host: str, host_dir: Path, failed_notebook: str, error: str, executed: list[str] | None,
+                   interrupted: bool = False) -> dict:
+    """The host's summary row, from its evidence files. ``executed`` None: every notebook with an HTML copy."""
+    facts = _read_json(host_dir / "facts.json")
+    before = _read_json(host_dir / "verdict.json")
+    after = _read_json(host_dir / "verdict-after.json")
+    applied = _read_json(host_dir / "apply-report.json")
+    final = _read_json(host_dir / "outcome.json")
+    if executed is None:
+        executed = [name for name in NOTEBOOKS.values() if (host_dir / f"{name}.html").is_file()]
+    if failed_notebook:
+        outcome = "failed"
+    elif interrupted:
+        outcome = "interrupted"
+    else:
+        outcome = final.get("outcome") or _outcome_without_04(before, after)
+    return asdict(report.HostSummary(
+        host=host, outcome=outcome,
+        simulated=bool(facts.get("simulated") or before.get("simulated") or final.get("simulated")),
+        os=(facts.get("os") or {}).get("caption", ""),
+        verdict_before=_verdict_word(before), affected_before=before.get("affected"),
+        changes_applied=len(written_values([applied, *(e for e in applied.get("earlier_applies") or []
+                                                       if isinstance(e, dict))])),
+        restart=final.get("restart") or before.get("restart", ""),
+        verdict_after=_verdict_word(after),
+        blockers=list(final.get("blockers") or after.get("blockers") or before.get("blockers") or []),
+        failed_notebook=failed_notebook, error=error,
+        notebooks=[f"hosts/{host}/{name}.html" for name in executed]))
+
+
+def _verdict_word(verdict: dict) -> str:
+    if not verdict:
+        return ""
+    if verdict.get("blockers"):
+        return "blocked"
+    return "compliant" if not verdict.get("changes") and not verdict.get("affected") else "fixable"
+
+
+def _outcome_without_04(before: dict, after: dict) -> str:
+    """Without notebook 04's own verdict: a host still affected with nothing left to change is not fixed."""
+    if after and after.get("affected") and not after.get("changes") and not after.get("blockers"):
+        return "reboot_pending" if before.get("restart") == "reboot" else "failed"
+    word = _verdict_word(after) or _verdict_word(before)
+    return {"compliant": "compliant" if not after else "fixed", "blocked": "blocked"}.get(word, "fixable")

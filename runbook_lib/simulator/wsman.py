@@ -20,23 +20,19 @@ a 500 while telling the operator what to change.
 from __future__ import annotations
 
 import base64
-import binascii
-import dataclasses
-import http.server
 import logging
 import socket
 import ssl
-import sys
 import threading
 import time
 import warnings
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Literal
 
 import spnego
 
-from runbook_lib.simulator import wsman_auth, wsman_soap
+from runbook_lib.simulator import wsman_auth
 from runbook_lib.simulator.certs import ListenerCertificate, create_listener_certificate
 from runbook_lib.simulator.wsman_auth import (
     NTLM_USER_FILE,
@@ -50,22 +46,10 @@ from runbook_lib.simulator.wsman_auth import (
     ntlm_user_lines,
     split_authorization,
 )
-from runbook_lib.simulator.wsman_shells import (
-    DEFAULT_CODEPAGE,
-    Command,
-    CommandHandler,
-    CommandResult,
-    DropConnection,
-    Process,
-    Shell,
-    UnknownCodepage,
-    clixml_error,
-    clixml_progress_noise,
-    codec_for_codepage,
-    decode_encoded_command,
-    new_windows_guid,
-)
-from runbook_lib.simulator.wsman_soap import SHELL, FaultRaised, SoapRequest, q
+from runbook_lib.simulator.wsman_shells import (CommandHandler, CommandResult, DropConnection, Shell, clixml_error,
+                                                clixml_progress_noise, decode_encoded_command)
+from runbook_lib.simulator.wsman_http import Listener, Reply, RequestHandler
+from runbook_lib.simulator.wsman_operations import ShellOperations
 
 __all__ = [
     "CommandHandler",
@@ -86,17 +70,10 @@ def _user_key(user: str) -> str:
     """One spelling per account for per-user quotas: DOMAIN\\user, user@domain and user are the same user."""
     return user.rsplit("\\", 1)[-1].split("@", 1)[0].casefold()
 
-# One Receive carries at most this much output; larger output takes several Receives, as on a real host.
-RECEIVE_BUDGET = 32 * 1024
-# Within one Receive, output is split into Stream elements of this size, which clients must concatenate.
-STREAM_PIECE = 8 * 1024
 # Bodies above this are not WS-Management (MaxEnvelopeSize is 150 KiB; encryption adds little).
 MAX_BODY = 1024 * 1024
 _TLS_VERSIONS = {"TLS 1.0": ssl.TLSVersion.TLSv1, "TLS 1.1": ssl.TLSVersion.TLSv1_1, "TLS 1.2": ssl.TLSVersion.TLSv1_2,
                  "TLS 1.3": ssl.TLSVersion.TLSv1_3}
-# How long a Receive waits for output when the client names no OperationTimeout (WinRM's MaxTimeoutms default).
-DEFAULT_OPERATION_TIMEOUT_S = 60.0
-_SIGNALS = {f"{SHELL}/signal/{name}".lower() for name in ("terminate", "ctrl_c", "ctrl_break")}
 
 
 @dataclass
@@ -136,96 +113,7 @@ class ServerNotStarted(RuntimeError):
     """The listener's URL or CA is asked for before start() bound it."""
 
 
-@dataclass
-class _Reply:
-    status: int
-    body: bytes = b""
-    headers: list[tuple[str, str]] = field(default_factory=list)
-    close: bool = False
-
-
-@dataclass
-class _ConnectionAuth:
-    """NTLM authenticates a TCP connection, not a request: the security context lives as long as the connection."""
-
-    negotiation: spnego.ContextProxy | None = None
-    established: spnego.ContextProxy | None = None
-    user: str = ""  # who the connection (NTLM) or the request (Basic) authenticated as, for per-user quotas
-
-
-class _RequestHandler(http.server.BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"
-    disable_nagle_algorithm = True  # headers and body go in one write anyway; this covers the 401 round trips
-    server: _Listener
-
-    def setup(self) -> None:
-        self.timeout = self.server.wsman.idle_timeout
-        super().setup()
-        self.auth = _ConnectionAuth()
-
-    def do_POST(self) -> None:
-        try:
-            reply = self.server.wsman._serve(self)
-        except DropConnection:
-            log.debug("%s: connection dropped without an answer", self.server.wsman.computer_name)
-            self.close_connection = True
-            return
-        self._send(reply)
-
-    def do_GET(self) -> None:
-        self._send(_Reply(405, headers=[("Allow", "POST")]))
-
-    def _send(self, reply: _Reply) -> None:
-        lines = [f"HTTP/1.1 {reply.status} {self.responses.get(reply.status, ('',))[0]}", "Server: Microsoft-HTTPAPI/2.0"]
-        lines += [f"{name}: {value}" for name, value in reply.headers]
-        lines.append(f"Content-Length: {len(reply.body)}")
-        if reply.close:
-            lines.append("Connection: close")
-            self.close_connection = True
-        # One write: a separate body write meets Nagle and delayed ACK and costs ~40 ms per request.
-        self.wfile.write(("\r\n".join(lines) + "\r\n\r\n").encode("latin-1") + reply.body)
-        log.debug("%s: %s %s -> %d", self.server.wsman.computer_name, self.command, self.path, reply.status)
-
-    def log_message(self, format: str, *args: object) -> None:  # noqa: A002 - the base class's signature
-        log.debug("%s: " + format, self.server.wsman.computer_name, *args)
-
-
-class _Listener(http.server.ThreadingHTTPServer):
-    daemon_threads = True
-    allow_reuse_address = True  # come back on the same port after go_down, past TIME_WAIT
-
-    def __init__(self, wsman: WSManServer, address: tuple[str, int], tls: ssl.SSLContext | None):
-        self.wsman = wsman
-        self.tls = tls
-        super().__init__(address, _RequestHandler)
-
-    def finish_request(self, request: socket.socket, client_address: tuple[str, int]) -> None:  # type: ignore[override]
-        # The TLS handshake runs here, in the connection's thread, so a slow client cannot hold up accept().
-        request.settimeout(self.wsman.idle_timeout)
-        connection = request
-        if self.tls is not None:
-            try:
-                connection = self.tls.wrap_socket(request, server_side=True)
-            except (ssl.SSLError, OSError) as exc:
-                log.debug("%s: TLS handshake failed: %s", self.wsman.computer_name, type(exc).__name__)
-                request.close()
-                return
-        self.wsman._track(connection, True)
-        try:
-            super().finish_request(connection, client_address)
-        finally:
-            self.wsman._track(connection, False)
-            connection.close()
-
-    def handle_error(self, request: object, client_address: tuple[str, int]) -> None:
-        # Clients that vanish mid-answer (and go_down cutting connections) are normal here; anything else is a bug.
-        if isinstance(sys.exc_info()[1], OSError):
-            log.debug("%s: connection from %s ended abruptly", self.wsman.computer_name, client_address[0])
-        else:
-            log.exception("%s: request from %s failed", self.wsman.computer_name, client_address[0])
-
-
-class WSManServer:
+class WSManServer(ShellOperations):
     """One simulated host's WinRM listener; see the module docstring for what it answers and how."""
 
     def __init__(
@@ -266,7 +154,7 @@ class WSManServer:
         self._ntlm_lines = ntlm_user_lines(accounts, computer_name)
         self._port = port
         self._certificate: ListenerCertificate | None = None
-        self._listener: _Listener | None = None
+        self._listener: Listener | None = None
         self._restart_timer: threading.Timer | None = None
         self._lifecycle = threading.RLock()
         self._state = threading.Lock()  # shells, connections and fault counters
@@ -369,7 +257,7 @@ class WSManServer:
         return context
 
     def _listen(self) -> None:
-        listener = _Listener(self, (self.address, self._port), self._tls_context())
+        listener = Listener(self, (self.address, self._port), self._tls_context())
         self._port = listener.server_address[1]
         self._listener = listener
         threading.Thread(
@@ -439,23 +327,23 @@ class WSManServer:
 
     # --- HTTP and authentication ----------------------------------------------------------------------------
 
-    def _challenge(self) -> _Reply:
+    def _challenge(self) -> Reply:
         headers = [("WWW-Authenticate", "Negotiate")]
         if self.basic_enabled:
             headers.append(("WWW-Authenticate", 'Basic realm="WSMAN"'))
-        return _Reply(401, headers=headers)
+        return Reply(401, headers=headers)
 
-    def _serve(self, request: _RequestHandler) -> _Reply:
+    def _serve(self, request: RequestHandler) -> Reply:
         if self.faults.latency > 0:
             time.sleep(self.faults.latency)
         if request.path.split("?", 1)[0].rstrip("/").lower() != "/wsman":
-            return _Reply(404)
+            return Reply(404)
         try:
             length = int(request.headers.get("Content-Length") or 0)
         except ValueError:
-            return _Reply(400, close=True)
+            return Reply(400, close=True)
         if not 0 <= length <= min(MAX_BODY, self.quotas.max_envelope_kb * 1024):
-            return _Reply(413, close=True)  # what a request past MaxEnvelopeSizekb gets: no SOAP, just HTTP 413
+            return Reply(413, close=True)  # what a request past MaxEnvelopeSizekb gets: no SOAP, just HTTP 413
         body = request.rfile.read(length) if length else b""
 
         context, final_token, refusal = self._authenticate(request)
@@ -466,9 +354,9 @@ class WSManServer:
         )
         if not body:
             # pywinrm and pypsrp open the security context with an empty POST before the first encrypted message.
-            return _Reply(200, headers=token_headers)
+            return Reply(200, headers=token_headers)
         if self.faults.redirect_to:
-            return _Reply(307, headers=token_headers + [("Location", self.faults.redirect_to)])
+            return Reply(307, headers=token_headers + [("Location", self.faults.redirect_to)])
 
         encrypted = is_encrypted(request.headers.get("Content-Type", ""))
         if encrypted:
@@ -478,16 +366,16 @@ class WSManServer:
                 body = decrypt_body(context, body)
             except EncryptedBodyInvalid as exc:
                 log.debug("%s: %s", self.computer_name, exc)
-                return _Reply(400, close=True)  # the NTLM sequence numbers are out of step now
+                return Reply(400, close=True)  # the NTLM sequence numbers are out of step now
         status, xml = self._soap(body, encrypted_or_tls=encrypted or self.https, user=request.auth.user)
         if encrypted:
             assert context is not None
-            return _Reply(status, encrypt_body(context, xml), token_headers + [("Content-Type", wsman_auth.ENCRYPTED_CONTENT_TYPE)])
-        return _Reply(status, xml, token_headers + [("Content-Type", "application/soap+xml;charset=UTF-8")])
+            return Reply(status, encrypt_body(context, xml), token_headers + [("Content-Type", wsman_auth.ENCRYPTED_CONTENT_TYPE)])
+        return Reply(status, xml, token_headers + [("Content-Type", "application/soap+xml;charset=UTF-8")])
 
     def _authenticate(
-        self, request: _RequestHandler
-    ) -> tuple[spnego.ContextProxy | None, bytes | None, _Reply | None]:
+        self, request: RequestHandler
+    ) -> tuple[spnego.ContextProxy | None, bytes | None, Reply | None]:
         """(security context of the connection, final Negotiate token to return, or the 401 that ends the request)."""
         header = request.headers.get("Authorization")
         if header is None:
@@ -504,7 +392,7 @@ class WSManServer:
             log.debug("%s: logon refused: %s", self.computer_name, exc)
         return None, None, self._challenge()
 
-    def _authenticate_basic(self, request: _RequestHandler, payload: bytes) -> _Reply | None:
+    def _authenticate_basic(self, request: RequestHandler, payload: bytes) -> Reply | None:
         if not self.basic_enabled:
             return self._challenge()
         user, password = basic_credentials(payload)
@@ -518,8 +406,8 @@ class WSManServer:
         return None
 
     def _step_negotiate(
-        self, request: _RequestHandler, token: bytes
-    ) -> tuple[spnego.ContextProxy | None, bytes | None, _Reply | None]:
+        self, request: RequestHandler, token: bytes
+    ) -> tuple[spnego.ContextProxy | None, bytes | None, Reply | None]:
         auth = request.auth
         if auth.negotiation is None:
             auth.established = None  # a new logon on this connection replaces the old one
@@ -533,7 +421,7 @@ class WSManServer:
             log.info("%s: Negotiate logon refused: %s", self.computer_name, type(exc).__name__)
             return None, None, self._challenge()
         if not context.complete:
-            return None, None, _Reply(401, headers=[("WWW-Authenticate", "Negotiate " + base64.b64encode(out_token or b"").decode())])
+            return None, None, Reply(401, headers=[("WWW-Authenticate", "Negotiate " + base64.b64encode(out_token or b"").decode())])
         auth.negotiation = None
         if self.faults.refuse_auth:
             log.info("%s: Negotiate logon refused by fault injection", self.computer_name)
@@ -541,212 +429,3 @@ class WSManServer:
         auth.established = context
         auth.user = _user_key(context.client_principal or "")
         return context, out_token, None
-
-    # --- SOAP -----------------------------------------------------------------------------------------------
-
-    def _soap(self, body: bytes, *, encrypted_or_tls: bool, user: str) -> tuple[int, bytes]:
-        relates_to = None
-        try:
-            if self.strict and not encrypted_or_tls:
-                raise FaultRaised(
-                    wsman_soap.access_denied(
-                        "The WinRM service refused an unencrypted request: unencrypted traffic is disabled in the "
-                        "service configuration (AllowUnencrypted=false). Use HTTPS or Negotiate with message encryption."
-                    )
-                )
-            try:
-                soap = wsman_soap.parse_request(body)
-            except wsman_soap.MalformedRequest as exc:
-                raise FaultRaised(wsman_soap.schema_validation_error(str(exc))) from None
-            relates_to = soap.message_id
-            if self._drop_due():
-                raise DropConnection()
-            if self._http_500_due():
-                raise FaultRaised(wsman_soap.internal_error("The WS-Management service encountered an internal error."))
-            return 200, self._dispatch(dataclasses.replace(soap, user=user))
-        except FaultRaised as raised:
-            return 500, wsman_soap.fault_response(raised.fault, relates_to, self.computer_name)
-
-    def _dispatch(self, soap: SoapRequest) -> bytes:
-        if soap.resource_uri.lower() != wsman_soap.CMD_RESOURCE_URI.lower():
-            raise FaultRaised(
-                wsman_soap.invalid_parameter(
-                    f"The resource URI {soap.resource_uri!r} is not served here: this host simulates WinRS cmd shells only."
-                )
-            )
-        operations = {
-            wsman_soap.ACTION_CREATE: self._create,
-            wsman_soap.ACTION_COMMAND: self._command,
-            wsman_soap.ACTION_SEND: self._send_stdin,
-            wsman_soap.ACTION_RECEIVE: self._receive,
-            wsman_soap.ACTION_SIGNAL: self._signal,
-            wsman_soap.ACTION_DELETE: self._delete,
-        }
-        operation = operations.get(soap.action)
-        if operation is None:
-            raise FaultRaised(
-                wsman_soap.SoapFault(
-                    "Sender", "a:ActionNotSupported", f"The action {soap.action!r} is not supported by this service.", 87
-                )
-            )
-        return wsman_soap.response(soap, operation(soap))
-
-    def _shell(self, soap: SoapRequest) -> Shell:
-        shell_id = soap.selectors.get("ShellId", "")
-        self._end_idle_shells()
-        with self._state:
-            shell = self._shells.get(shell_id.upper())
-        if shell is None:
-            raise FaultRaised(wsman_soap.invalid_selectors("ShellId", shell_id))
-        shell.last_used = time.monotonic()
-        return shell
-
-    def _end_idle_shells(self) -> None:
-        """WinRS deletes a shell its client has not used for the idle timeout (180 s on WinRM 2.0), and ends the
-        processes in it; until then it counts against the user's shells."""
-        cutoff = time.monotonic() - self.quotas.shell_idle_timeout_s
-        with self._state:
-            idle = [shell for shell in self._shells.values() if shell.last_used < cutoff]
-            for shell in idle:
-                self._shells.pop(shell.shell_id, None)
-        for shell in idle:
-            shell.end_processes()
-
-    def _command_of(self, shell: Shell, command_id: str | None) -> Command:
-        with self._state:
-            command = shell.commands.get((command_id or "").upper())
-        if command is None:
-            raise FaultRaised(wsman_soap.invalid_selectors("CommandId", command_id or "(none)"))
-        return command
-
-    def _create(self, soap: SoapRequest) -> str:
-        codepage_text = soap.options.get("WINRS_CODEPAGE", str(DEFAULT_CODEPAGE))
-        try:
-            codepage = int(codepage_text)
-            codec = codec_for_codepage(codepage)
-        except (ValueError, UnknownCodepage):
-            raise FaultRaised(wsman_soap.invalid_parameter(f"WINRS_CODEPAGE {codepage_text!r} is not a usable code page.")) from None
-        shell = Shell(shell_id=new_windows_guid(), codepage=codepage, codec=codec, user=soap.user)
-        self._end_idle_shells()
-        with self._state:
-            limit = self.quotas.max_shells_per_user
-            if sum(1 for other in self._shells.values() if other.user == soap.user) >= limit:
-                self.quota_faults += 1
-                raise FaultRaised(wsman_soap.shells_quota_exceeded(limit))
-            self._shells[shell.shell_id] = shell
-        shell_xml = (
-            f"<rsp:Shell><rsp:ShellId>{shell.shell_id}</rsp:ShellId>"
-            f"<rsp:ResourceUri>{wsman_soap.CMD_RESOURCE_URI}</rsp:ResourceUri>"
-            "<rsp:IdleTimeOut>PT7200.000S</rsp:IdleTimeOut>"
-            "<rsp:InputStreams>stdin</rsp:InputStreams><rsp:OutputStreams>stdout stderr</rsp:OutputStreams>"
-            "<rsp:ShellRunTime>P0DT0H0M0S</rsp:ShellRunTime><rsp:ShellInactivity>P0DT0H0M0S</rsp:ShellInactivity>"
-            "</rsp:Shell>"
-        )
-        return (
-            f"<x:ResourceCreated><a:Address>{self.url}</a:Address><a:ReferenceParameters>"
-            f"<w:ResourceURI>{wsman_soap.CMD_RESOURCE_URI}</w:ResourceURI>"
-            f'<w:SelectorSet><w:Selector Name="ShellId">{shell.shell_id}</w:Selector></w:SelectorSet>'
-            f"</a:ReferenceParameters></x:ResourceCreated>{shell_xml}"
-        )
-
-    def _command(self, soap: SoapRequest) -> str:
-        shell = self._shell(soap)
-        command_line = soap.body.find(q(SHELL, "CommandLine"))
-        if command_line is None:
-            raise FaultRaised(wsman_soap.schema_validation_error("The Command request has no rsp:CommandLine."))
-        parts = [command_line.findtext(q(SHELL, "Command"), default="")]
-        parts += [argument.text or "" for argument in command_line.iterfind(q(SHELL, "Arguments"))]
-        command_id = (command_line.get("CommandId") or new_windows_guid()).upper()
-        with self._state:
-            timeouts = self.faults.receive_timeouts
-            shell.commands[command_id] = Command(command_line=" ".join(parts), timeouts_before_output=timeouts)
-        return f"<rsp:CommandResponse><rsp:CommandId>{command_id}</rsp:CommandId></rsp:CommandResponse>"
-
-    def _send_stdin(self, soap: SoapRequest) -> str:
-        shell = self._shell(soap)
-        for stream in soap.body.iterfind(f"{q(SHELL, 'Send')}/{q(SHELL, 'Stream')}"):
-            command = self._command_of(shell, stream.get("CommandId"))
-            try:
-                data = base64.b64decode(stream.text or "", validate=True)
-            except binascii.Error:
-                raise FaultRaised(wsman_soap.invalid_parameter("The stdin stream is not base64.")) from None
-            with command.lock:
-                command.stdin += data
-                if stream.get("End", "").lower() == "true":
-                    command.stdin_closed = True
-                    command.start(self.handler, shell.codec)  # the process has its whole input: it runs now
-        return "<rsp:SendResponse/>"
-
-    def _receive(self, soap: SoapRequest) -> str:
-        shell = self._shell(soap)
-        desired = soap.body.find(f"{q(SHELL, 'Receive')}/{q(SHELL, 'DesiredStream')}")
-        command_id = (desired.get("CommandId") if desired is not None else None) or ""
-        command = self._command_of(shell, command_id)
-        with command.lock:
-            if command.timeouts_before_output > 0:
-                command.timeouts_before_output -= 1
-                raise FaultRaised(wsman_soap.timed_out())
-            process = command.start(self.handler, shell.codec)  # no stdin end seen (run_ps): it starts now
-        # Like WinRS, a Receive waits for output up to the client's OperationTimeout, then answers TimedOut.
-        if not process.done.wait(soap.operation_timeout_s or DEFAULT_OPERATION_TIMEOUT_S):
-            raise FaultRaised(wsman_soap.timed_out())
-        self._raise_handler_error(process)
-        with command.lock:
-            if not command.has_run:
-                command.collect(shell.codec)
-            stdout, stderr = command.take_output(RECEIVE_BUDGET)
-            finished = command.finished
-            exit_code = command.exit_code
-        parts = [self._streams("stdout", command_id, stdout), self._streams("stderr", command_id, stderr)]
-        if finished:
-            parts += [
-                f'<rsp:Stream Name="stdout" CommandId="{command_id}" End="true"></rsp:Stream>',
-                f'<rsp:Stream Name="stderr" CommandId="{command_id}" End="true"></rsp:Stream>',
-                f'<rsp:CommandState CommandId="{command_id}" State="{wsman_soap.STATE_DONE}">'
-                f"<rsp:ExitCode>{exit_code}</rsp:ExitCode></rsp:CommandState>",
-            ]
-        else:
-            parts.append(f'<rsp:CommandState CommandId="{command_id}" State="{wsman_soap.STATE_RUNNING}"/>')
-        return f"<rsp:ReceiveResponse>{''.join(parts)}</rsp:ReceiveResponse>"
-
-    @staticmethod
-    def _streams(name: str, command_id: str, data: bytes) -> str:
-        return "".join(
-            f'<rsp:Stream Name="{name}" CommandId="{command_id}">'
-            f"{base64.b64encode(data[start : start + STREAM_PIECE]).decode()}</rsp:Stream>"
-            for start in range(0, len(data), STREAM_PIECE)
-        )
-
-    def _raise_handler_error(self, process: Process) -> None:
-        error = process.error
-        if error is None:
-            return
-        if isinstance(error, DropConnection):
-            raise DropConnection()
-        # A bug in the host model must be loud in the test that meets it, not a hang or a fake success.
-        log.error("%s: command handler failed", self.computer_name, exc_info=error)
-        raise FaultRaised(
-            wsman_soap.internal_error(f"The simulated host failed to run the command: {type(error).__name__}.")
-        )
-
-    def _signal(self, soap: SoapRequest) -> str:
-        shell = self._shell(soap)
-        signal = soap.body.find(q(SHELL, "Signal"))
-        command_id = signal.get("CommandId") if signal is not None else None
-        code = (signal.findtext(q(SHELL, "Code"), default="") if signal is not None else "").strip()
-        self._command_of(shell, command_id)
-        if code.lower() not in _SIGNALS:
-            raise FaultRaised(wsman_soap.invalid_parameter(f"The signal code {code!r} is not supported."))
-        with self._state:
-            command = shell.commands.pop((command_id or "").upper(), None)
-        if command is not None:
-            command.kill()  # terminate ends the process if it still runs
-        return "<rsp:SignalResponse/>"
-
-    def _delete(self, soap: SoapRequest) -> str:
-        shell = self._shell(soap)
-        with self._state:
-            self._shells.pop(shell.shell_id, None)
-        shell.end_processes()  # WinRS ends the shell's job object: every process still running in it dies
-        return ""
-

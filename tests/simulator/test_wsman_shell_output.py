@@ -10,7 +10,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 from wsman_testkit import RecordingHost, protocol, session
 
-from runbook_lib.simulator import wsman
+from runbook_lib.simulator import wsman_operations
 from runbook_lib.simulator.wsman import CommandResult, clixml_error, clixml_progress_noise, decode_encoded_command
 
 
@@ -68,7 +68,7 @@ def test_output_larger_than_one_receive_arrives_intact_over_several(start_server
         receives.append(client.get_command_output_raw(shell_id, command_id))
 
     expected = lines.replace("\n", "\r\n").encode()
-    assert len(expected) > 4 * wsman.RECEIVE_BUDGET
+    assert len(expected) > 4 * wsman_operations.RECEIVE_BUDGET
     assert len(receives) >= 4
     assert b"".join(receive[0] for receive in receives) == expected
 

@@ -17,7 +17,7 @@ from .parameters import NOTEBOOKS, validate_parameters
 
 
 START_TIMEOUT_S = 120  # a cold kernel on a busy jump host can take a while; a hung one must not block a run
-CELL_TIMEOUT_S = 1800  # the longest cell waits for a reboot, within steps.reboot_and_wait's own limits
+CELL_TIMEOUT_S = 1800  # the longest cell waits for a reboot, within operations.reboot_and_wait's own limits
 MAX_NOTEBOOK_BYTES = 20 * 1024 * 1024  # the runbook's notebooks are small; a huge one is a mistake or an attack
 
 

@@ -16,11 +16,11 @@ from . import knowledge as k
 from .facts import HostFacts
 from .findings import (cipher_findings, client_findings, describe_value, dotnet_findings, observed_findings,
                        os_findings, policy_findings, schannel_findings, winhttp_findings)
-from .group_policy import Claim, DELETE, REFRESH_TEXT, UNCERTAIN
+from .group_policy import DELETE, REFRESH_TEXT, UNCERTAIN, Claim
 from .guard import refuse_changes_that_break_a_working_client, refuse_weakening
-from .host_model import ClientPrediction, HostModel, TLS12
+from .host_model import TLS12, ClientPrediction, HostModel
 from .registry import RegistryValue, is_policy_path
-from .verdict import Change, Finding, PROFILES, Verdict
+from .verdict import PROFILES, Change, Finding, Verdict
 
 
 DEFAULT_PROFILE = "recommended"

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING
 
 from . import knowledge as k
 from .acceptance import CERTIFICATE, UNREACHABLE, client_answer, entra_answer
-from .host_model import ClientPrediction, HostModel, Negotiation, OFF, ON, OPT_IN, TLS12
+from .host_model import OFF, ON, OPT_IN, TLS12, ClientPrediction, HostModel, Negotiation
 from .registry import RegistryValue
 
 if TYPE_CHECKING:

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from typing import Iterable
 
 from .errors import RegFileError
-from .registry import Registry, RegData, data_problem, name_problem, path_problem
+from .registry import RegData, Registry, data_problem, name_problem, path_problem
 
 HEADER = "Windows Registry Editor Version 5.00"
 _HIVE_SHORT, _HIVE_LONG = "HKLM", "HKEY_LOCAL_MACHINE"

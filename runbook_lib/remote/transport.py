@@ -26,13 +26,8 @@ from urllib.parse import urljoin, urlsplit, urlunsplit
 
 import requests
 from winrm import transport as winrm_transport
-from winrm.exceptions import (
-    AuthenticationError,
-    WinRMError,
-    WinRMOperationTimeoutError,
-    WinRMTransportError,
-    WSManFaultError,
-)
+from winrm.exceptions import (AuthenticationError, WSManFaultError, WinRMError, WinRMOperationTimeoutError,
+                              WinRMTransportError)
 from winrm.protocol import Protocol
 
 from runbook_lib.core.errors import (AuthenticationFailed, CertificateInvalid, EncryptionRequired, HostUnreachable,

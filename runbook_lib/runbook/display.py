@@ -13,8 +13,8 @@ from dataclasses import dataclass
 from typing import Any, Iterator
 
 from ..core.errors import (AuthenticationFailed, CertificateInvalid, CredentialError, EncryptionRequired,
-                           HostUnreachable, InputError, one_line, QuotaExceeded, RebootFailed, RemoteScriptFailed,
-                           RunbookError, TimedOut, TlsVersionMismatch)
+                           HostUnreachable, InputError, QuotaExceeded, RebootFailed, RemoteScriptFailed, RunbookError,
+                           TimedOut, TlsVersionMismatch, one_line)
 from ..core.verdict import SIMULATED_BANNER_HTML
 from .operations import SIMULATED_TEXT
 

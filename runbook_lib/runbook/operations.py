@@ -19,8 +19,8 @@ from typing import Any
 from ..core import facts as facts_module
 from ..core import knowledge as k
 from ..core.acceptance import all_accepted, describe_session, entra_answer
-from ..core.errors import (one_line, AuthenticationFailed, CertificateInvalid, EncryptionRequired, FactsError, HostUnreachable,
-                           RebootFailed, RemoteError, RemoteScriptFailed, TimedOut)
+from ..core.errors import (AuthenticationFailed, CertificateInvalid, EncryptionRequired, FactsError, HostUnreachable,
+                           RebootFailed, RemoteError, RemoteScriptFailed, TimedOut, one_line)
 from ..core.facts import HostFacts
 from ..core.files import FileTooLarge, private_folder, read_limited
 from ..core.plan import RemediationPlan

@@ -17,12 +17,12 @@ from ..core.facts import HostFacts
 from ..core.files import private_folder
 from ..core.plan import RemediationPlan
 from ..core.verdict import Verdict
-from .display import Card, emit, START, step
+from .display import START, Card, emit, step
 from .operations import ApplyReport, inspect_host
 from .parameters import Parameters
 from ..remote.credentials import Credential
 from ..remote.scrub import write_scrubbed
-from ..remote.target import connect, Target
+from ..remote.target import Target, connect
 
 
 SIMULATOR_USER = "runbook-notebook"

@@ -9,10 +9,10 @@ import re
 from dataclasses import asdict, dataclass
 
 from ...core import knowledge as k
-from ...core.acceptance import ACCEPTED, CERTIFICATE, client_answer, entra_answer, LEGACY, UNREACHABLE
+from ...core.acceptance import ACCEPTED, CERTIFICATE, LEGACY, UNREACHABLE, client_answer, entra_answer
 from ...core.facts import HostFacts, Probe
 from ..display import Card, emit, text_table
-from ..operations import html_table, ProbeReport
+from ..operations import ProbeReport, html_table
 from ..parameters import MAX_ERROR_TEXT, Parameters
 from ..session import Session
 from .host_state import facts_for, fresh_client_answer

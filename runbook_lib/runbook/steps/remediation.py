@@ -19,7 +19,7 @@ from ...core.files import private_folder
 from ...core.plan import RemediationPlan
 from ...core.regfile import to_bytes
 from ..display import Card, collecting, is_interactive, step, text_table
-from ..operations import (apply_plan, apply_reports, ApplyReport, html_table, original_backup, reboot_and_wait,
+from ..operations import (ApplyReport, apply_plan, apply_reports, html_table, original_backup, reboot_and_wait,
                           recover_apply, rollback_from_backup)
 from ...remote.scrub import write_scrubbed
 from ..session import Session

@@ -199,7 +199,7 @@ def _proposed_cipher_order(m: HostModel) -> list[str] | None:
 
 
 def client_findings(a: Assessment, winps: ClientPrediction, pwsh: ClientPrediction,
-                     winhttp: ClientPrediction) -> None:
+                    winhttp: ClientPrediction) -> None:
     if winps.state != "absent" and winps.negotiation:
         version = a.facts.powershell.windows_powershell
         bitness = "64-bit" if a.model.has_wow64 else "32-bit"

@@ -108,7 +108,7 @@ def _next_host(pending: list[str], busy: set, endpoints: dict[str, tuple]) -> st
 
 
 def run_local(hosts: list[str], job: dict, options: RunOptions, progress: Progress, live: LiveBundle,
-               stop: supervision.StopRequest) -> dict[str, dict]:
+              stop: supervision.StopRequest) -> dict[str, dict]:
     context = multiprocessing.get_context("spawn")
     pending, running, results, told = list(hosts), {}, {}, 0
     root = Path(job["root"])
@@ -192,7 +192,7 @@ def _stop_worker(worker: _Running, ask: bool) -> None:
 
 
 def run_dask(hosts: list[str], job: dict, options: RunOptions, progress: Progress, live: LiveBundle,
-              stop: supervision.StopRequest) -> dict[str, dict]:
+             stop: supervision.StopRequest) -> dict[str, dict]:
     """Hosts as Dask tasks (the workers must see the bundle folder). A stop cancels what has not finished: a local
     cluster's workers end with it, a remote scheduler's workers finish the notebook they are in."""
     try:

@@ -111,7 +111,7 @@ def _earlier_applies(session: Session) -> list[dict]:
     for apply_id, recorded in found.items():
         if recorded.get("pending"):
             with step(f"read the journal of apply {recorded['apply_id']}", "03_registry_remediation.ipynb",
-                       session.simulated, total=1) as progress:
+                      session.simulated, total=1) as progress:
                 found[apply_id] = recover_apply(session.target, recorded)
                 progress.advance(found[apply_id]["error"] or "the apply completed")
     return [found[apply_id] for apply_id in sorted(found)]
@@ -194,7 +194,7 @@ def reboot_if_needed(session: Session) -> None:
         card = Card(f"<p>{html.escape(text)}</p>", text)
     elif session.params.reboot:
         with step(f"reboot {session.host}", "03_registry_remediation.ipynb", session.simulated,
-                   total=1) as progress:
+                  total=1) as progress:
             report = reboot_and_wait(session.target, poll_s=0.5)
             progress.advance("WinRM answers again")
         session.rebooted = True

@@ -38,7 +38,7 @@ def session_fix_demo(session: Session) -> None:
     """Set SecurityProtocol in one process on the host and probe Entra from that same process."""
     mode = session.params.session_fix_mode
     with step(f"session fix ({mode}) on {session.host}", "02_os_check.ipynb", session.simulated,
-               total=1) as progress:
+              total=1) as progress:
         report = session_fix(session.target, mode, session.params.endpoints)
         progress.advance("probe ran in the same process")
     before, after = report.security_protocol or (0, 0)

@@ -158,7 +158,7 @@ def test_a_crashed_kernel_leaves_the_template_and_the_other_kernels_running(temp
 
 RUNNER = textwrap.dedent("""
     import asyncio, os, sys, time
-    from runbook_lib import kernels
+    from runbook_lib.runbook import kernels
 
     async def main():
         with kernels.shared_template() as template:

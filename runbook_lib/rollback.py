@@ -69,8 +69,9 @@ def _checked(report: object, path: Path) -> tuple[str, list[dict]]:
                          "--resume) first, which reads the host's journal")
     backup_entries = report.get("backup", [])
     try:
-        if not all(isinstance(e, dict) and isinstance(e.get("existed"), bool) for e in backup_entries):
-            raise InputError("a backup entry without 'existed'")
+        for index, entry in enumerate(backup_entries):
+            if not isinstance(entry, dict) or not isinstance(entry.get("existed"), bool):
+                raise InputError(f"backup[{index}]: no 'existed' (true or false)")
         values = [{"path": e.get("path"), "name": e.get("name")} for e in backup_entries]
         existing = [{"path": e["path"], "name": e["name"], "type": e.get("type"), "data": e.get("data")}
                     for e in backup_entries if e["existed"]]

@@ -1,8 +1,8 @@
 """How many ``Session.run_ps`` calls per second one client gets from the simulated WinRM listener.
 
-The listener runs in its own process, as in the measurements of the wire notes (shared/knowledge/winrm-wire.md),
-so the client and the server do not share one interpreter lock and the ratio to the reference rates means
-something. Usage: ``python benchmarks/wsman_rate.py [seconds-per-mode]``.
+The listener runs in its own process, as it did when the reference rates were measured (a standard-library
+WS-Management server answering pywinrm on loopback, on a 2-core CI-class machine), so the client and the server do
+not share one interpreter lock and the ratio to the reference rates means something. Usage: ``python benchmarks/wsman_rate.py [seconds-per-mode]``.
 """
 
 from __future__ import annotations

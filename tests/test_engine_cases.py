@@ -1,4 +1,4 @@
-"""Every OS row and every trap of windows-tls.md sections 1-5 and 9, as committed facts files.
+"""Every OS row and every trap of docs/tls-knowledge.md sections 3-7, as committed facts files.
 
 Paths are spelled out here rather than imported from runbook_lib.core.knowledge, so a wrong constant in the package
 fails these tests instead of agreeing with itself.

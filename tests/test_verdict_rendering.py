@@ -57,3 +57,20 @@ def test_terminal_colours_only_when_asked(facts_path):
 def test_verdict_json_reads_back(facts_path):
     verdict = verdict_for("win7_wmf51", facts_path)
     assert Verdict.from_dict(json.loads(verdict.dumps())) == verdict
+
+
+def test_every_finding_points_to_its_section_in_findings_doc_in_html_and_text(facts_path):
+    verdict = verdict_for("ws2019_tls12_disabled_by_gpo", facts_path)
+    html, text = verdict._repr_html_(), verdict.render_text()
+    assert verdict.findings
+    for finding in verdict.findings:
+        assert f"<code>{finding.id}</code><br><span class='tls-runbook-finding-docs'" in html
+        assert f"docs/findings.md#{finding.id}</span>" in html
+        assert f"{finding.id}: {finding.message}\n            {finding.source}\n" \
+               f"            docs/findings.md#{finding.id}" in text
+
+
+def test_findings_doc_reference_is_not_stored_in_verdict_json(facts_path):
+    verdict = verdict_for("ws2019_tls12_disabled_by_gpo", facts_path)
+    assert all(set(f) == {"id", "severity", "message", "source"} for f in verdict.to_dict()["findings"])
+    assert "docs/findings.md" not in verdict.dumps()

@@ -6,8 +6,8 @@ any certificate-validation errors, the raw error text, and, for the application-
 HTTP status and AADSTS code Entra's token endpoint answered. Acceptance is decided here, never on the host:
 
 * Entra completes TLS 1.0 and 1.1 handshakes (and TLS 1.2 on 3DES) and then refuses the request with
-  AADSTS1002016 ([E1], windows-tls.md section 0), so a completed handshake is not acceptance: the session must be
-  TLS 1.2 or 1.3 and not 3DES.
+  AADSTS1002016 ([E1], docs/tls-knowledge.md section 1), so a completed handshake is not acceptance: the session
+  must be TLS 1.2 or 1.3 and not 3DES.
 * An application-level answer overrides the handshake: AADSTS1002016 is a refusal of legacy TLS, any other AADSTS
   code (an unknown application, for the made-up client id the probe sends) proves TLS was accepted.
 * A handshake whose certificate did not validate was negotiated with whatever presented that certificate (a

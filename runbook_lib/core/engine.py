@@ -1,11 +1,10 @@
 """The decision engine: host facts + profile -> verdict. Pure: no I/O, no clock, no randomness.
 
-The engine models what Windows does (``shared/knowledge/windows-tls.md`` section 9): the SCHANNEL state of each
-protocol, the protocols each client asks for, and what Entra's endpoint answers (it completes a TLS 1.0-1.3
-handshake and then refuses anything below TLS 1.2 or on 3DES with AADSTS1002016). Remediation is expressed as a
-desired end state per profile, so applying a plan and assessing again yields no further change.
-
-The model of the host is :mod:`.host_model`, the findings :mod:`.findings`, the plan guard :mod:`.guard`.
+The engine models what Windows does (``docs/tls-knowledge.md``): the SCHANNEL state of each protocol, the
+protocols each client asks for, and what Entra's endpoint answers (it completes a TLS 1.0-1.3 handshake and then
+refuses anything below TLS 1.2 or on 3DES with AADSTS1002016). Remediation is expressed as a desired end state per
+profile, so applying a plan and assessing again yields no further change. ``docs/findings.md`` has a section for
+every finding id emitted here (a test keeps the two in step).
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """What Microsoft documents about TLS on Windows, as tables the engine reads.
 
-Every fact here comes from ``shared/knowledge/windows-tls.md``; each row carries the tags of its Microsoft
+Every fact here is told in ``docs/tls-knowledge.md``; each row carries the tags of its Microsoft
 sources, and :data:`SOURCES` resolves a tag to the URL a finding cites. Keeping the knowledge as data means a
 new OS build or .NET release is one row, not a new branch in the engine.
 """

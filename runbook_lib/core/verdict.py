@@ -16,6 +16,8 @@ SEVERITIES = ("blocker", "error", "warning", "info")
 PROFILES = ("minimal", "recommended")
 CLIENT_STATES = ("fails", "ok", "absent", "unknown")
 RESTARTS = ("none", "new_process", "reboot")
+# Where the project explains every finding id, one section each; a finding points there by its id.
+FINDINGS_DOC = "docs/findings.md"
 
 _SEVERITY_COLOURS = {"blocker": "#8b0000", "error": "#c62828", "warning": "#b26a00", "info": "#1565c0"}
 _ANSI = {"blocker": "\033[1;31m", "error": "\033[31m", "warning": "\033[33m", "info": "\033[34m"}
@@ -31,6 +33,12 @@ class Finding:
 
     def to_dict(self) -> dict:
         return {"id": self.id, "severity": self.severity, "message": self.message, "source": self.source}
+
+    @property
+    def docs(self) -> str:
+        """The finding's section in the project's documentation. Derived from the id, so it is shown, not stored:
+        verdict JSON and the evidence already written keep their shape."""
+        return f"{FINDINGS_DOC}#{self.id}"
 
 
 @dataclass(frozen=True)
@@ -118,6 +126,7 @@ class Verdict:
         for finding in self.findings:
             lines.append(f"  {paint(finding.severity, f'[{finding.severity:7}]')} {finding.id}: {finding.message}")
             lines.append(f"            {finding.source}")
+            lines.append(f"            {finding.docs}")
         if self.changes:
             lines.append(f"Changes ({len(self.changes)}, restart: {self.restart}):")
             for change in self.changes:
@@ -151,7 +160,8 @@ class Verdict:
         for f in self.findings:
             parts.append(
                 f"<tr><td style='color:{_SEVERITY_COLOURS[f.severity]};font-weight:bold'>{e(f.severity)}</td>"
-                f"<td><code>{e(f.id)}</code></td><td style='text-align:left'>{e(f.message)}</td>"
+                f"<td><code>{e(f.id)}</code><br><span class='tls-runbook-finding-docs' style='font-size:smaller'>"
+                f"{e(f.docs)}</span></td><td style='text-align:left'>{e(f.message)}</td>"
                 f"<td><a href='{e(f.source)}' target='_blank' rel='noopener'>source</a></td></tr>")
         parts.append("</tbody></table>")
         parts.append(changes_html(self.changes, self.restart))

@@ -67,8 +67,18 @@ def _checked(report: object, path: Path) -> tuple[str, list[dict]]:
     if report.get("pending"):
         raise InputError(f"{path}: the apply's answer was never recorded; run notebook 03 (or tls-runbook run "
                          "--resume) first, which reads the host's journal")
+    backup_entries = report.get("backup", [])
     try:
-        validate_args("restore", {"apply_id": apply_id, "backup": report.get("backup", [])})
+        for index, entry in enumerate(backup_entries):
+            if not isinstance(entry, dict) or not isinstance(entry.get("existed"), bool):
+                raise InputError(f"backup[{index}]: no 'existed' (true or false)")
+        values = [{"path": e.get("path"), "name": e.get("name")} for e in backup_entries]
+        existing = [{"path": e["path"], "name": e["name"], "type": e.get("type"), "data": e.get("data")}
+                    for e in backup_entries if e["existed"]]
+        if values:
+            validate_args("restore", {"apply_id": apply_id, "values": values})
+        if existing:  # the data a value had, checked as an apply that wrote it back would be
+            validate_args("apply", {"apply_id": apply_id, "changes": existing})
     except InputError as exc:
         raise InputError(f"{path} is not an apply report this tool wrote ({exc})") from None
     managed = managed_values()

@@ -22,7 +22,7 @@ _SECURITY_PROTOCOL_BITS = {"TLS 1.0": k.SP_TLS, "TLS 1.1": k.SP_TLS11, "TLS 1.2"
 ENTRA_ENDPOINTS = ("login.microsoftonline.com", "login.windows.net", "graph.microsoft.com",
                    "login.microsoft.com", "device.login.microsoftonline.com")
 TOKEN_ENDPOINTS = ("login.microsoftonline.com", "login.windows.net", "login.microsoft.com")
-# The .NET Framework 3.5 (CLR 2) update that lets a process ask for TLS 1.2, per OS (windows-tls.md 1a and 3;
+# The .NET Framework 3.5 (CLR 2) update that lets a process ask for TLS 1.2, per OS (docs/tls-knowledge.md section 5;
 # Windows 10 / Server 2016 and later have it in their cumulative updates).
 _CLR2_TLS12_UPDATES = {(6, 0): "KB3154517", (6, 1): "KB3154518", (6, 2): "KB3154519", (6, 3): "KB3154520"}
 
@@ -178,7 +178,7 @@ class WindowsTls:
         """What Entra picks from Windows' default suite list: AES-256 with ECDHE ([X1], [X2])."""
         if protocol == "TLS 1.3":
             return "TLS_AES_256_GCM_SHA384"
-        if protocol == "TLS 1.2":  # 7 / 8.1 have no ECDHE_RSA GCM suites (windows-tls.md section 6)
+        if protocol == "TLS 1.2":  # 7 / 8.1 have no ECDHE_RSA GCM suites (docs/tls-knowledge.md section 7)
             return "TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384" if self.modern_os else "TLS_ECDHE_RSA_WITH_AES_256_CBC_SHA384"
         return "TLS_ECDHE_RSA_WITH_AES_256_CBC_SHA"
 

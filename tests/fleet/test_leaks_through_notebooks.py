@@ -23,6 +23,7 @@ from papermill.exceptions import PapermillExecutionError
 
 from leak_forms import HOSTILE_SECRET_CHARS, written_forms
 from runbook_lib.fleet import evidence
+from runbook_lib.fleet.signing import new_run_key
 
 SECRET = HOSTILE_SECRET_CHARS + secrets.token_urlsafe(8)
 
@@ -160,7 +161,8 @@ def test_a_bundle_scrubbed_on_the_way_in_verifies_and_holds_no_readable_form(exe
     scrubber = evidence.Scrubber([SECRET])
     for name in ("leaky.ipynb", "leaky.html"):
         assert scrubber.copy(staging / name, tmp_path / "hosts" / "srv01" / name) > len(forms)
-    evidence.write_manifest(tmp_path, {"run_id": "leaky"})
+    evidence.write_manifest(tmp_path, {"run_id": "leaky", "complete": True,
+                                       "hosts": [{"name": "srv01", "state": "done"}]}, new_run_key())
     result = evidence.verify(tmp_path, [SECRET])
     assert result.ok and result.leak_scan, result.lines()
     notebook = tmp_path / "hosts" / "srv01" / "leaky.ipynb"
@@ -176,6 +178,6 @@ def test_a_bundle_copied_in_unscrubbed_fails_verify_naming_both_files(executed, 
     for name in ("leaky.ipynb", "leaky.html"):
         (tmp_path / "hosts").mkdir(exist_ok=True)
         shutil.copy(staging / name, tmp_path / "hosts" / name)
-    evidence.write_manifest(tmp_path, {"run_id": "leaky"})
+    evidence.write_manifest(tmp_path, {"run_id": "leaky", "complete": True, "hosts": []}, new_run_key())
     result = evidence.verify(tmp_path, [SECRET])
     assert result.secrets_found == ["hosts/leaky.html", "hosts/leaky.ipynb"] and not result.ok

@@ -43,7 +43,7 @@ def test_every_source_and_output_of_the_notebook_is_in_its_html(chain_03):
 def test_verdict_plan_read_back_and_simulated_banners_are_in_the_html(chain_03):
     notebook, body = chain_03
     for needle in ("Verdict for 127.0.0.1", "Remediation plan for 127.0.0.1", "Read-back diff",
-                   "Every planned value reads back as planned", "rebooted"):
+                   "Every planned value reads back as planned", "restarted: last boot"):
         assert needle in body, needle
     banners = sum("SIMULATED HOST" in output.data.get("text/html", "") for cell in notebook.cells
                   for output in cell.get("outputs", []) if "data" in output)

@@ -49,7 +49,7 @@ def parse_error_text(text: str) -> ParsedError | None:
     """The AADSTS code, tenant and trace ids from pasted error text, or None when it is not a sign-in error.
 
     A host whose legacy protocols are already off never reaches Entra's 400: it fails the handshake instead, so
-    those messages count as the same root cause ([E3], windows-tls.md section 0).
+    those messages count as the same root cause ([E3], docs/tls-knowledge.md section 1).
     """
     if not isinstance(text, str) or not text.strip():
         return None

@@ -116,13 +116,13 @@ def final_verdict(session: Session) -> None:
     session.outcome = doc
     colour = {"fixed": "#2e7d32", "fixed_after_reboot": "#2e7d32", "compliant": "#2e7d32", "blocked": "#8b0000",
               "reboot_pending": "#b26a00", "fixable": "#b26a00", "failed": "#c62828"}[outcome]
-    blockers = "".join(f"<li><code>{html.escape(f.id)}</code>: {html.escape(f.message)}</li>"
-                       for f in verdict.findings if f.severity == "blocker")
+    blockers = "".join(f"<li><code>{html.escape(f.id)}</code>: {html.escape(f.message)} "
+                       f"({html.escape(f.docs)})</li>" for f in verdict.findings if f.severity == "blocker")
     session.show(Card(f"<h3>Final verdict for {html.escape(session.host)}: <span style='color:{colour}'>"
                       f"{outcome.replace('_', ' ').upper()}</span></h3><p>{html.escape(detail)}</p>"
                       + (f"<ul>{blockers}</ul>" if blockers else ""),
                       f"Final verdict for {session.host}: {outcome.upper()}\n{detail}" +
-                      "".join(f"\n  blocker {f.id}: {f.message}" for f in verdict.findings
+                      "".join(f"\n  blocker {f.id}: {f.message} ({f.docs})" for f in verdict.findings
                               if f.severity == "blocker")))
 
 

@@ -1,7 +1,9 @@
 """Host facts, schema ``tls-runbook/host-facts/v1``: what inspection collects from one Windows host.
 
-The JSON shape is a public contract: the remote ``inspect`` script, the simulator and other tools produce it, so
-loading is strict and every problem is reported as one line naming the field (``facts: os.version: ...``).
+The JSON shape is a public contract, ``core/schemas/host-facts.schema.json``: the remote ``inspect`` script, the
+simulator and other tools produce it, so loading is strict and every problem is reported as one line naming the
+field (``facts: os.version: ...``). The checks here come first because their messages say what was expected in the
+operator's words; the schema then refuses whatever they let through, so a document loads only if it keeps both.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from typing import Any
 
 from .errors import FactsError
 from .files import FileTooLarge, read_limited
+from .json_schema import schema_problem
 from .registry import REG_TYPES, Registry, RegistryValue, data_problem, name_problem, path_problem
 from .strict_json import FieldReader, reject_constant
 
@@ -270,7 +273,7 @@ def from_dict(doc: Any) -> HostFacts:
     simulated = top.get("simulated", (bool,))
     collected_at = top.string("collected_at", max_len=40)
     top.check("collected_at", _timestamp_problem(collected_at))
-    return HostFacts(
+    host_facts = HostFacts(
         host=host,
         simulated=simulated,
         collected_at=collected_at,
@@ -282,6 +285,10 @@ def from_dict(doc: Any) -> HostFacts:
         note=top.string("note", optional=True, max_len=MAX_NOTE_CHARS),
         group_policy=_group_policy(top.get("group_policy", (dict,), optional=True)),
     )
+    problem = schema_problem("host-facts", doc)
+    if problem:
+        raise FactsError(*problem)
+    return host_facts
 
 
 def _timestamp_problem(value: str) -> str | None:
@@ -377,7 +384,7 @@ OPTIONAL_PROBE_FIELDS = ("connected", "hash", "key_exchange", "certificate_error
 
 
 def probe_from_dict(item: Any, where: str) -> Probe:
-    """One probe record, field by field; the script's output contract (runbook_lib/schemas) says the same."""
+    """One probe record, field by field; ``core/schemas/probe-record.schema.json`` holds it to what a script can know."""
     p = FieldReader(item, where, ("endpoint", "mode", "ok"), optional=("protocol", "cipher", "error",
                                                                    *OPTIONAL_PROBE_FIELDS))
     endpoint = p.get("endpoint", (str,))

@@ -97,10 +97,12 @@ class Probe:
     aadsts_text: str | None = None  # mode app: the first line of the answer's error_description
 
     def to_dict(self) -> dict:
-        """The v1 fields always, each optional field only when the host reported it."""
+        """The v1 fields always, each optional field only when the host reported it (an app probe always reports
+        its request's fields, null where there was no answer: the probe-record schema requires them)."""
         doc = asdict(self)
+        reported = APP_PROBE_FIELDS if self.mode == "app" else ()
         for name in OPTIONAL_PROBE_FIELDS:
-            if doc[name] is None:
+            if doc[name] is None and name not in reported:
                 del doc[name]
             elif isinstance(doc[name], tuple):
                 doc[name] = list(doc[name])
@@ -379,6 +381,7 @@ def _observed(doc: Any) -> Observed | None:
 _PROBE_TEXT_FIELDS = ("protocol", "cipher", "error", "url", "web_status", "aadsts_text")
 _PROBE_INT_FIELDS = ("hash", "key_exchange", "security_protocol", "http_status", "aadsts")
 _PROBE_LIST_FIELDS = ("certificate_errors", "certificate_chain")
+APP_PROBE_FIELDS = ("url", "security_protocol", "web_status", "http_status", "aadsts")
 OPTIONAL_PROBE_FIELDS = ("connected", "hash", "key_exchange", "certificate_errors", "certificate_chain", "url",
                          "security_protocol", "web_status", "http_status", "aadsts", "aadsts_text")
 

@@ -15,8 +15,8 @@ from runbook_lib.core import facts
 from runbook_lib.core.engine import assess
 from runbook_lib.core.errors import FactsError, VerdictError
 from runbook_lib.core.json_schema import schema_problem
-from runbook_lib.core.verdict import PROFILES, Verdict
 from runbook_lib.core.knowledge import values_read
+from runbook_lib.core.verdict import PROFILES, Verdict
 from runbook_lib.remote import recording
 from runbook_lib.remote.contract import contract_problem
 from runbook_lib.remote.scripts import LANGUAGE_MODE_ERROR, RESULT_END, RESULT_START, compose, invocation
@@ -81,6 +81,13 @@ def test_inspect_output_is_host_facts_by_reference_not_a_copy():
     inspect = schema_files("remote")["inspect.schema.json"]
     assert inspect["$ref"] == "host-facts.schema.json"
     assert "required" not in inspect and "additionalProperties" not in inspect
+
+
+def test_docs_name_every_schema_file():
+    text = (TESTS.parent / "docs" / "contracts.md").read_text(encoding="utf-8")
+    for layer in SCHEMA_FOLDERS:
+        for name in schema_files(layer):
+            assert name in text or f"`{name.removesuffix('.schema.json')}`" in text, name
 
 
 # --- what the project and the simulator write keeps the contracts ---------------------------------------------

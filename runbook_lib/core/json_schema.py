@@ -37,15 +37,13 @@ def validator(name: str, packages: tuple[str, ...] = CORE) -> Draft202012Validat
     return Draft202012Validator(registry.contents(f"{SCHEMA_BASE}{name}.schema.json"), registry=registry)
 
 
-def field_path(error: ValidationError) -> str:
-    """Where the error is, as the loaders name fields: ``observed.probes[0].mode``; "" for the document itself."""
-    return _join(error.absolute_path)
-
-
-def _join(parts) -> str:
+def _field(parts) -> str:
+    """A field as the loaders name it, ``observed.probes[0].mode``; "" for the document itself. Names from the
+    document are cut short: a hostile key must not become a long error line."""
     text = ""
     for part in parts:
-        text += f"[{part}]" if isinstance(part, int) else (f".{part}" if text else str(part))
+        part = part if isinstance(part, int) else str(part)[:60]
+        text += f"[{part}]" if isinstance(part, int) else (f".{part}" if text else part)
     return text
 
 
@@ -63,38 +61,38 @@ def _json_type(value: Any) -> str:
     return _JSON_TYPES[names.get(type(value), "null")]
 
 
-def explain(error: ValidationError) -> tuple[str, str]:
+def _explain(error: ValidationError) -> tuple[str, str]:
     """(field path, problem) in the loaders' words and in JSON's (null, false), rather than jsonschema's Python."""
     path, kind, expected = list(error.absolute_path), error.validator, error.validator_value
     described = error.schema.get("description") if isinstance(error.schema, dict) else None
     if "propertyNames" in error.relative_schema_path:
-        return _join(path + [error.instance]), "field not allowed here"
+        return _field(path + [error.instance]), "field not allowed here"
     if kind == "required":
         missing = [name for name in expected if name not in error.instance]
-        return _join(path + missing[:1]), "missing field"
+        return _field(path + missing[:1]), "missing field"
     if kind in ("additionalProperties", "unevaluatedProperties"):
         unknown = sorted(name for name in error.instance if name not in error.schema.get("properties", {}))
-        return _join(path + unknown[:1]), "unknown field"
+        return _field(path + unknown[:1]), "unknown field"
     if kind == "type":
         wanted = expected if isinstance(expected, list) else [expected]
-        return _join(path), (f"expected {' or '.join(_JSON_TYPES[name] for name in wanted)}, got "
+        return _field(path), (f"expected {' or '.join(_JSON_TYPES[name] for name in wanted)}, got "
                              f"{_json_type(error.instance)}")
     if kind == "const":
-        return _join(path), f"expected {_json(expected)}, got {_json(error.instance)}"
+        return _field(path), f"expected {_json(expected)}, got {_json(error.instance)}"
     if kind == "enum":
-        return _join(path), f"expected one of {', '.join(_json(v) for v in expected)}, got {_json(error.instance)}"
+        return _field(path), f"expected one of {', '.join(_json(v) for v in expected)}, got {_json(error.instance)}"
     if kind == "not" and expected == {}:
-        return _join(path), "field not allowed here"
+        return _field(path), "field not allowed here"
     if kind == "not" and described:
-        return _join(path), described
+        return _field(path), described
     if kind == "pattern" and described:
         article, _, rest = described.partition(" ")
         lead = article.lower() if article in ("A", "An", "The") else article
-        return _join(path), f"expected {lead} {rest}, got {_json(error.instance)}"
-    return _join(path), error.message
+        return _field(path), f"expected {lead} {rest}, got {_json(error.instance)}"
+    return _field(path), error.message
 
 
 def schema_problem(name: str, document: Any, packages: tuple[str, ...] = CORE) -> tuple[str, str] | None:
     """The most relevant way ``document`` breaks schema ``name``, as (field path, problem), or None."""
     error = best_match(validator(name, packages).iter_errors(document))
-    return None if error is None else explain(error)
+    return None if error is None else _explain(error)

@@ -40,7 +40,7 @@ Evidence files, fixed names in the evidence folder, read by the fleet runner (:m
     fails by default although it was.
 
 A probe is ``{"endpoint", "mode": "tcp" | "default" | "tls12" | "session" | "app", "ok", "protocol", "cipher",
-"error", ...}`` as ``runbook_lib/remote/schemas/probe-record.schema.json`` defines it; ``ok`` means the handshake
+"error", ...}`` as ``runbook_lib/core/schemas/probe-record.schema.json`` defines it; ``ok`` means the handshake
 completed, and whether Entra accepts it is read from :mod:`runbook_lib.core.acceptance` only.
 """
 

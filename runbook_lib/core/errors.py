@@ -36,6 +36,15 @@ class FactsError(InputError):
         super().__init__(f"facts: {field}: {problem}" if field else f"facts: {problem}")
 
 
+class VerdictError(InputError):
+    """A verdict document that does not follow tls-runbook/verdict/v1 (core/schemas/verdict.schema.json)."""
+
+    def __init__(self, field: str, problem: str):
+        self.field = field
+        self.problem = problem
+        super().__init__(f"verdict: {field}: {problem}" if field else f"verdict: {problem}")
+
+
 class RegFileError(InputError):
     """A .reg file the runbook cannot read back (rollback from evidence)."""
 

@@ -1,7 +1,9 @@
 """Host facts, schema ``tls-runbook/host-facts/v1``: what inspection collects from one Windows host.
 
-The JSON shape is a public contract: the remote ``inspect`` script, the simulator and other tools produce it, so
-loading is strict and every problem is reported as one line naming the field (``facts: os.version: ...``).
+The JSON shape is a public contract, ``core/schemas/host-facts.schema.json``: the remote ``inspect`` script, the
+simulator and other tools produce it, so loading is strict and every problem is reported as one line naming the
+field (``facts: os.version: ...``). The checks here come first because their messages say what was expected in the
+operator's words; the schema then refuses whatever they let through, so a document loads only if it keeps both.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from typing import Any
 
 from .errors import FactsError
 from .files import FileTooLarge, read_limited
+from .json_schema import schema_problem
 from .registry import REG_TYPES, Registry, RegistryValue, data_problem, name_problem, path_problem
 from .strict_json import FieldReader, reject_constant
 
@@ -94,10 +97,12 @@ class Probe:
     aadsts_text: str | None = None  # mode app: the first line of the answer's error_description
 
     def to_dict(self) -> dict:
-        """The v1 fields always, each optional field only when the host reported it."""
+        """The v1 fields always, each optional field only when the host reported it (an app probe always reports
+        its request's fields, null where there was no answer: the probe-record schema requires them)."""
         doc = asdict(self)
+        reported = APP_PROBE_FIELDS if self.mode == "app" else ()
         for name in OPTIONAL_PROBE_FIELDS:
-            if doc[name] is None:
+            if doc[name] is None and name not in reported:
                 del doc[name]
             elif isinstance(doc[name], tuple):
                 doc[name] = list(doc[name])
@@ -270,7 +275,7 @@ def from_dict(doc: Any) -> HostFacts:
     simulated = top.get("simulated", (bool,))
     collected_at = top.string("collected_at", max_len=40)
     top.check("collected_at", _timestamp_problem(collected_at))
-    return HostFacts(
+    host_facts = HostFacts(
         host=host,
         simulated=simulated,
         collected_at=collected_at,
@@ -282,6 +287,10 @@ def from_dict(doc: Any) -> HostFacts:
         note=top.string("note", optional=True, max_len=MAX_NOTE_CHARS),
         group_policy=_group_policy(top.get("group_policy", (dict,), optional=True)),
     )
+    problem = schema_problem("host-facts", doc)
+    if problem:
+        raise FactsError(*problem)
+    return host_facts
 
 
 def _timestamp_problem(value: str) -> str | None:
@@ -372,12 +381,13 @@ def _observed(doc: Any) -> Observed | None:
 _PROBE_TEXT_FIELDS = ("protocol", "cipher", "error", "url", "web_status", "aadsts_text")
 _PROBE_INT_FIELDS = ("hash", "key_exchange", "security_protocol", "http_status", "aadsts")
 _PROBE_LIST_FIELDS = ("certificate_errors", "certificate_chain")
+APP_PROBE_FIELDS = ("url", "security_protocol", "web_status", "http_status", "aadsts")
 OPTIONAL_PROBE_FIELDS = ("connected", "hash", "key_exchange", "certificate_errors", "certificate_chain", "url",
                          "security_protocol", "web_status", "http_status", "aadsts", "aadsts_text")
 
 
 def probe_from_dict(item: Any, where: str) -> Probe:
-    """One probe record, field by field; the script's output contract (runbook_lib/schemas) says the same."""
+    """One probe record, field by field; ``core/schemas/probe-record.schema.json`` holds it to what a script can know."""
     p = FieldReader(item, where, ("endpoint", "mode", "ok"), optional=("protocol", "cipher", "error",
                                                                    *OPTIONAL_PROBE_FIELDS))
     endpoint = p.get("endpoint", (str,))

@@ -1,4 +1,5 @@
-"""The verdict, schema ``tls-runbook/verdict/v1``: what the engine concluded about one host, and why.
+"""The verdict, schema ``tls-runbook/verdict/v1`` (``core/schemas/verdict.schema.json``): what the engine concluded
+about one host, and why.
 
 A verdict renders itself (``_repr_html_``, ``_repr_mimebundle_``, ``render_text``) so the same object reads the
 same in JupyterLab, in exported HTML evidence (no widget state needed) and in a terminal.
@@ -10,6 +11,9 @@ import html
 import json
 from dataclasses import dataclass
 from typing import Any
+
+from .errors import VerdictError
+from .json_schema import schema_problem
 
 SCHEMA = "tls-runbook/verdict/v1"
 SEVERITIES = ("blocker", "error", "warning", "info")
@@ -98,15 +102,19 @@ class Verdict:
         return json.dumps(self.to_dict(), indent=2, ensure_ascii=False) + "\n"
 
     @classmethod
-    def from_dict(cls, doc: dict) -> "Verdict":
-        """Read back a verdict this project wrote (evidence, executed notebooks); not a validator for input."""
+    def from_dict(cls, doc: Any) -> "Verdict":
+        """Read back a verdict this project wrote (evidence, executed notebooks). Evidence outlives the run that wrote
+        it and may be edited by hand, so the document is held to the schema first: a VerdictError names the field."""
+        problem = schema_problem("verdict", doc)
+        if problem:
+            raise VerdictError(*problem)
         return cls(
             host=doc["host"], profile=doc["profile"], affected=doc["affected"], symptom=doc["symptom"],
             clients=dict(doc["clients"]),
             findings=tuple(Finding(**f) for f in doc["findings"]),
             blockers=tuple(doc["blockers"]),
             changes=tuple(Change(**c) for c in doc["changes"]),
-            restart=doc["restart"], simulated=doc.get("simulated", False),
+            restart=doc["restart"], simulated=doc["simulated"],
         )
 
     # --- rendering ----------------------------------------------------------------------------------------

@@ -122,6 +122,14 @@ def _cmd_probe(args: argparse.Namespace) -> int:
     return EXIT_OK if report.ok else EXIT_FAILED
 
 
+def _cmd_check(args: argparse.Namespace) -> int:
+    from .check import check_host
+
+    report = check_host(_target(args), args.endpoint or DEFAULT_ENDPOINTS)
+    print(report.render_text(colour=sys.stdout.isatty()))
+    return EXIT_OK if report.ok else EXIT_FAILED
+
+
 def _cmd_simulate(args: argparse.Namespace) -> int:
     from .remote.credentials import simulator_credential
     from .simulator import fleet
@@ -296,8 +304,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(run=_cmd_plan)
 
     for name, run, text in (("inspect", _cmd_inspect, "collect host facts over WinRM (JSON)"),
-                            ("probe", _cmd_probe, "TLS probes from the host to Entra's endpoints")):
-        p = commands.add_parser(name, help=text)
+                            ("probe", _cmd_probe, "TLS probes from the host to Entra's endpoints"),
+                            ("check", _cmd_check, "read-only field check: does every operation a run uses work on "
+                                                  "this host, and if not, why (exit 0: all work, whether or not the "
+                                                  "host is affected; 1: one will not)")):
+        p = commands.add_parser(name, help=text, description=text)
         p.add_argument("target", help="an inventory host name (with --inventory) or a WinRM URL such as "
                                       "http://127.0.0.5:5985/wsman")
         p.add_argument("--inventory", type=Path)

@@ -58,6 +58,7 @@ from typing import Any, Iterator
 
 from . import knowledge as k
 from .acceptance import ACCEPTED, CERTIFICATE, LEGACY, UNREACHABLE, EntraAnswer, client_answer, entra_answer
+from .check import check_host
 from .engine import DEFAULT_PROFILE, HostModel, assess
 from .errors import (
     ApplyIncomplete,
@@ -490,24 +491,7 @@ def open_session(params: Parameters, credential: Credential | None = None) -> Se
     kernel exits.
     """
     with _step("connect", _START, params.simulated, total=1) as progress:
-        if params.simulated:
-            from .simulator.fleet import start_node
-            from .simulator.host import builtin_profile
-
-            generated = Credential(SIMULATOR_USER, secrets.token_urlsafe(18))
-            node = start_node(builtin_profile(params.simulator_profile), [(generated.username, generated.password)],
-                              strict=True)
-            atexit.register(_stop_at_exit, node)
-            target = connect(node.url, credential=generated)
-            target.name, target.simulated = node.name, True
-        else:
-            node = None
-            target = connect(params.target, inventory=params.inventory or None, credential=credential)
-        if params.record:
-            from .recording import record
-
-            note = f"SIMULATED host: tls-runbook simulator profile {params.simulator_profile}" if node else None
-            record(target.transport, Path(params.record).expanduser(), note)
+        target, node = _connect(params, credential)
         evidence = Path(params.evidence_dir).expanduser() if params.evidence_dir else \
             Path.cwd() / "evidence" / target.name
         evidence.mkdir(parents=True, exist_ok=True)
@@ -517,6 +501,29 @@ def open_session(params: Parameters, credential: Credential | None = None) -> Se
         progress.advance("host read")
     session.show(_session_card(session))
     return session
+
+
+def _connect(params: Parameters, credential: Credential | None) -> tuple[Target, Any]:
+    """The target, and the simulated node when the built-in host was started for it (None for a real target)."""
+    if params.simulated:
+        from .simulator.fleet import start_node
+        from .simulator.host import builtin_profile
+
+        generated = Credential(SIMULATOR_USER, secrets.token_urlsafe(18))
+        node = start_node(builtin_profile(params.simulator_profile), [(generated.username, generated.password)],
+                          strict=True)
+        atexit.register(_stop_at_exit, node)
+        target = connect(node.url, credential=generated)
+        target.name, target.simulated = node.name, True
+    else:
+        node = None
+        target = connect(params.target, inventory=params.inventory or None, credential=credential)
+    if params.record:
+        from .recording import record
+
+        note = f"SIMULATED host: tls-runbook simulator profile {params.simulator_profile}" if node else None
+        record(target.transport, Path(params.record).expanduser(), note)
+    return target, node
 
 
 def _stop_at_exit(node: Any) -> None:
@@ -1140,6 +1147,21 @@ def show_flow(params: Parameters) -> None:
     _emit(Card(f"<p>Target: <code>{html.escape(target)}</code>; evidence: <code>{html.escape(where)}</code></p>"
                + html_table(["Notebook", "Answers", "Evidence files"], rows),
                f"Target: {target}; evidence: {where}\n" + _text_table(rows)), params.simulated)
+
+
+def field_check(params: Parameters, credential: Credential | None = None) -> None:
+    """``tls-runbook check`` for this notebook's target: every operation a run uses, read-only, on one screen.
+
+    Nothing is written, here or on the host; a built-in simulated host started for it is stopped afterwards."""
+    with _step("field check", _START, params.simulated, total=1) as progress:
+        target, node = _connect(params, credential)
+        try:
+            report = check_host(target, params.endpoints)
+        finally:
+            if node is not None:
+                node.stop()
+        progress.advance("checked")
+    _emit(report, report.simulated)
 
 
 def control_panel(params: Parameters) -> None:

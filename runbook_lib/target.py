@@ -26,12 +26,14 @@ class Target:
     transport: Transport = field(repr=False)
     endpoint: str
     simulated: bool = False
+    warnings: tuple[str, ...] = field(default=(), repr=False)  # what the last operation's script warned about
 
     def run(self, operation: str, args: dict) -> dict:
-        data = self.transport.run(operation, args).data
-        if data.get("simulated") is True:
+        result = self.transport.run(operation, args)
+        self.warnings = result.warnings
+        if result.data.get("simulated") is True:
             self.simulated = True
-        return data
+        return result.data
 
 
 def parse_winrm_url(url: str) -> tuple[str, str, int]:

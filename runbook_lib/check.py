@@ -216,8 +216,8 @@ def _probe_items(probe: object, fixed: object, failures: dict[str, RemoteError])
             continue
         unreachable = {p.endpoint: p.error or "no connection" for p in report.probes
                        if p.mode in ("tcp", "session") and p.connected is False}
-        seen = [f"{endpoint} {what}" + (f": {one_line(p.error, 120)}" if p.error else "")
-                + (f", Entra {answer}" if answer != "-" else "")
+        seen = [f"{endpoint} {'token request after the fix: ' if probe_mode != mode else ''}{what}"
+                + (f": {one_line(p.error, 120)}" if p.error else "") + (f", Entra {answer}" if answer != "-" else "")
                 for (endpoint, probe_mode, what, answer, _), p in zip(report.rows(), report.probes)
                 if probe_mode == mode or (mode == "session" and probe_mode == "app")]
         if mode == "session" and report.fix_error:

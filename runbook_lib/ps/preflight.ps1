@@ -1,10 +1,11 @@
 # tls-runbook-operation: preflight
-# What tls-runbook check needs to know before a run that inspect and probe do not tell: whether apply could use
-# the journal folder, and the WinRM service's shell quotas a run must fit in. Read-only: nothing is created,
-# changed or started.
+# What a run needs to know before it starts that inspect and probe do not tell: which Windows this is (a fleet run
+# picks one canary host per caption), whether apply could use the journal folder, and the WinRM service's shell
+# quotas a run must fit in (tls-runbook check). Read-only: nothing is created, changed or started.
 #
 # Arguments: {}
-# Result: {"journal_folder": {"path": str, "exists": bool, "owner": "ACCOUNT (SID)"|null, "problem": str|null},
+# Result: {"os": host-facts v1 "os" (Get-TrOsFacts) | null when WMI cannot be read (a warning says why),
+#          "journal_folder": {"path": str, "exists": bool, "owner": "ACCOUNT (SID)"|null, "problem": str|null},
 #          "winrm": {"available": bool, "reason": str|null, "max_shells_per_user": int|null,
 #                    "max_processes_per_shell": int|null, "max_memory_per_shell_mb": int|null,
 #                    "shell_idle_timeout_s": number|null, "max_envelope_kb": int|null, "policy": [field name, ...]}}
@@ -61,7 +62,14 @@ function Get-TrWinrmQuotas {
 }
 
 try {
-    Write-TrResult 'preflight' @{ journal_folder = (Get-TrJournalFolderState); winrm = (Get-TrWinrmQuotas) }
+    $warnings = New-Object System.Collections.ArrayList
+    $os = $null
+    try {
+        $os = Get-TrOsFacts
+    } catch {
+        [void]$warnings.Add('Win32_OperatingSystem could not be read: ' + (Get-TrErrorText $_))
+    }
+    Write-TrResult 'preflight' @{ os = $os; journal_folder = (Get-TrJournalFolderState); winrm = (Get-TrWinrmQuotas) } $warnings
 } catch {
     Write-TrError 'preflight' $_
 }

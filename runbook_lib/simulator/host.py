@@ -222,9 +222,7 @@ class SimulatedHost:
         facts_doc = {
             "schema": facts_module.SCHEMA, "host": args.get("host") or self.hostname, "simulated": True,
             "collected_at": datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
-            "os": {"caption": self.os.caption, "version": self.os.version, "service_pack": self.os.service_pack,
-                   "product_type": self.os.product_type, "architecture": self.os.architecture,
-                   "last_boot": _utc(self.last_boot)},
+            "os": self._os_facts(),
             "hotfixes": list(self.hotfixes),
             "powershell": {"windows_powershell": self.powershell.windows_powershell, "pwsh": self.powershell.pwsh},
             "registry": [{**value.to_dict(), "policy": value.from_policy or
@@ -235,6 +233,12 @@ class SimulatedHost:
             "group_policy": group_policy,
         }
         return facts_doc, tuple(warnings)
+
+    def _os_facts(self) -> dict:
+        """Get-TrOsFacts: Win32_OperatingSystem (and the processor's architecture)."""
+        return {"caption": self.os.caption, "version": self.os.version, "service_pack": self.os.service_pack,
+                "product_type": self.os.product_type, "architecture": self.os.architecture,
+                "last_boot": _utc(self.last_boot)}
 
     def _security_protocols(self, warnings: list[str]) -> dict[str, int]:
         """inspect reads SecurityProtocol in a fresh child Windows PowerShell of each bitness the OS has (a 32-bit
@@ -408,13 +412,14 @@ class SimulatedHost:
         return {"last_boot": _utc(self.last_boot)}
 
     def _op_preflight(self, args: dict) -> dict:
-        """preflight.ps1: the journal folder as Test-TrJournalFolder judges it, and the WSMan:\\localhost quotas."""
+        """preflight.ps1: the OS, the journal folder as Test-TrJournalFolder judges it, the WSMan:\\localhost quotas."""
         folder = self.journal_folder
         state = {"path": JOURNAL_PATH, "exists": folder is not None,
                  "owner": folder.owner_text if folder is not None else None,
                  "problem": folder.problem() if folder is not None else None}
         quotas = {name: getattr(self.quotas, name) for name in QUOTA_FIELDS}
-        return {"journal_folder": state, "winrm": {"available": True, "reason": None, **quotas, "policy": []}}
+        return {"os": self._os_facts(), "journal_folder": state,
+                "winrm": {"available": True, "reason": None, **quotas, "policy": []}}
 
     def reboot(self) -> None:
         """Boot again: Group Policy is processed, then Schannel and WinHTTP load the registry."""

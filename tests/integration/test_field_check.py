@@ -150,7 +150,8 @@ UNREADABLE_QUOTAS = {"available": False, "reason": "WSMan:\\localhost could not 
 ])
 def test_quotas_are_judged_from_what_the_host_reports(simulated, credential, capsys, monkeypatch, winrm, status, says):
     node = simulated("ws2016_untouched")
-    monkeypatch.setattr(node.host, "_op_preflight", lambda args: {"journal_folder": PREFLIGHT_FOLDER, "winrm": winrm})
+    monkeypatch.setattr(node.host, "_op_preflight", lambda args: {"os": None, "journal_folder": PREFLIGHT_FOLDER,
+                                                                  "winrm": winrm})
     _, lines, _ = check(capsys, node.url)
     assert rows(lines)["WinRM quotas"][0] == status and says in rows(lines)["WinRM quotas"][1]
 
@@ -159,7 +160,8 @@ def test_an_answer_that_breaks_its_contract_is_a_will_not_work_not_a_guess(simul
                                                                             monkeypatch):
     node = simulated("ws2016_untouched")
     broken = {**UNREADABLE_QUOTAS, "available": True}  # "available" with no quota in it: no real script says that
-    monkeypatch.setattr(node.host, "_op_preflight", lambda args: {"journal_folder": PREFLIGHT_FOLDER, "winrm": broken})
+    monkeypatch.setattr(node.host, "_op_preflight", lambda args: {"os": None, "journal_folder": PREFLIGHT_FOLDER,
+                                                                  "winrm": broken})
     code, lines, _ = check(capsys, node.url)
     for name in ("journal folder", "WinRM quotas"):
         status, why = rows(lines)[name]

@@ -43,22 +43,29 @@ USER = "bench-admin"
 
 
 class PeakMemory:
-    """Samples the RSS of this process and all its descendants; keeps the largest sum."""
+    """Samples the RSS of this process and all its descendants; keeps the largest sum. With ``pss=True`` (Linux) it
+    also keeps the largest sum of PSS, which counts a page shared by k processes as 1/k in each: the honest total
+    for processes forked from one another, whose RSS sum counts shared pages again in every process."""
 
-    def __init__(self, interval: float = 0.2):
-        self.interval, self.peak, self._stop = interval, 0, threading.Event()
+    def __init__(self, interval: float = 0.2, pss: bool = False):
+        self.interval, self.peak, self.peak_pss, self._stop = interval, 0, 0, threading.Event()
+        self.pss = pss
         self._thread = threading.Thread(target=self._run, daemon=True)
 
     def _run(self) -> None:
         me = psutil.Process()
         while not self._stop.is_set():
-            total = 0
+            total = total_pss = 0
             for process in [me, *me.children(recursive=True)]:
                 try:
-                    total += process.memory_info().rss
+                    if self.pss:
+                        info = process.memory_full_info()
+                        total, total_pss = total + info.rss, total_pss + info.pss
+                    else:
+                        total += process.memory_info().rss
                 except psutil.Error:
                     pass
-            self.peak = max(self.peak, total)
+            self.peak, self.peak_pss = max(self.peak, total), max(self.peak_pss, total_pss)
             self._stop.wait(self.interval)
 
     def __enter__(self) -> "PeakMemory":

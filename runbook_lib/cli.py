@@ -175,53 +175,64 @@ def _wait_for_interrupt() -> None:
         pass
 
 
+_RESUME_KEEPS = ("limit", "notebooks", "profile", "apply", "reboot", "parallel", "timeout", "out", "executor",
+                 "scheduler", "record")
+
+
 def _cmd_run(args: argparse.Namespace) -> int:
     from .report import render_text
-    from .runner import RunOptions, run_fleet
+    from .runner import RunOptions, resume_fleet, run_fleet
+    from .signing import load_signing_key
 
-    options = RunOptions(notebooks=tuple(n.strip() for n in args.notebooks.split(",")), profile=args.profile,
-                         apply=args.apply, reboot=args.reboot, parallel=args.parallel, timeout_s=args.timeout,
-                         limit=args.limit, executor=args.executor, scheduler=args.scheduler,
-                         record=str(args.record.resolve()) if args.record else None)
-    run = run_fleet(args.inventory, options, args.out, notebooks_dir=args.notebooks_dir)
+    key = load_signing_key(args.signing_key) if args.signing_key else None
+    if args.resume is not None:
+        defaults = build_parser().parse_args(["run", "--resume", "x"])
+        changed = [f"--{name}" for name in _RESUME_KEEPS if getattr(args, name) != getattr(defaults, name)]
+        if changed:
+            raise InputError(f"--resume continues the run with its own parameters; drop {', '.join(changed)}")
+        run = resume_fleet(args.resume, inventory_path=args.inventory, notebooks_dir=args.notebooks_dir,
+                           signing_key=key, expected_key=_expected_key(args))
+    else:
+        if args.inventory is None:
+            raise InputError("run needs --inventory FILE (or --resume DIR to continue a partial run)")
+        options = RunOptions(notebooks=tuple(n.strip() for n in args.notebooks.split(",")), profile=args.profile,
+                             apply=args.apply, reboot=args.reboot, parallel=args.parallel, timeout_s=args.timeout,
+                             limit=args.limit, executor=args.executor, scheduler=args.scheduler,
+                             record=str(args.record.resolve()) if args.record else None)
+        run = run_fleet(args.inventory, options, args.out, notebooks_dir=args.notebooks_dir, signing_key=key)
     print(render_text(run.rows))
     print("\n".join(run.verify.lines()))
     print(f"Summary: {run.root / 'summary.html'}")
+    print("\n".join(run.key_lines()))
+    if run.interrupted:
+        print(f"tls-runbook: interrupted: continue with tls-runbook run --resume {run.root}", file=sys.stderr)
     return run.exit_code if run.verify.ok else EXIT_FAILED
+
+
+def _expected_key(args: argparse.Namespace) -> str | None:
+    from .signing import expected_fingerprint
+
+    return expected_fingerprint(args.expect_key) if getattr(args, "expect_key", None) else None
 
 
 def _cmd_evidence_verify(args: argparse.Namespace) -> int:
     from . import evidence
 
     manifest = evidence.load_manifest(args.folder)
-    references = [r for r in manifest.get("credential_references", []) if isinstance(r, str)]
-    secrets = evidence.secrets_from_environment(references)
-    result = evidence.verify(args.folder, secrets)
-    if secrets:  # with none at all, the result says the whole scan was skipped
-        for reference in references:
-            if not evidence.secrets_from_environment([reference]):
-                print(f"leak scan: no value at hand for {one_line(reference, 80)}; its secret was not looked for")
+    secrets, notes = evidence.credentials_for_scan(manifest.get("credential_references", []))
+    result = evidence.verify(args.folder, secrets, expected_key=_expected_key(args), scan_notes=notes)
     print("\n".join(result.lines()))
     return EXIT_OK if result.ok else EXIT_FAILED
 
 
 def _cmd_rollback(args: argparse.Namespace) -> int:
-    import json
-
-    from . import evidence
+    from .rollback import restore_set
     from .steps import rollback_host
     from .target import connect
 
-    evidence.load_manifest(args.evidence)
-    report_path = args.evidence / "hosts" / args.host / "apply-report.json"
-    try:
-        applied = json.loads(report_path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise InputError(f"no apply report for host {args.host!r} in {args.evidence}: nothing to roll back") from None
-    except ValueError:
-        raise InputError(f"{report_path} is not valid JSON") from None
+    apply_id, backup = restore_set(args.evidence, args.host, expected_key=_expected_key(args))
     target = connect(args.target or args.host, inventory=args.inventory, credential=args.credential)
-    report = rollback_host(target, applied["apply_id"], applied["backup"], apply=args.apply)
+    report = rollback_host(target, apply_id, backup, apply=args.apply)
     print(report.render_text())
     return EXIT_OK if report.dry_run or report.completed else EXIT_FAILED
 
@@ -334,7 +345,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(run=_cmd_simulate)
 
     p = commands.add_parser("run", help="run the runbook notebooks on every inventory host (papermill)")
-    p.add_argument("--inventory", type=Path, required=True, help="tls-runbook YAML/CSV or an Ansible inventory")
+    p.add_argument("--inventory", type=Path, help="tls-runbook YAML/CSV or an Ansible inventory")
+    p.add_argument("--resume", type=Path, metavar="DIR", help="continue a partial run: the hosts that did not finish")
+    p.add_argument("--signing-key", metavar="REF", help="sign the evidence with your Ed25519 key: file:PATH or env:NAME "
+                                                        "(default: a key made for this run, printed at the end)")
+    p.add_argument("--expect-key", metavar="FINGERPRINT", help="with --resume: the key the partial run was signed with")
     p.add_argument("--limit", help="Ansible-style host pattern")
     p.add_argument("--notebooks", default="01,02,03,04", help="comma-separated subset, in order")
     p.add_argument("--notebooks-dir", type=Path, help="where the runbook notebooks are (default: ./notebooks)")
@@ -354,6 +369,8 @@ def build_parser() -> argparse.ArgumentParser:
     evidence_commands = p.add_subparsers(dest="evidence_command", required=True, parser_class=_Parser)
     v = evidence_commands.add_parser("verify", help="recompute every hash; look for credential values")
     v.add_argument("folder", type=Path, help="the run folder (holds manifest.json)")
+    v.add_argument("--expect-key", metavar="KEY", help="the signer the change ticket names: a fingerprint "
+                                                       "(SHA256:...), an ssh-ed25519 public key or a .pub file")
     v.set_defaults(run=_cmd_evidence_verify)
 
     p = commands.add_parser("rollback", help="restore a host from the backup in an evidence bundle")
@@ -362,6 +379,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--inventory", type=Path)
     p.add_argument("--target", help="a WinRM URL, when the host is not looked up in an inventory")
     p.add_argument("--credential")
+    p.add_argument("--expect-key", metavar="KEY", help="refuse a bundle not signed by this key (see evidence verify)")
     p.add_argument("--apply", action="store_true", help="restore (default: show what would be restored)")
     p.set_defaults(run=_cmd_rollback)
 

@@ -44,6 +44,7 @@ def run_demo(hosts: int | None = None, out: Path | str = "evidence", parallel: i
     print(render_text(run.rows), file=stream)
     print("\n".join(run.verify.lines()), file=stream)
     print(f"Summary: {run.root / 'summary.html'}", file=stream)
+    print("\n".join(run.key_lines()), file=stream)
     unexpected = [row.host for row, name in zip(run.rows, profile_names)
                   if row.outcome not in EXPECTED[builtin_profile(name).intent]]
     if unexpected:

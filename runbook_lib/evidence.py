@@ -1,8 +1,10 @@
-"""Evidence bundles: one folder per run, a manifest with the SHA-256 of every file, and a verifier.
+"""Evidence bundles: one folder per run, a signed manifest with the SHA-256 of every file, and a verifier.
 
-An auditor gets the folder; ``tls-runbook evidence verify DIR`` recomputes every hash and names each file that
-changed, is missing or was added. Credentials never belong in a bundle: the :class:`~runbook_lib.scrub.Scrubber`
-removes them from every file before it enters the bundle, and the verifier fails if it finds one anyway.
+An auditor gets the folder; ``tls-runbook evidence verify DIR`` checks the manifest's Ed25519 signature (which
+covers its metadata as well as its file list), recomputes every hash, refuses links and special files, names each
+file that changed, is missing or was added, and says what it could not check. Credentials never belong in a bundle:
+every file enters it through :func:`write_scrubbed` (the :class:`~runbook_lib.scrub.Scrubber` finds them in any
+written form), and the verifier fails if it finds one anyway.
 """
 
 from __future__ import annotations
@@ -10,104 +12,302 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import stat
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterable
 
-from .errors import InputError
-from .scrub import REDACTED, Scrubber
+from . import signing
+from .errors import InputError, one_line
+from .files import FileTooLarge, is_temporary, read_limited, write_atomic
+from .scrub import MIN_SECRET, REDACTED, Scrubber
 
-__all__ = ["MANIFEST", "MANIFEST_SCHEMA", "REDACTED", "Scrubber", "VerifyResult", "bundle_files", "load_manifest",
-           "secrets_from_environment", "sha256_file", "verify", "write_manifest"]
+__all__ = ["MANIFEST", "MANIFEST_SCHEMA", "REDACTED", "Scrubber", "VerifyResult", "credentials_for_scan", "list_bundle",
+           "load_manifest", "sha256_file", "verify", "write_manifest", "write_scrubbed"]
 
 MANIFEST = "manifest.json"
-MANIFEST_SCHEMA = "tls-runbook/evidence-manifest/v1"
+MANIFEST_SCHEMA = "tls-runbook/evidence-manifest/v2"
+MAX_MANIFEST_BYTES = 64 * 1024 * 1024
+MAX_SCANNED_BYTES = 256 * 1024 * 1024  # a larger file is hashed but not searched for credentials (and says so)
+
+
+class NotARegularFile(OSError):
+    """A link or special file where evidence must be a plain file."""
 
 
 def sha256_file(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
+    """The file's SHA-256, read without following a symbolic link (a link is refused, not hashed)."""
+    flags = os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_BINARY", 0)
+    if os.path.islink(path):
+        raise NotARegularFile(f"{path} is a symbolic link")
+    try:
+        descriptor = os.open(path, flags)
+    except OSError as exc:
+        if os.path.islink(path):
+            raise NotARegularFile(f"{path} is a symbolic link") from None
+        raise exc
+    with os.fdopen(descriptor, "rb") as handle:
+        if not stat.S_ISREG(os.fstat(handle.fileno()).st_mode):
+            raise NotARegularFile(f"{path} is not a regular file")
+        digest = hashlib.sha256()
         for block in iter(lambda: handle.read(1 << 20), b""):
             digest.update(block)
     return digest.hexdigest()
 
 
-def bundle_files(root: Path) -> list[Path]:
-    return sorted(p for p in root.rglob("*") if p.is_file() and p.relative_to(root).as_posix() != MANIFEST)
+def write_scrubbed(path: Path | str, data: bytes | str, scrubber: Scrubber) -> int:
+    """The one way into a bundle: credential values removed, then written privately and atomically (see
+    :func:`runbook_lib.files.write_atomic`). Returns how many credential occurrences were removed."""
+    raw = data.encode("utf-8") if isinstance(data, str) else data
+    clean, hits = scrubber.scrub_bytes(raw)
+    write_atomic(path, clean)
+    return hits
 
 
-def write_manifest(root: Path, manifest: dict) -> Path:
-    """Hash every file in the bundle into the manifest; written last, so it covers everything."""
-    files = {p.relative_to(root).as_posix(): sha256_file(p) for p in bundle_files(root)}
-    doc = {"schema": MANIFEST_SCHEMA, **manifest, "files": files}
+# --- what a bundle holds -----------------------------------------------------------------------------------------
+@dataclass
+class Listing:
+    """The plain files under a folder (bundle-relative names), and every link or special file found instead."""
+
+    files: dict[str, Path] = field(default_factory=dict)
+    refused: list[str] = field(default_factory=list)
+
+
+def list_bundle(root: Path, under: str = "", *, skip_temporary: bool = False) -> Listing:
+    """Walk without following links: evidence is plain files, so a link (to identical content or not) is refused."""
+    listing = Listing()
+    start = root / under if under else root
+    if not start.is_dir() or start.is_symlink():
+        return listing
+    stack = [start]
+    while stack:
+        folder = stack.pop()
+        with os.scandir(folder) as entries:
+            for entry in entries:
+                name = Path(entry.path).relative_to(root).as_posix()
+                if name == MANIFEST:
+                    continue
+                junction = getattr(entry, "is_junction", lambda: False)()
+                if entry.is_symlink() or junction:
+                    listing.refused.append(f"{name} (symbolic link)")
+                elif entry.is_dir(follow_symlinks=False):
+                    stack.append(Path(entry.path))
+                elif entry.is_file(follow_symlinks=False):
+                    if not (skip_temporary and is_temporary(entry.name)):
+                        listing.files[name] = Path(entry.path)
+                else:
+                    listing.refused.append(f"{name} (special file)")
+    listing.refused.sort()
+    return listing
+
+
+def host_of(name: str) -> str | None:
+    """The host a bundle-relative file belongs to (``hosts/<host>/...``), or None for a run-level file."""
+    parts = name.split("/")
+    return parts[1] if len(parts) > 2 and parts[0] == "hosts" else None
+
+
+# --- the manifest --------------------------------------------------------------------------------------------------
+def finish_document(doc: dict, key: signing.SigningKey) -> dict:
+    """Counts that make a shrunken file list visible (per run and per host), then the signature over it all."""
+    files = doc["files"]
+    per_host: dict[str, int] = {}
+    for name in files:
+        host = host_of(name)
+        if host is not None:
+            per_host[host] = per_host.get(host, 0) + 1
+    for entry in doc.get("hosts", []):
+        entry["files"] = per_host.get(entry["name"], 0)
+    doc = {"schema": MANIFEST_SCHEMA, **{k: v for k, v in doc.items() if k not in ("schema", "signature")},
+           "file_count": len(files)}
+    doc["files"] = dict(sorted(files.items()))  # last, so a reader meets the metadata first
+    return signing.sign(doc, key)
+
+
+def store_manifest(root: Path, doc: dict) -> Path:
+    return write_atomic(root / MANIFEST, (json.dumps(doc, indent=2, ensure_ascii=False, allow_nan=False) + "\n")
+                        .encode("utf-8"))
+
+
+def write_manifest(root: Path, manifest: dict, key: signing.SigningKey) -> Path:
+    """Hash every file in the bundle into a signed manifest (for a bundle written in one go)."""
+    listing = list_bundle(root)
+    if listing.refused:
+        raise InputError(f"{root}: {listing.refused[0]} cannot be evidence")
+    files = {name: sha256_file(path) for name, path in listing.files.items()}
+    return store_manifest(root, finish_document({**manifest, "files": files}, key))
+
+
+def _no_duplicate_keys(pairs: list) -> dict:
+    keys = [k for k, _ in pairs]
+    if len(keys) != len(set(keys)):
+        raise ValueError("duplicate key")
+    return dict(pairs)
+
+
+def load_manifest(root: Path | str) -> dict:
+    root = Path(root)
     path = root / MANIFEST
-    path.write_text(json.dumps(doc, indent=2, sort_keys=False) + "\n", encoding="utf-8")
-    return path
+    if path.is_symlink():
+        raise InputError(f"{path} is a symbolic link: not an evidence bundle")
+    try:
+        raw = read_limited(path, MAX_MANIFEST_BYTES)
+        doc = json.loads(raw.decode("utf-8"), object_pairs_hook=_no_duplicate_keys)
+    except FileNotFoundError:
+        raise InputError(f"{root} has no {MANIFEST}: not an evidence bundle") from None
+    except FileTooLarge as exc:
+        raise InputError(f"{path}: {exc}, not a manifest") from None
+    except (OSError, ValueError) as exc:
+        raise InputError(f"{path}: unreadable manifest ({exc.__class__.__name__})") from None
+    if isinstance(doc, dict) and doc.get("schema") == "tls-runbook/evidence-manifest/v1":
+        raise InputError(f"{path}: a v1 manifest (unsigned, from before tls-runbook signed its evidence)")
+    if not isinstance(doc, dict) or doc.get("schema") != MANIFEST_SCHEMA or not isinstance(doc.get("files"), dict) \
+            or not all(isinstance(k, str) and isinstance(v, str) for k, v in doc["files"].items()) \
+            or not isinstance(doc.get("hosts", []), list):
+        raise InputError(f"{path}: not a {MANIFEST_SCHEMA} manifest")
+    return doc
 
 
+# --- checking a bundle ---------------------------------------------------------------------------------------------
 @dataclass
 class VerifyResult:
     root: Path
     changed: list[str] = field(default_factory=list)
     missing: list[str] = field(default_factory=list)
     added: list[str] = field(default_factory=list)
+    refused: list[str] = field(default_factory=list)
     secrets_found: list[str] = field(default_factory=list)
+    problems: list[str] = field(default_factory=list)
+    signature: signing.SignatureCheck | None = None
     checked: int = 0
-    leak_scan: bool = True  # False: no credential value was at hand, so nothing was looked for
+    complete: bool = False
+    hosts_total: int = 0
+    hosts_finished: int = 0
+    credentials_scanned: int = 0
+    scan_notes: list[str] = field(default_factory=list)
+    not_scanned: list[str] = field(default_factory=list)
+
+    @property
+    def leak_scan(self) -> bool:
+        """False when no credential value was at hand, so nothing was looked for."""
+        return self.credentials_scanned > 0
 
     @property
     def ok(self) -> bool:
-        return not (self.changed or self.missing or self.added or self.secrets_found)
+        failures = self.changed or self.missing or self.added or self.refused or self.secrets_found or self.problems
+        return not failures and self.signature is not None and self.signature.valid
 
     def lines(self) -> list[str]:
         out = [f"changed: {p}" for p in self.changed] + [f"missing: {p}" for p in self.missing]
-        out += [f"added: {p}" for p in self.added] + [f"credential found in: {p}" for p in self.secrets_found]
-        if not self.leak_scan:
+        out += [f"added: {p}" for p in self.added] + [f"refused: {p}" for p in self.refused]
+        out += [f"credential found in: {p}" for p in self.secrets_found] + [f"problem: {p}" for p in self.problems]
+        if self.signature is not None:
+            out.append(self.signature.line())
+        if self.complete:
+            out.append(f"run: complete, {self.hosts_total} host(s)")
+        else:
+            out.append(f"run: PARTIAL: {self.hosts_finished} of {self.hosts_total} host(s) finished; "
+                       f"tls-runbook run --resume {self.root} runs the rest")
+        if self.credentials_scanned:
+            out.append(f"leak scan: {self.credentials_scanned} credential value(s) looked for in every file, in "
+                       "every encoding the scrubber knows")
+        else:
             out.append("leak scan SKIPPED: no credential value at hand (set the variables the manifest's "
                        "credential_references name, then verify again)")
+        out += [f"leak scan: {note}" for note in self.scan_notes]
+        out += [f"leak scan: not searched (larger than {MAX_SCANNED_BYTES >> 20} MiB): {p}" for p in self.not_scanned]
         out.append(f"{'OK' if self.ok else 'FAILED'}: {self.checked} file(s) checked in {self.root}")
         return out
 
 
-def load_manifest(root: Path) -> dict:
-    path = root / MANIFEST
-    try:
-        doc = json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise InputError(f"{root} has no {MANIFEST}: not an evidence bundle") from None
-    except (OSError, ValueError) as exc:
-        raise InputError(f"{path}: unreadable manifest ({exc.__class__.__name__})") from None
-    if not isinstance(doc, dict) or doc.get("schema") != MANIFEST_SCHEMA or not isinstance(doc.get("files"), dict):
-        raise InputError(f"{path}: not a {MANIFEST_SCHEMA} manifest")
-    return doc
-
-
-def verify(root: Path | str, secrets: Iterable[str] = ()) -> VerifyResult:
+def verify(root: Path | str, secrets: Iterable[str] = (), *, expected_key: str | None = None,
+           scan_notes: Iterable[str] = ()) -> VerifyResult:
+    """Check a bundle: signature (and signer, given ``expected_key``), the file list's shape, every hash, no link or
+    special file, no credential value. ``scan_notes`` say which credentials could not be looked for, and why."""
     root = Path(root)
     manifest = load_manifest(root)
-    result = VerifyResult(root)
+    result = VerifyResult(root, signature=signing.check(manifest, expected_key), scan_notes=list(scan_notes))
     expected: dict[str, str] = manifest["files"]
-    present = {p.relative_to(root).as_posix(): p for p in bundle_files(root)}
+    result.problems = _shape_problems(manifest)
+    hosts = [h for h in manifest.get("hosts", []) if isinstance(h, dict)]
+    result.hosts_total = len(hosts)
+    result.hosts_finished = sum(1 for h in hosts if h.get("state") == "done")
+    result.complete = manifest.get("complete") is True
+    listing = list_bundle(root)
+    result.refused = listing.refused
+    present = listing.files
     scrubber = Scrubber(secrets)
-    result.leak_scan = scrubber.active
+    result.credentials_scanned = len({s for s in secrets if s and len(s) >= MIN_SECRET})
     for name in sorted(expected):
         if name not in present:
             result.missing.append(name)
-        elif sha256_file(present[name]) != expected[name]:
-            result.changed.append(name)
+            continue
+        try:
+            if sha256_file(present[name]) != expected[name]:
+                result.changed.append(name)
+        except NotARegularFile:
+            result.refused.append(f"{name} (not a regular file)")
     result.added = sorted(set(present) - set(expected))
     for name in sorted(present):
-        if scrubber.active and scrubber.contains(present[name].read_bytes()):
-            result.secrets_found.append(name)
         result.checked += 1
+        if not result.credentials_scanned:
+            continue
+        try:
+            data = read_limited(present[name], MAX_SCANNED_BYTES)
+        except FileTooLarge:
+            result.not_scanned.append(name)
+            continue
+        except OSError:
+            continue  # already reported as refused or missing
+        if scrubber.contains(data):
+            result.secrets_found.append(name)
     return result
 
 
-def secrets_from_environment(references: Iterable[str]) -> list[str]:
-    """Credential values behind ``env:`` references, for verifying a bundle after the run (prompted ones are gone)."""
-    values = []
+def _shape_problems(manifest: dict) -> list[str]:
+    """What a manifest that only lost entries (or was emptied) still gives away, signed or not."""
+    files: dict[str, str] = manifest["files"]
+    problems = []
+    if not files:
+        problems.append("the manifest lists no files")
+    if manifest.get("file_count") != len(files):
+        problems.append(f"the manifest says {manifest.get('file_count')!r} file(s) and lists {len(files)}")
+    hosts = manifest.get("hosts", [])
+    names = [h.get("name") for h in hosts if isinstance(h, dict)]
+    if len(names) != len(hosts) or len(set(names)) != len(names):
+        problems.append("the host list is malformed or names a host twice")
+    listed: dict[str, int] = {}
+    for name in files:
+        host = host_of(name)
+        if host is not None:
+            listed[host] = listed.get(host, 0) + 1
+            if host not in names:
+                problems.append(f"{name}: belongs to no host of this run")
+    for entry in hosts:
+        if not isinstance(entry, dict):
+            continue
+        if entry.get("files") != listed.get(entry.get("name"), 0):
+            problems.append(f"hosts/{one_line(str(entry.get('name')), 80)}: {listed.get(entry.get('name'), 0)} "
+                            f"file(s) listed, the host's record says {entry.get('files')!r}")
+        if manifest.get("complete") is True and entry.get("state") != "done":
+            problems.append(f"the run is marked complete but host {one_line(str(entry.get('name')), 80)} is "
+                            f"{entry.get('state')!r}")
+    return problems
+
+
+def credentials_for_scan(references: Iterable[str]) -> tuple[list[str], list[str]]:
+    """The credential values a verifier can look for after the run, and a note for each one it cannot."""
+    from .errors import RunbookError
+    from .remote.credentials import resolve_credential
+
+    values, notes = [], []
     for reference in references:
-        scheme, _, prefix = reference.partition(":")
-        if scheme == "env":
-            values += [v for v in (os.environ.get(f"{prefix}_PASSWORD"),) if v]
-    return values
+        scheme = reference.partition(":")[0]
+        if scheme == "prompt":
+            notes.append(f"{reference}: not looked for (typed at a prompt during the run and never kept)")
+            continue
+        try:
+            values.append(resolve_credential(reference).password)
+        except RunbookError as exc:
+            notes.append(f"{reference}: not looked for ({exc})")
+    return values, notes

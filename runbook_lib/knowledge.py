@@ -9,8 +9,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from .registry import is_policy_path
-
 SOURCES = {
     "E1": "https://learn.microsoft.com/troubleshoot/entra/entra-id/ad-dmn-services/enable-support-tls-environment",
     "E2": "https://learn.microsoft.com/troubleshoot/entra/entra-id/app-integration/application-using-tls-1dot0-1dot1-authentication-fail",
@@ -87,10 +85,14 @@ def values_read() -> list[tuple[str, str]]:
     return wanted
 
 
-def values_managed() -> list[tuple[str, str]]:
-    """Every (path, name) a plan may write: what the engine reads, less what only describes the host (.NET setup)
-    and what Group Policy owns. A rollback touches nothing else, whatever a backup claims."""
-    return [(path, name) for path, name in values_read() if not path.startswith(NDP) and not is_policy_path(path)]
+def values_planned() -> list[tuple[str, str]]:
+    """Every (path, name) a remediation plan can write (TLS 1.2 in SCHANNEL, the .NET values, WinHTTP's default
+    protocols): all a rollback may ever restore. A subset of :func:`values_read`."""
+    planned = [(schannel_key("TLS 1.2", role), name) for role in ("Client", "Server")
+               for name in ("Enabled", "DisabledByDefault")]
+    planned += [(netfx_key(clr, wow), name) for clr in (CLR4, CLR2) for wow in (False, True) for name in DOTNET_VALUES]
+    planned += [(WINHTTP_NATIVE, "DefaultSecureProtocols"), (WINHTTP_WOW64, "DefaultSecureProtocols")]
+    return planned
 
 
 # --- the OS matrix ([S2], [N1-2018], [W2], [E1], [P7], [N3], [O1], [O2]) --------------------------------------

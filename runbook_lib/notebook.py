@@ -59,7 +59,7 @@ from typing import Any, Iterator
 from . import knowledge as k
 from .acceptance import ACCEPTED, CERTIFICATE, LEGACY, UNREACHABLE, EntraAnswer, client_answer, entra_answer
 from .check import check_host
-from .engine import DEFAULT_PROFILE, HostModel, assess
+from .engine import DEFAULT_PROFILE, HostModel, assess, restart_for_paths
 from .errors import (
     ApplyIncomplete,
     AuthenticationFailed,
@@ -80,8 +80,12 @@ from .facts import HostFacts, Probe, host_problem
 from .files import FileTooLarge, output_file, read_limited
 from .plan import RemediationPlan
 from .remote.credentials import Credential
-from .steps import (SIMULATED_TEXT, ApplyReport, ProbeReport, apply_plan, html_table, inspect_host, reboot_and_wait,
-                    session_fix)
+from .bundle import apply_reports
+from .evidence import write_scrubbed
+from .files import private_folder
+from .regfile import to_bytes
+from .steps import (SIMULATED_TEXT, ApplyReport, ProbeReport, apply_plan, html_table, inspect_host, original_backup,
+                    reboot_and_wait, recover_apply, rollback_from_backup, session_fix, written_values)
 from .target import Target, connect, parse_winrm_url
 from .verdict import PROFILES, SIMULATED_BANNER_HTML, Verdict
 
@@ -459,7 +463,12 @@ class Session:
         _emit(obj, self.simulated)
 
     def save_json(self, name: str, doc: dict) -> Path:
-        return _write_text(self.evidence / name, json.dumps(doc, indent=2, ensure_ascii=False) + "\n")
+        return self.write(name, json.dumps(doc, indent=2, ensure_ascii=False) + "\n")
+
+    def write(self, name: str, data: str | bytes) -> Path:
+        """Into the evidence folder, privately and atomically, scrubbed of the host's credential on the way in."""
+        write_scrubbed(self.evidence / name, data, self.target.scrubber())
+        return self.evidence / name
 
     def close(self) -> None:
         if self.node is not None:
@@ -471,15 +480,6 @@ class Session:
 
     def render_text(self) -> str:
         return _session_card(self).text
-
-
-def _write_text(path: Path, text: str) -> Path:
-    """Write next to the target and rename: the fleet runner never reads a half-written evidence file."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    temporary = path.with_name(f".{path.name}.tmp")
-    temporary.write_text(text, encoding="utf-8")
-    os.replace(temporary, path)
-    return path
 
 
 def open_session(params: Parameters, credential: Credential | None = None) -> Session:
@@ -494,7 +494,7 @@ def open_session(params: Parameters, credential: Credential | None = None) -> Se
         target, node = _connect(params, credential)
         evidence = Path(params.evidence_dir).expanduser() if params.evidence_dir else \
             Path.cwd() / "evidence" / target.name
-        evidence.mkdir(parents=True, exist_ok=True)
+        private_folder(evidence)
         session = Session(params, target, evidence.resolve(), node)
         session.facts = inspect_host(target, params.endpoints)
         session.facts_unused = True
@@ -752,7 +752,7 @@ def inspect(session: Session) -> None:
     if session.facts is None or not session.facts_unused:
         session.facts = _inspect(session, save_as=None)
     session.facts_unused = False
-    _write_text(session.evidence / "facts.json", session.facts.dumps())
+    session.write("facts.json", session.facts.dumps())
     session.verdict = None
     session.show(facts_table(session.facts))
 
@@ -762,7 +762,7 @@ def _inspect(session: Session, save_as: str | None) -> HostFacts:
         host_facts = inspect_host(session.target, session.params.endpoints)
         progress.advance("facts collected")
     if save_as:
-        _write_text(session.evidence / save_as, host_facts.dumps())
+        session.write(save_as, host_facts.dumps())
     return host_facts
 
 
@@ -837,7 +837,7 @@ def assess_host(session: Session) -> None:
     host_facts = _ensure_facts(session)
     verdict = assess(host_facts, session.params.profile)
     session.verdict = verdict
-    _write_text(session.evidence / "verdict.json", verdict.dumps())
+    session.write("verdict.json", verdict.dumps())
     session.show(verdict)
 
 
@@ -855,7 +855,8 @@ def _plan(session: Session, show: bool = False) -> RemediationPlan:
     session.plan = plan
     _archive_previous_apply(session.evidence)
     if plan.changes:
-        plan.write(session.evidence / "fix.reg", session.evidence / "rollback.reg")
+        plan.write(session.evidence / "fix.reg", session.evidence / "rollback.reg",
+                   lambda path, data: write_scrubbed(path, data, session.target.scrubber()))
         files = (f"Wrote {session.evidence / 'fix.reg'} and {session.evidence / 'rollback.reg'} (regedit can import "
                  "either; rollback restores every value with its original type).")
     else:
@@ -883,7 +884,7 @@ def _archive_previous_apply(folder: Path) -> None:
     stamp = previous.get("apply_id") or datetime.fromtimestamp(report.stat().st_mtime, timezone.utc).strftime(
         "%Y%m%dT%H%M%SZ")
     archive = folder / "history" / re.sub(r"[^A-Za-z0-9_.-]", "_", str(stamp))
-    archive.mkdir(parents=True, exist_ok=True)
+    private_folder(archive)
     for name in ("fix.reg", "rollback.reg", "apply-report.json", "facts-after.json", "verdict-after.json"):
         if (folder / name).exists():
             shutil.move(str(folder / name), str(archive / name))
@@ -895,6 +896,7 @@ def apply_fix(session: Session, confirmed: bool | None = None) -> None:
     ``confirmed`` comes from the widget's confirmation step; in JupyterLab without it the cell asks.
     """
     plan = session.plan or _plan(session)
+    earlier = _earlier_applies(session)
     write = session.params.apply or bool(confirmed)
     if not write and confirmed is None and plan.changes and _RESULTS is None and is_interactive():
         answer = input(f"Type 'apply' to write {len(plan.changes)} value(s) to {session.host} "
@@ -905,28 +907,61 @@ def apply_fix(session: Session, confirmed: bool | None = None) -> None:
                             evidence_dir=session.evidence if plan.changes else None)
         progress.advance(report.summary())
     session.applied = report
-    _save_apply_report(session, report, plan)
+    _save_apply_report(session, report, plan, earlier)
     session.show(report)
     if report.error:  # stop the chain here: the evidence holds the journal and the rollback file
         raise ApplyIncomplete(session.host, f"apply stopped after {len(report.written)} of {len(plan.changes)} "
                                             f"value(s): {report.error}; run this notebook again to converge")
 
 
-def _save_apply_report(session: Session, report: ApplyReport, plan: RemediationPlan) -> None:
-    """One shape for every run (dry, no-op, real); a real apply's file already holds the host's own backup."""
-    backup = _read_json(session.evidence / "apply-report.json").get("backup", []) if report.apply_id else []
+def _earlier_applies(session: Session) -> list[dict]:
+    """Every apply this evidence folder already records (an archived one, or what an interrupted attempt left in
+    ``attempt-<n>/``), oldest first. One whose answer never arrived is completed from the host's journal first:
+    nothing is applied again over a host before its last apply has been read."""
+    found: dict[str, dict] = {}
+    for report in apply_reports(session.evidence):
+        for recorded in [*(e for e in report.get("earlier_applies") or [] if isinstance(e, dict)), report]:
+            if isinstance(recorded.get("apply_id"), str) and found.get(recorded["apply_id"], {"pending": True}) \
+                    .get("pending"):
+                found[recorded["apply_id"]] = recorded
+    for apply_id, recorded in found.items():
+        if recorded.get("pending"):
+            with _step(f"read the journal of apply {recorded['apply_id']}", "03_registry_remediation.ipynb",
+                       session.simulated, total=1) as progress:
+                found[apply_id] = recover_apply(session.target, recorded)
+                progress.advance(found[apply_id]["error"] or "the apply completed")
+    return [found[apply_id] for apply_id in sorted(found)]
+
+
+def _save_apply_report(session: Session, report: ApplyReport, plan: RemediationPlan,
+                       earlier: list[dict] | None = None) -> None:
+    """One shape for every run (dry, no-op, real); a real apply's file already holds the host's own backup. With
+    earlier applies in the folder, the backup is each value's state before the first of them, so a rollback goes
+    back to where the host was before the runbook touched it, not to a half-way point."""
+    earlier = earlier or []
+    own = _read_json(session.evidence / "apply-report.json")
+    current = [{"apply_id": report.apply_id, "results": report.results,
+                "backup": own.get("backup", []) if own.get("apply_id") == report.apply_id else []}] \
+        if report.apply_id else []
+    applies = [*earlier, *current]
+    backup = original_backup(applies)
     session.save_json("apply-report.json", {
         "host": session.host, "simulated": report.simulated, "dry_run": report.dry_run,
         "changed": report.changed_anything, "restart": plan.restart, "apply_id": report.apply_id,
         "completed": report.completed, "error": report.error, "recovered": report.recovered,
-        "results": report.results, "backup": backup})
+        "results": report.results, "backup": backup,
+        "earlier_applies": [{"apply_id": e["apply_id"], "file": e.get("_file"), "completed": e.get("completed"),
+                             "recovered_from_journal": bool(e.get("recovered_from_journal")), "error": e.get("error"),
+                             "results": e.get("results", []), "backup": e.get("backup", [])} for e in earlier]})
+    if earlier and backup:
+        session.write("rollback.reg", to_bytes(rollback_from_backup(backup, session.host, report.simulated)))
 
 
 def _read_after(session: Session) -> HostFacts:
     """The host as it is now, saved with its verdict as facts-after.json / verdict-after.json."""
     session.facts_after = _inspect(session, save_as="facts-after.json")
     session.verdict_after = assess(session.facts_after, session.params.profile)
-    _write_text(session.evidence / "verdict-after.json", session.verdict_after.dumps())
+    session.write("verdict-after.json", session.verdict_after.dumps())
     return session.facts_after
 
 
@@ -966,6 +1001,8 @@ def reboot_if_needed(session: Session) -> None:
     after, verdict_after = session.facts_after, session.verdict_after
     restart = session.plan.restart if session.plan else "none"
     written = session.applied is not None and session.applied.changed_anything
+    # An earlier attempt's writes are not counted: it may have rebooted the host already, so only what the host
+    # shows now (values in place, a fresh process still failing) asks for a reboot on their behalf.
     pending = (written and restart == "reboot") or (after is not None and verdict_after is not None
                                                     and _reboot_pending(after, verdict_after))
     if not pending:
@@ -1072,8 +1109,12 @@ def final_verdict(session: Session) -> None:
     verdict = assess(host_facts, session.params.profile)
     before = _read_json(session.evidence / "verdict.json")
     applied = _last_apply_that_wrote(session.evidence)
-    wrote = bool(applied)
+    earlier = _read_json(session.evidence / "apply-report.json").get("earlier_applies") or []
+    written_earlier = written_values([e for e in earlier if isinstance(e, dict)])
+    wrote = bool(applied) or bool(written_earlier)
     restart_before = applied.get("restart") or before.get("restart") or verdict.restart
+    if written_earlier and not applied:  # this attempt found the host already changed by an earlier one
+        restart_before = restart_for_paths(path for path, _ in written_earlier)
     client = _client(host_facts)
     works = client is not None and client.accepted and not verdict.affected
     if verdict.blockers:
@@ -1249,10 +1290,11 @@ def run_headless(source: Path, output: Path, values: dict, cell_timeout_s: int =
     """papermill with the parameters checked first and timeouts set; the executed notebook, failed or not, also
     becomes HTML next to it, because a partial notebook is evidence too. With ``kernel_log``, what the kernel
     process writes to stderr (its own warnings, a crash) goes to that file instead of this process's stderr."""
-    import nbformat
     import papermill
-    from nbconvert import HTMLExporter
     from papermill.exceptions import PapermillExecutionError
+
+    from .kernels import papermill_options
+    from .notebook_html import write_html
 
     if output.suffix != ".ipynb":
         raise InputError("the output must be an .ipynb file")
@@ -1267,16 +1309,12 @@ def run_headless(source: Path, output: Path, values: dict, cell_timeout_s: int =
         with _stderr_into(kernel_log):
             papermill.execute_notebook(str(source), str(output), parameters=values, kernel_name="python3",
                                        progress_bar=False, start_timeout=START_TIMEOUT_S,
-                                       execution_timeout=cell_timeout_s)
+                                       execution_timeout=cell_timeout_s, **papermill_options())
     except PapermillExecutionError as exc:
         error_name, message = exc.ename, f"{source.name} failed in cell {exc.exec_count}: {exc.ename}: {exc.evalue}"
     except Exception as exc:  # noqa: BLE001 - kernel died or timed out; reported as a failed run, not a crash
         error_name, message = type(exc).__name__, f"{source.name} did not finish: {type(exc).__name__}: {exc}"
-    html_path = None
-    if output.exists():
-        body, _ = HTMLExporter().from_notebook_node(nbformat.read(output, as_version=4))
-        html_path = _write_text(output.with_suffix(".html"), body)
-    return HeadlessRun(output, html_path, error_name, one_line(message) if message else None)
+    return HeadlessRun(output, write_html(output), error_name, one_line(message) if message else None)
 
 
 __all__ = ["Parameters", "validate_parameters", "parameters_from", "open_session", "Session", "parse_error_text",

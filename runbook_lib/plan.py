@@ -11,8 +11,10 @@ from __future__ import annotations
 import html
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable
 
 from . import regfile
+from .files import write_atomic
 from .facts import HostFacts
 from .registry import Registry, RegistryValue
 from .regfile import RegOperation
@@ -58,10 +60,12 @@ class RemediationPlan:
         return regfile.render(self.rollback_operations(),
                               self._comments("rollback") + ["values only: keys the fix created stay, empty"])
 
-    def write(self, fix_path: Path | str, rollback_path: Path | str) -> None:
-        """Rollback first: if writing stops half-way, the undo exists before the fix does."""
-        Path(rollback_path).write_bytes(regfile.to_bytes(self.rollback_reg()))
-        Path(fix_path).write_bytes(regfile.to_bytes(self.fix_reg()))
+    def write(self, fix_path: Path | str, rollback_path: Path | str,
+              write: Callable[[Path, bytes], object] = write_atomic) -> None:
+        """Rollback first: if writing stops half-way, the undo exists before the fix does. ``write`` is how a
+        file is written (evidence goes through the scrubber)."""
+        write(Path(rollback_path), regfile.to_bytes(self.rollback_reg()))
+        write(Path(fix_path), regfile.to_bytes(self.fix_reg()))
 
     def apply_to(self, registry: Registry) -> Registry:
         return regfile.apply(registry, self.fix_operations())

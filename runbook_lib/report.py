@@ -13,14 +13,17 @@ import json
 from collections import Counter
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Iterable
 
 from .errors import InputError
 from .verdict import SIMULATED_BANNER_HTML
 
-OUTCOMES = ("fixed", "fixed_after_reboot", "compliant", "fixable", "reboot_pending", "blocked", "failed")
+OUTCOMES = ("fixed", "fixed_after_reboot", "compliant", "fixable", "reboot_pending", "blocked", "failed",
+            "interrupted")
 SUCCESS_OUTCOMES = ("fixed", "fixed_after_reboot", "compliant")
 _COLOURS = {"fixed": "#2e7d32", "fixed_after_reboot": "#558b2f", "compliant": "#1565c0",
-            "fixable": "#6d4c41", "reboot_pending": "#b26a00", "blocked": "#8b0000", "failed": "#c62828"}
+            "fixable": "#6d4c41", "reboot_pending": "#b26a00", "blocked": "#8b0000", "failed": "#c62828",
+            "interrupted": "#616161"}
 
 
 @dataclass
@@ -48,20 +51,24 @@ def counts(rows: list[HostSummary]) -> dict[str, int]:
     return {outcome: found.get(outcome, 0) for outcome in OUTCOMES}
 
 
-def write_summary(root: Path, run_id: str, rows: list[HostSummary]) -> list[Path]:
-    """Write the three summary files into the bundle root; returns their paths."""
+def write_summary(root: Path, run_id: str, rows: list[HostSummary], secrets: Iterable[str] = ()) -> list[Path]:
+    """Write the three summary files into the bundle root (scrubbed, like everything in a bundle)."""
+    from .evidence import Scrubber, write_scrubbed
+
     written = [root / "summary.csv", root / "summary.json", root / "summary.html"]
-    with written[0].open("w", newline="", encoding="utf-8") as handle:
-        writer = csv.writer(handle)
-        columns = [f for f in HostSummary.__dataclass_fields__]
-        writer.writerow(columns)
-        for row in rows:
-            values = asdict(row)
-            writer.writerow([";".join(v) if isinstance(v, list) else v for v in (values[c] for c in columns)])
+    table = io.StringIO(newline="")
+    writer = csv.writer(table)
+    columns = [f for f in HostSummary.__dataclass_fields__]
+    writer.writerow(columns)
+    for row in rows:
+        values = asdict(row)
+        writer.writerow([";".join(v) if isinstance(v, list) else v for v in (values[c] for c in columns)])
     simulated = any(row.simulated for row in rows)
-    written[1].write_text(json.dumps({"run_id": run_id, "simulated": simulated, "counts": counts(rows),
-                                      "hosts": [asdict(row) for row in rows]}, indent=2) + "\n", encoding="utf-8")
-    written[2].write_text(render_html(run_id, rows), encoding="utf-8")
+    scrubber = Scrubber(secrets)
+    write_scrubbed(written[0], table.getvalue(), scrubber)
+    write_scrubbed(written[1], json.dumps({"run_id": run_id, "simulated": simulated, "counts": counts(rows),
+                                           "hosts": [asdict(row) for row in rows]}, indent=2) + "\n", scrubber)
+    write_scrubbed(written[2], render_html(run_id, rows), scrubber)
     return written
 
 

@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Callable, Iterable, Iterator
 
 from .ntlm_hash import nt_hash
+from .files import private_folder, write_atomic
 
 MIN_SECRET = 4  # shorter values would match ordinary text everywhere
 REDACTED = "[REDACTED]"
@@ -313,10 +314,10 @@ class Scrubber:
         return data, replaced
 
     def copy(self, source: Path, destination: Path) -> int:
-        """Copy one file, scrubbed; returns how many places held a secret."""
+        """Copy one file, scrubbed, privately and atomically; returns how many places held a secret."""
         data, replaced = self.scrub_bytes(source.read_bytes())
-        destination.parent.mkdir(parents=True, exist_ok=True)
-        destination.write_bytes(data)
+        private_folder(destination.parent)
+        write_atomic(destination, data)
         return replaced
 
 

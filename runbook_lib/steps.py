@@ -21,9 +21,12 @@ from . import knowledge as k
 from .acceptance import all_accepted, describe_session, entra_answer
 from .errors import (AuthenticationFailed, CertificateInvalid, EncryptionRequired, FactsError, HostUnreachable,
                      RebootFailed, RemoteError, RemoteScriptFailed, TimedOut)
+from .evidence import write_scrubbed
 from .facts import HostFacts
+from .files import private_folder
 from .plan import RemediationPlan
 from .regfile import RegOperation, render, to_bytes
+from .scrub import Scrubber
 from .target import DEFAULT_ENDPOINTS, Target
 from .verdict import SIMULATED_BANNER_HTML
 
@@ -207,17 +210,27 @@ def apply_plan(target: Target, plan: RemediationPlan, *, apply: bool = False,
                evidence_dir: Path | str | None = None, recovery_s: float = 600, poll_s: float = 5) -> ApplyReport:
     """Write the plan's values (only with apply=True), rollback file first, then read back every value.
 
-    A lost connection does not stop the apply process on the host, and deleting the shell may or may not have
-    killed it. So the host's journal is read until it says completed or names a process that no longer runs (at
-    most ``recovery_s``); the report then says exactly what was written (the journal, plus any value the process
-    wrote but could not journal before it ended), and the rollback file is rebuilt from the host's backup. No
-    journal means the apply never started: the read claims its apply_id, so it cannot start late either.
+    With an evidence folder, the rollback file and an apply report naming the apply id are on disk before the host
+    is touched (if they cannot be written, nothing is applied): whatever happens to this process during the apply,
+    the evidence says which journal on the host to read. A lost connection does not stop the apply process on the
+    host, and deleting the shell may or may not have killed it. So the host's journal is read until it says
+    completed or names a process that no longer runs (at most ``recovery_s``); the report then says exactly what
+    was written (the journal, plus any value the process wrote but could not journal before it ended), and the
+    rollback file is rebuilt from the host's backup. No journal means the apply never started: the read claims its
+    apply_id, so it cannot start late either.
     """
     report = ApplyReport(target.name, target.simulated or plan.simulated, not apply, plan.restart)
     folder = Path(evidence_dir) if evidence_dir is not None else None
+    scrubber = target.scrubber()
+
+    def keep(name: str, data: bytes | str) -> Path:
+        assert folder is not None
+        write_scrubbed(folder / name, data, scrubber)
+        return folder / name
+
     if folder is not None:
-        folder.mkdir(parents=True, exist_ok=True)
-        plan.write(folder / "fix.reg", folder / "rollback.reg")
+        private_folder(folder)
+        plan.write(folder / "fix.reg", folder / "rollback.reg", lambda path, data: write_scrubbed(path, data, scrubber))
         report.files = {"fix .reg": str(folder / "fix.reg"), "rollback .reg": str(folder / "rollback.reg")}
     planned = [{"path": c.path, "name": c.name, "status": "planned",
                 "before": None if prior is None else {"type": prior.type, "data": prior.data},
@@ -232,6 +245,12 @@ def apply_plan(target: Target, plan: RemediationPlan, *, apply: bool = False,
     report.apply_id = f"{datetime.now(timezone.utc):%Y%m%dT%H%M%SZ}-{uuid.uuid4().hex[:8]}"
     args = {"apply_id": report.apply_id,
             "changes": [{"path": c.path, "name": c.name, "type": c.type, "data": c.data} for c in plan.changes]}
+    if folder is not None:
+        keep("apply-report.json", json.dumps(
+            {"host": target.name, "simulated": report.simulated, "apply_id": report.apply_id, "pending": True,
+             "completed": False, "error": "sent to the host; no answer recorded yet", "restart": plan.restart,
+             "planned": args["changes"], "results": [], "backup": []}, indent=2))
+        report.files["apply report"] = str(folder / "apply-report.json")
     try:
         journal = target.run("apply", args)
         current: list[dict] = []
@@ -244,16 +263,15 @@ def apply_plan(target: Target, plan: RemediationPlan, *, apply: bool = False,
         journal, current, report.error = recovery.journal, recovery.current, str(exc)
     if journal is None:
         report.results = [dict(row, status="not_attempted", after=None) for row in planned]
-        return _save_apply_report(report, folder, [])
+        return _save_apply_report(report, folder, [], plan.restart, scrubber)
     report.results, report.completed = _reconciled(journal["results"], current), bool(journal["completed"])
     if not report.completed and report.error is None:
         failed = [r for r in report.results if r["status"] == "failed"]
         report.error = (journal.get("journal_error") or (failed[0].get("error") if failed else None)
                         or "apply stopped before the end")
     if folder is not None and journal.get("backup"):
-        (folder / "rollback.reg").write_bytes(to_bytes(rollback_from_backup(journal["backup"], target.name,
-                                                                            report.simulated)))
-    return _save_apply_report(report, folder, journal.get("backup") or [])
+        keep("rollback.reg", to_bytes(rollback_from_backup(journal["backup"], target.name, report.simulated)))
+    return _save_apply_report(report, folder, journal.get("backup") or [], plan.restart, scrubber)
 
 
 def _recover(target: Target, apply_id: str, recovery_s: float, poll_s: float) -> _Recovery:
@@ -302,14 +320,46 @@ def _reconciled(results: list[dict], current: list[dict]) -> list[dict]:
     return rows
 
 
-def _save_apply_report(report: ApplyReport, folder: Path | None, backup: list[dict]) -> ApplyReport:
+def _save_apply_report(report: ApplyReport, folder: Path | None, backup: list[dict], restart: str,
+                       scrubber: Scrubber) -> ApplyReport:
     if folder is not None:
-        (folder / "apply-report.json").write_text(json.dumps(
+        write_scrubbed(folder / "apply-report.json", json.dumps(
             {"host": report.host, "simulated": report.simulated, "apply_id": report.apply_id,
              "completed": report.completed, "error": report.error, "recovered": report.recovered,
-             "results": report.results, "backup": backup}, indent=2), encoding="utf-8")
+             "restart": restart, "results": report.results, "backup": backup}, indent=2), scrubber)
         report.files["apply report"] = str(folder / "apply-report.json")
     return report
+
+
+def recover_apply(target: Target, recorded: dict, recovery_s: float = 600, poll_s: float = 5) -> dict:
+    """An apply whose answer never reached the evidence (the runner stopped during it), completed from the journal
+    the host keeps under its apply id: what was written, and the backup taken before the first write. Read once, as
+    a lost connection is: waiting while the apply still runs; no journal claims the apply id, so the apply cannot
+    start late."""
+    recovery = _recover(target, recorded["apply_id"], recovery_s, poll_s)
+    if recovery.journal is None:
+        return {**recorded, "pending": False, "completed": False, "results": [], "backup": [],
+                "error": recovery.error}
+    journal = recovery.journal
+    return {**recorded, "pending": False, "completed": bool(journal["completed"]),
+            "results": _reconciled(journal["results"], recovery.current), "backup": journal["backup"],
+            "recovered_from_journal": True, "error": recovery.error}
+
+
+def original_backup(applies: list[dict]) -> list[dict]:
+    """Across several applies to one host (oldest first), each value's state before the first of them touched it:
+    what a rollback must restore, however many attempts it took to converge."""
+    chosen: dict[tuple[str, str], dict] = {}
+    for applied in applies:
+        for entry in applied.get("backup") or []:
+            chosen.setdefault((entry["path"].casefold(), entry["name"].casefold()), entry)
+    return list(chosen.values())
+
+
+def written_values(applies: list[dict]) -> set[tuple[str, str]]:
+    """(path, name), case-folded as the registry compares them, of every value any of these applies wrote."""
+    return {(r["path"].casefold(), r["name"].casefold()) for applied in applies
+            for r in applied.get("results") or [] if r.get("status") == "written"}
 
 
 def rollback_from_backup(backup: list[dict], host: str, simulated: bool) -> str:
@@ -333,7 +383,7 @@ def rollback_host(target: Target, apply_id: str, backup: list[dict], *, apply: b
     runbook manages and that apply wrote, so an edited evidence file cannot make it write anything else."""
     from .engine import restart_for_paths
 
-    managed = {(path.casefold(), name.casefold()) for path, name in k.values_managed()}
+    managed = {(path.casefold(), name.casefold()) for path, name in k.values_planned()}
     wanted = [e for e in backup if (e["path"].casefold(), e["name"].casefold()) in managed]
     refused = [{"path": e["path"], "name": e["name"], "status": "refused", "before": None, "after": None,
                 "error": "not a value the runbook manages"} for e in backup if e not in wanted]

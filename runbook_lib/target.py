@@ -35,6 +35,12 @@ class Target:
             self.simulated = True
         return result.data
 
+    def scrubber(self):
+        """Removes this host's credential from anything written about it (see :func:`evidence.write_scrubbed`)."""
+        from .evidence import Scrubber
+
+        return Scrubber(self.transport.secret_values())
+
 
 def parse_winrm_url(url: str) -> tuple[str, str, int]:
     """(scheme, host, port) of ``http(s)://host[:port]/wsman``; anything else is bad input.

@@ -7,7 +7,7 @@ from hypothesis import HealthCheck, example, given, settings, strategies as st
 
 from runbook_lib import facts as facts_module
 from runbook_lib.engine import HostModel, assess
-from runbook_lib.knowledge import values_read
+from runbook_lib.knowledge import values_planned, values_read
 from runbook_lib.plan import RemediationPlan
 
 FACTS = Path(__file__).parent / "facts"
@@ -137,6 +137,15 @@ def assert_not_weakening(change, host):
 def test_no_generated_host_gets_a_weakening_change(host, profile):
     for change in assess(host, profile).changes:
         assert_not_weakening(change, host)
+
+
+@PROPERTY_SETTINGS
+@given(host=st.one_of(host_facts(), worked_on_host_facts()), profile=st.sampled_from(["minimal", "recommended"]))
+def test_every_planned_value_is_one_a_rollback_may_restore(host, profile):
+    planned = {(path.casefold(), name.casefold()) for path, name in values_planned()}
+    assert planned <= {(path.casefold(), name.casefold()) for path, name in values_read()}
+    for change in assess(host, profile).changes:
+        assert (change.path.casefold(), change.name.casefold()) in planned, change
 
 
 @PROPERTY_SETTINGS

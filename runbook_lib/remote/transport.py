@@ -146,6 +146,10 @@ class Transport(ABC):
     def run(self, operation: str, args: dict) -> OperationResult:
         """Compose, deliver and run one operation; return its result or raise a RunbookError."""
 
+    def secret_values(self) -> tuple[str, ...]:
+        """The credential values this transport holds, so evidence about its host can be scrubbed of them."""
+        return ()
+
 
 class _NoRedirectTransport(winrm_transport.Transport):
     """pywinrm's HTTP transport with redirects refused: requests raises TooManyRedirects at the first 3xx answer,
@@ -255,6 +259,9 @@ class WinRMTransport(Transport):
 
     def __repr__(self) -> str:
         return f"WinRMTransport({self.endpoint!r}, auth={self.auth!r})"
+
+    def secret_values(self) -> tuple[str, ...]:
+        return (self._credential.password,) if self._credential is not None and self._credential.password else ()
 
     def _protocol(self) -> Protocol:
         credential = self._credential

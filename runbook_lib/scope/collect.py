@@ -12,7 +12,7 @@ from ..inventory import Inventory, load_inventory
 from ..remote.credentials import resolve_secret
 from .auth import GraphAuth
 from .graph import read_graph
-from .mapping import HostMap, limit_expression
+from .mapping import HostMap
 from .records import EVENT_TYPES, Window
 from .report import Redactor, ScopeReport, build
 from .sources import GRAPH_PREFIX, SourceRead, read_file

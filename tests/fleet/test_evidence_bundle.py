@@ -5,16 +5,19 @@ import pytest
 from leak_forms import written_forms
 from runbook_lib import evidence
 from runbook_lib.errors import InputError
+from runbook_lib.signing import new_run_key
 
 SECRET = "Tr0ub4dor&3-x"
 FORMS = written_forms(SECRET)
+KEY = new_run_key()
 
 
 def make_bundle(root):
     (root / "hosts" / "srv01").mkdir(parents=True)
     (root / "hosts" / "srv01" / "facts.json").write_text('{"host": "srv01"}')
     (root / "summary.csv").write_text("host,outcome\nsrv01,fixed\n")
-    evidence.write_manifest(root, {"run_id": "r1"})
+    evidence.write_manifest(root, {"run_id": "r1", "complete": True, "hosts": [{"name": "srv01", "state": "done"}]},
+                            KEY)
     return root
 
 
@@ -39,7 +42,8 @@ def test_verify_names_every_file_holding_a_credential_in_any_written_form(tmp_pa
     root = make_bundle(tmp_path)
     for index, form in enumerate(FORMS.values()):
         (root / "hosts" / "srv01" / f"leak{index:03}.bin").write_bytes(b"prefix " + form + b" suffix")
-    evidence.write_manifest(root, {"run_id": "r1"})
+    evidence.write_manifest(root, {"run_id": "r1", "complete": True, "hosts": [{"name": "srv01", "state": "done"}]},
+                            KEY)
     result = evidence.verify(root, [SECRET])
     assert result.secrets_found == [f"hosts/srv01/leak{index:03}.bin" for index in range(len(FORMS))]
     assert not result.ok and result.lines()[-1].startswith("FAILED")

@@ -1,5 +1,6 @@
 """Fleet runs end to end: papermill per host against simulated hosts, the bundle, verify, faults, rollback."""
 
+import base64
 import json
 import subprocess
 import sys
@@ -59,6 +60,44 @@ def test_six_host_fleet_runs_end_to_end_into_a_verifiable_bundle(executor, simul
         assert manifest["files"][f"hosts/{node.name}/02_os_check.ipynb"] == \
             evidence.sha256_file(folder / "02_os_check.ipynb")
     assert_no_credential_anywhere(root, credential.password)
+    assert_private_key_nowhere(root, run.key)
+    assert manifest["signature"]["fingerprint"] == run.key.fingerprint and manifest["complete"] is True
+    assert_manifest_records_its_making(manifest, root, nodes)
+
+
+def assert_manifest_records_its_making(manifest: dict, root: Path, nodes):
+    import hashlib
+    import os
+    import pwd
+    import socket
+
+    from runbook_lib import provenance
+
+    assert manifest["operator"]["name"] == pwd.getpwuid(os.geteuid()).pw_name
+    assert manifest["machine"]["hostname"] == socket.gethostname() and manifest["command_line"]
+    assert manifest["tool"]["sha256"] == provenance.tool_digest()
+    notebooks = Path(__file__).resolve().parents[2] / "notebooks"
+    assert manifest["notebooks"] == {f"{name}.ipynb": hashlib.sha256((notebooks / f"{name}.ipynb").read_bytes())
+                                     .hexdigest() for name in NOTEBOOKS}
+    records = {h["name"]: h for h in manifest["hosts"]}
+    for node in nodes:
+        folder_reports = list((root / "hosts" / node.name).glob("apply-report.json"))
+        ids = {json.loads(p.read_text())["apply_id"] for p in folder_reports} - {None}
+        assert set(records[node.name]["apply_ids"]) == ids and records[node.name]["state"] == "done"
+
+
+def assert_private_key_nowhere(root: Path, key):
+    """Only the public half of the signing key may be in the bundle, in no encoding of the private half."""
+    from cryptography.hazmat.primitives import serialization
+
+    raw = key.raw()
+    pem = key.private.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                    serialization.NoEncryption())
+    forms = [raw, raw.hex().encode(), base64.b64encode(raw), base64.b64encode(raw).rstrip(b"="), pem.splitlines()[1]]
+    for path in root.rglob("*"):
+        if path.is_file():
+            data = path.read_bytes()
+            assert not any(form in data for form in forms), path
 
 
 def test_tampering_is_named_by_evidence_verify_and_rollback_restores_a_host(simulated_fleet, credential, tmp_path):

@@ -6,6 +6,7 @@ import nbformat
 import papermill
 
 from runbook_lib import evidence, report
+from runbook_lib.signing import new_run_key
 
 NOTEBOOK = Path(__file__).resolve().parents[2] / "notebooks" / "05_fleet_summary.ipynb"
 
@@ -27,7 +28,7 @@ def test_fleet_summary_notebook_shows_hosts_outcomes_and_bundle_check(tmp_path):
             report.HostSummary("srv02", "blocked", True, "Microsoft Windows Server 2019 Datacenter", "blocked",
                                True, 0, "none", "blocked", ["gpo.managed"])]
     report.write_summary(run, run.name, rows)
-    evidence.write_manifest(run, {"run_id": run.name})
+    evidence.write_manifest(run, {"run_id": run.name, "complete": True}, new_run_key())
     papermill.execute_notebook(str(NOTEBOOK), str(tmp_path / "out.ipynb"), parameters={"run_dir": str(run)},
                                kernel_name="python3", progress_bar=False, cwd=str(tmp_path))
     text = outputs_text(tmp_path / "out.ipynb")

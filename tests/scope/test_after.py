@@ -9,21 +9,26 @@ from scope_files import ENTRA_JSON, INVENTORY, LA_CSV, scope_cli
 
 from runbook_lib import evidence
 from runbook_lib.inventory import load_inventory
+from runbook_lib.signing import new_run_key
 
 NOTEBOOK = Path(__file__).resolve().parents[2] / "notebooks" / "05_fleet_summary.ipynb"
 HOSTS = {"srv01": "fixed", "srv02": "fixed", "srv03.contoso.com": "fixed_after_reboot", "srv04": "compliant"}
 
 
-def fleet_run(folder: Path, inventory_digest: str) -> Path:
+def fleet_run(folder: Path, inventory_digest: str, summary: dict | None = None) -> Path:
     """A finished run's bundle as the runner leaves it; it ended between the fixtures' last legacy sign-ins of
     srv01 (11-10) and srv03 (11-18) and their first ordinary ones (11-22, 11-21); srv02 goes on (11-21, 11-24)."""
     run = folder / "20261120T110000Z-abc123"
     (run / "hosts" / "srv01").mkdir(parents=True)
     (run / "hosts" / "srv01" / "verdict.json").write_text("{}")
+    if summary is not None:
+        (run / "summary.json").write_text(json.dumps(summary))
     evidence.write_manifest(run, {"run_id": run.name, "started_at": "2026-11-20T11:00:00+00:00",
                                   "ended_at": "2026-11-20T12:00:00+00:00",
                                   "inventory": {"name": "inventory.yml", "sha256": inventory_digest},
-                                  "hosts": [{"name": n, "outcome": o} for n, o in HOSTS.items()]})
+                                  "complete": True,
+                                  "hosts": [{"name": n, "state": "done", "outcome": o} for n, o in HOSTS.items()]},
+                            new_run_key())
     return run
 
 
@@ -75,9 +80,7 @@ def outputs_text(path: Path) -> str:
 
 
 def test_fleet_summary_notebook_shows_the_comparison_and_notices_a_changed_manifest(tmp_path):
-    run = fleet_run(tmp_path, load_inventory(INVENTORY).digest)
-    (run / "summary.json").write_text(json.dumps({"run_id": run.name, "hosts": []}))
-    evidence.write_manifest(run, json.loads((run / "manifest.json").read_text()))
+    run = fleet_run(tmp_path, load_inventory(INVENTORY).digest, summary={"run_id": "r", "hosts": []})
     assert scope_cli(*ENTRA_JSON, "--inventory", INVENTORY, "--after", run).returncode == 0
     out = tmp_path / "05.ipynb"
     papermill.execute_notebook(str(NOTEBOOK), str(out), parameters={"run_dir": str(run)}, kernel_name="python3",

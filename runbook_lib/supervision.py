@@ -1,0 +1,144 @@
+"""Keeping a fleet run's processes on a leash: no worker or kernel outlives the runner, and a stop is orderly.
+
+The runner starts one worker process per host; each worker starts a Jupyter kernel per notebook (in the kernel's
+own session, as jupyter_client does). Two independent signals tell a worker its runner is gone: on Linux the kernel
+sends it SIGTERM when the runner dies (``prctl(PR_SET_PDEATHSIG)``), and on every OS the control pipe from the
+runner reaches end-of-file, because only the runner held its sending end. Either way the worker kills its kernels,
+records what its host had done so far in the manifest, and exits. The kernels also watch their worker
+(ipykernel's parent poller), so even a worker killed outright leaves no kernel for long.
+
+A stop the operator asks for (Ctrl-C or SIGTERM to the runner) comes in two strengths: the first lets every
+running host finish the notebook it is in and starts nothing new; the second stops the running hosts now.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import sys
+import threading
+from typing import Callable
+
+import psutil  # imported here, not when needed: a signal handler must not import (the main thread may hold the lock)
+
+STOP_AFTER_NOTEBOOK = "stop"
+STOP_NOW = "abort"
+
+
+# --- in the worker ------------------------------------------------------------------------------------------------
+def die_with_parent(parent_pid: int) -> None:
+    """Linux: SIGTERM when the parent dies, even by SIGKILL. A parent already gone by now counts as dead."""
+    if sys.platform.startswith("linux"):
+        import ctypes
+
+        pr_set_pdeathsig = 1
+        with contextlib.suppress(OSError, AttributeError):
+            ctypes.CDLL(None, use_errno=True).prctl(pr_set_pdeathsig, signal.SIGTERM, 0, 0, 0)
+    if hasattr(os, "getppid") and os.getppid() != parent_pid:
+        os.kill(os.getpid(), signal.SIGTERM)
+
+
+def kill_children() -> None:
+    """Kill every process this one started (kernels lead their own sessions, so their groups too) and reap them."""
+    children = psutil.Process().children(recursive=True)
+    for child in children:
+        with contextlib.suppress(psutil.Error, OSError):
+            if hasattr(os, "killpg") and os.getpgid(child.pid) == child.pid:
+                os.killpg(child.pid, signal.SIGKILL)
+            child.kill()
+    psutil.wait_procs(children, timeout=5)
+
+
+class WorkerGuard:
+    """A worker's side of the leash: reads the control pipe, and abandons the host when told or orphaned.
+
+    ``abandon`` runs once, from whichever thread notices first, and ends the process.
+    """
+
+    def __init__(self, control, abandon: Callable[[str], None]):
+        self.control = control
+        self._abandon = abandon
+        self._once = threading.RLock()  # re-entered only by a signal handler in the thread already abandoning
+        self.stop_requested = False
+        self.abandoning = False
+        self.settled = False
+
+    def start(self) -> "WorkerGuard":
+        if threading.current_thread() is threading.main_thread():
+            signal.signal(signal.SIGTERM, lambda *_: self.abandon("the runner stopped (SIGTERM)"))
+            signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the runner's to interpret
+        threading.Thread(target=self._watch, name="runner-watch", daemon=True).start()
+        return self
+
+    def _watch(self) -> None:
+        while True:
+            try:
+                message = self.control.recv()
+            except (EOFError, OSError):
+                self.abandon("the runner stopped")
+                return
+            if message == STOP_AFTER_NOTEBOOK:
+                self.stop_requested = True
+            elif message == STOP_NOW:
+                self.abandon("stopped by the operator")
+                return
+
+    def abandon(self, why: str) -> None:
+        if not self._once.acquire(blocking=False):
+            threading.Event().wait()  # another thread is recording the host and will end the process
+        if self.abandoning or self.settled:  # a second signal inside the first one's abandon, or nothing left to do
+            return
+        self.abandoning = self.stop_requested = True
+        try:
+            self._abandon(why)
+        except BaseException as exc:  # noqa: BLE001 - the process ends either way; say why the record is missing
+            with contextlib.suppress(Exception):
+                print(f"tls-runbook worker: could not record the stopped host: {type(exc).__name__}: {exc}",
+                      file=sys.stderr, flush=True)
+        finally:
+            os._exit(3)
+
+    def settle(self) -> None:
+        """The worker is about to record its host as finished: from now on a stop or the runner's death changes
+        nothing, and an abandon already under way in another thread keeps this one from going on."""
+        if not self._once.acquire(blocking=False):
+            threading.Event().wait()
+        self.settled = True
+
+    def wait_if_abandoning(self) -> None:
+        """Another thread is recording the host and will end the process: this one must not end it first."""
+        if self.abandoning:
+            threading.Event().wait()
+
+
+# --- in the runner ------------------------------------------------------------------------------------------------
+class StopRequest:
+    """What the operator asked for so far: 0 nothing, 1 finish the current notebooks, 2 stop now."""
+
+    def __init__(self, stream=sys.stderr):
+        self.level = 0
+        self.stream = stream
+
+    def __call__(self, signum, frame) -> None:
+        self.level = min(2, self.level + 1)
+        if self.level == 1:
+            print("tls-runbook: stopping: running hosts finish the notebook they are in, no new host starts "
+                  "(press Ctrl-C again to stop them now)", file=self.stream, flush=True)
+        else:
+            print("tls-runbook: stopping now: running hosts are stopped where they are; their evidence stays",
+                  file=self.stream, flush=True)
+
+
+@contextlib.contextmanager
+def stop_on_signals(request: StopRequest):
+    """SIGINT and SIGTERM become stop requests while the block runs (only the main thread can take signals)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield request
+        return
+    previous = {signum: signal.signal(signum, request) for signum in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield request
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)

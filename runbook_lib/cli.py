@@ -14,6 +14,8 @@ from pathlib import Path
 from typing import Callable, Sequence
 
 from . import __version__, facts as facts_module
+from .canary import MAX_CANARIES
+from .canary import PER_CAPTION as CANARY_PER_CAPTION
 from .engine import DEFAULT_PROFILE, assess
 from .errors import InputError, RunbookError, one_line
 from .files import output_file, output_folder
@@ -43,6 +45,11 @@ def _bounded(kind: type, low: float, high: float) -> Callable[[str], float]:
             raise argparse.ArgumentTypeError(f"must be a number from {low:g} to {high:g}")
         return value
     return parse
+
+
+def _canary(text: str) -> int | str:
+    """``--canary N``; argparse also passes the constant of a bare ``--canary`` through here."""
+    return text if text == CANARY_PER_CAPTION else _bounded(int, 1, MAX_CANARIES)(text)
 
 
 class _Parser(argparse.ArgumentParser):
@@ -176,7 +183,7 @@ def _wait_for_interrupt() -> None:
 
 
 _RESUME_KEEPS = ("limit", "notebooks", "profile", "apply", "reboot", "parallel", "timeout", "out", "executor",
-                 "scheduler", "record")
+                 "scheduler", "record", "canary")
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
@@ -198,9 +205,11 @@ def _cmd_run(args: argparse.Namespace) -> int:
         options = RunOptions(notebooks=tuple(n.strip() for n in args.notebooks.split(",")), profile=args.profile,
                              apply=args.apply, reboot=args.reboot, parallel=args.parallel, timeout_s=args.timeout,
                              limit=args.limit, executor=args.executor, scheduler=args.scheduler,
-                             record=str(args.record.resolve()) if args.record else None)
+                             record=str(args.record.resolve()) if args.record else None, canary=args.canary)
         run = run_fleet(args.inventory, options, args.out, notebooks_dir=args.notebooks_dir, signing_key=key)
     print(render_text(run.rows))
+    if run.stopped:
+        print(run.stopped)
     print("\n".join(run.verify.lines()))
     print(f"Summary: {run.root / 'summary.html'}")
     print("\n".join(run.key_lines()))
@@ -362,6 +371,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", type=Path, default=Path("evidence"))
     p.add_argument("--executor", choices=("local", "dask"), default="local")
     p.add_argument("--scheduler", help="tcp://HOST:PORT of an existing Dask scheduler")
+    p.add_argument("--canary", nargs="?", const=CANARY_PER_CAPTION, type=_canary, metavar="N",
+                   help="run canary hosts first: one per OS caption (read first, read-only), or with N the first N "
+                        "hosts; the rest start only if every canary ends where the run may end (dry run: compliant, "
+                        "fixable, blocked, reboot_pending; --apply: compliant, fixed, fixed_after_reboot, blocked, "
+                        "and reboot_pending unless --reboot). Anything else, failed above all, is unexpected: the "
+                        "rest are not started, recorded as not_run, and the exit code is 1")
     _add_record_option(p)
     p.set_defaults(run=_cmd_run)
 

@@ -34,7 +34,7 @@ from multiprocessing.connection import Connection, wait
 from pathlib import Path
 from typing import Callable
 
-from . import __version__, evidence, provenance, report, supervision
+from . import __version__, canary, evidence, provenance, report, supervision
 from .bundle import MAX_REPORT_BYTES, LiveBundle, check_out_folder, hold_run, remove_debris
 from .engine import restart_for_paths
 from .errors import InputError, RunbookError, one_line
@@ -66,6 +66,7 @@ class RunOptions:
     scheduler: str | None = None
     cell_timeout_s: int = 900
     record: str | None = None  # a folder: each host's WinRM exchanges are recorded in record/<host>
+    canary: int | str | None = None  # N: the first N hosts first; "os": one per OS caption (see runbook_lib.canary)
 
     def validate(self) -> "RunOptions":
         unknown = [n for n in self.notebooks if n not in NOTEBOOKS]
@@ -85,6 +86,10 @@ class RunOptions:
             raise InputError("--scheduler goes with --executor dask")
         if self.scheduler and not _is_scheduler_address(self.scheduler):
             raise InputError("--scheduler must look like tcp://HOST:PORT (or tls://HOST:PORT)")
+        if not (self.canary in (None, canary.PER_CAPTION) or
+                (type(self.canary) is int and 1 <= self.canary <= canary.MAX_CANARIES)):
+            raise InputError(f"--canary takes a number of hosts from 1 to {canary.MAX_CANARIES}, or nothing (one "
+                             "host per OS caption)")
         return self
 
 
@@ -297,11 +302,14 @@ class FleetRun:
     verify: evidence.VerifyResult | None = None
     interrupted: bool = False
     key: SigningKey | None = None
+    stopped: str | None = None  # why a canary stopped the fleet (one line), when one did
 
     @property
     def exit_code(self) -> int:
         if self.interrupted:
             return 130
+        if self.stopped:
+            return 1
         return 0 if self.rows and all(r.outcome in report.SUCCESS_OUTCOMES for r in self.rows) else 1
 
     def key_lines(self) -> list[str]:
@@ -334,8 +342,9 @@ class Progress:
 
 
 def _host_record(row: dict) -> dict:
-    """A host's entry in the manifest: its state, the outcome fields an auditor reads first, and its summary row."""
-    state = "interrupted" if row["outcome"] == "interrupted" else "done"
+    """A host's entry in the manifest: its state, the outcome fields an auditor reads first, and its summary row.
+    A host a stop or a canary kept from finishing is not done, so ``--resume`` runs it."""
+    state = row["outcome"] if row["outcome"] in ("interrupted", canary.NOT_RUN) else "done"
     return {"state": state, "outcome": row["outcome"], "failed_notebook": row["failed_notebook"],
             "error": row["error"], "summary": row}
 
@@ -670,15 +679,54 @@ def _execute(run: FleetRun, live: LiveBundle, hosts: list[str], todo: list[str],
     stop = supervision.StopRequest(stream)
     with supervision.stop_on_signals(stop), shared_template():
         execute = _run_dask if options.executor == "dask" else _run_local
-        results = execute(todo, job, options, Progress(todo, stream), live, stop)
+        if options.canary is None:
+            results = execute(todo, job, options, Progress(todo, stream), live, stop)
+        else:
+            results, run.stopped = _run_canaries_first(execute, todo, job, options, stream, live, stop)
     run.rows = [done[host] if host in done else report.HostSummary(**results[host]) for host in hosts]
     run.interrupted = bool(stop.level) or any(row.outcome == "interrupted" for row in run.rows)
     report.write_summary(run.root, run.run_id, run.rows, secrets)
-    live.update(run_files=True, complete=not run.interrupted, ended_at=_now(),
-                state="interrupted" if run.interrupted else "complete")
+    finished = not (run.interrupted or run.stopped)
+    live.update(run_files=True, complete=finished, ended_at=_now(),
+                state="interrupted" if run.interrupted else "stopped by a canary" if run.stopped else "complete")
     live.release()
     run.verify = evidence.verify(run.root, secrets, expected_key=live.key.fingerprint)
     return run
+
+
+def _run_canaries_first(execute: Callable, todo: list[str], job: dict, options: RunOptions, stream,
+                        live: LiveBundle, stop: supervision.StopRequest) -> tuple[dict[str, dict], str | None]:
+    """The canaries, then the rest only if every canary ended where this run may end (``canary.expected_outcomes``);
+    otherwise the rest are recorded as not run and the returned line says why."""
+    captions = None
+    if options.canary == canary.PER_CAPTION:
+        print(f"Canary: reading the OS caption of {len(todo)} host(s) (read-only preflight)", file=stream, flush=True)
+        captions = canary.read_captions(todo, job["inventory"], options.parallel)
+    first = canary.choose(todo, options.canary, captions)
+    rest = [host for host in todo if host not in first]
+    live.update(canary={"hosts": first, "captions": captions, "stopped_by": []},
+                hosts={host: {"canary": True} for host in first})
+    print(f"Canary: {', '.join(first)} first; the other {len(rest)} host(s) start only if each ends "
+          f"{', '.join(sorted(canary.expected_outcomes(options.apply, options.reboot)))}", file=stream, flush=True)
+    results = execute(first, job, options, Progress(first, stream), live, stop)
+    if not rest:
+        return results, None
+    if stop.level:
+        results.update({host: canary.not_started(host, "not started: the run was stopped", interrupted=True)
+                        for host in rest})
+        live.update(hosts={host: _host_record(results[host]) for host in rest})
+        return results, None
+    unexpected = canary.unexpected(results, first, options.apply, options.reboot)
+    if not unexpected:
+        results.update(execute(rest, job, options, Progress(rest, stream), live, stop))
+        return results, None
+    line = canary.stop_line(results, unexpected, len(rest))
+    print(line, file=stream, flush=True)
+    why = f"not started: canary {unexpected[0]} ended {results[unexpected[0]]['outcome']}"
+    results.update({host: canary.not_started(host, why) for host in rest})
+    live.update(canary={"hosts": first, "captions": captions, "stopped_by": unexpected},
+                hosts={host: _host_record(results[host]) for host in rest})
+    return results, line
 
 
 def _winrm_endpoints(inventory_path: str) -> dict[str, tuple[str, int]]:

@@ -8,12 +8,16 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
 from .errors import InputError, one_line
 from .facts import host_problem
 from .remote.credentials import DEFAULT_REFERENCE, Credential, resolve_credential
 from .remote.transport import AUTH_METHODS, Transport, WinRMTransport
+
+if TYPE_CHECKING:
+    from .inventory import Inventory
 
 DEFAULT_ENDPOINTS = ("login.microsoftonline.com:443",)
 
@@ -68,10 +72,11 @@ def parse_winrm_url(url: str) -> tuple[str, str, int]:
     return parts.scheme, parts.hostname, port or (5986 if parts.scheme == "https" else 5985)
 
 
-def connect(target: str, *, inventory: Path | str | None = None, credential: str | Credential | None = None,
+def connect(target: str, *, inventory: Path | str | Inventory | None = None, credential: str | Credential | None = None,
             auth: str | None = None, ca_trust_path: str | None = None, validate_certificate: bool | None = None,
             operation_timeout_s: int = 20, read_timeout_s: int = 30) -> Target:
-    """Resolve TARGET (an inventory host name or a WinRM URL) to a Target ready to run operations."""
+    """Resolve TARGET (an inventory host name or a WinRM URL) to a Target ready to run operations; ``inventory`` is
+    a file, or one already loaded (a caller connecting to many of its hosts reads it once)."""
     if not isinstance(target, str) or not target:
         raise InputError("target must be an inventory host name or a WinRM URL")
     if "://" in target:
@@ -85,9 +90,9 @@ def connect(target: str, *, inventory: Path | str | None = None, credential: str
             raise InputError(f"target is neither a WinRM URL nor an inventory host name: a name {problem}")
         if inventory is None:
             raise InputError(f"target {target!r} is not a URL; name an inventory to look it up in")
-        from .inventory import load_inventory
+        from .inventory import Inventory, load_inventory
 
-        entry = load_inventory(inventory).get(target)
+        entry = (inventory if isinstance(inventory, Inventory) else load_inventory(inventory)).get(target)
         name, host, port, scheme = entry.name, entry.address, entry.port, entry.scheme
         reference, username = entry.credential, entry.username
         chosen_auth = auth or entry.auth

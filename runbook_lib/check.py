@@ -35,6 +35,9 @@ _NO_CONNECTION = (HostUnreachable, AuthenticationFailed, EncryptionRequired, Cer
 # powershell.exe and, while inspect reads SecurityProtocol, one child Windows PowerShell; each Windows PowerShell
 # process commits about 45 MB on CLR 2 (PowerShell 2.0) and 70 MB on CLR 4.
 RUN_PROCESSES = 3
+_PROBE_MODES = ("tcp", "default", "tls12", "app", "session")  # probe: the first four; session_fix: session
+LINES = ("connect", "language mode", "inspect", *(f"probe {mode}" for mode in _PROBE_MODES), "journal folder",
+         "WinRM quotas")  # the screen, top to bottom
 _PROCESS_MB = {True: 45, False: 70}
 _QUOTA_NAMES = {"max_shells_per_user": "MaxShellsPerUser", "max_processes_per_shell": "MaxProcessesPerShell",
                 "max_memory_per_shell_mb": "MaxMemoryPerShellMB", "shell_idle_timeout_s": "IdleTimeout",
@@ -129,20 +132,20 @@ def check_host(target: Target, endpoints: tuple[str, ...] | list[str] = DEFAULT_
     results: dict[str, object] = {}
     failures: dict[str, RemoteError] = {}
     warnings: dict[str, tuple[str, ...]] = {}
-    connected: RemoteError | None = None
+    no_connection: RemoteError | None = None
     for operation, run in steps:
         try:
             results[operation] = run()
             warnings[operation] = target.warnings
         except _NO_CONNECTION as exc:
             if not results and not failures:  # the first operation: no shell has opened on this host
-                connected = exc
+                no_connection = exc
                 break
             failures[operation] = exc
         except RemoteError as exc:
             failures[operation] = exc
-    items = [_connect_item(target, connected)]
-    if connected is None:
+    items = [_connect_item(target, no_connection)]
+    if no_connection is None:
         facts = results.get("inspect")
         preflight = results.get("preflight")
         items.append(_language_item(results, failures))
@@ -151,9 +154,7 @@ def check_host(target: Target, endpoints: tuple[str, ...] | list[str] = DEFAULT_
         items.append(_journal_item(preflight, failures.get("preflight")))
         items.append(_quota_item(preflight, failures.get("preflight"), facts))
     else:
-        items += [CheckItem(name, NOT_CHECKED, "no connection") for name in
-                  ("language mode", "inspect", *(f"probe {mode}" for mode in _PROBE_MODES), "journal folder",
-                   "WinRM quotas")]
+        items += [CheckItem(name, NOT_CHECKED, "no connection") for name in LINES[1:]]
     probe = results.get("probe")
     return CheckReport(target.name, target.endpoint, target.simulated, tuple(items),
                        tuple(operation for operation, _ in steps if operation in results),
@@ -197,9 +198,6 @@ def _inspect_item(facts: object, failed: RemoteError | None, warnings: tuple[str
     return CheckItem("inspect", WORKS, f"{facts.os.caption} ({facts.os.version}), Windows PowerShell "
                                        f"{facts.powershell.windows_powershell or 'none'}, {len(facts.registry)} "
                                        f"registry value(s), {policy}{said}")
-
-
-_PROBE_MODES = ("tcp", "default", "tls12", "app", "session")
 
 
 def _probe_items(probe: object, fixed: object, failures: dict[str, RemoteError]) -> list[CheckItem]:

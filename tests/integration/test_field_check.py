@@ -18,7 +18,7 @@ from runbook_lib.simulator.journal_folder import JournalFolder
 from runbook_lib.target import connect
 
 OPERATIONS = ["connect", "language mode", "inspect", "probe tcp", "probe default", "probe tls12", "probe app",
-              "probe session", "journal folder", "WinRM quotas"]
+              "probe session", "journal folder", "WinRM quotas"]  # written out: the screen's order is a promise
 STANDARD_USER = ("CONTOSO\\jdoe", "S-1-5-21-1004336348-1177238915-682003330-1104")
 
 

@@ -19,6 +19,8 @@ from .core.engine import DEFAULT_PROFILE, assess
 from .core.errors import InputError, RunbookError, one_line
 from .core.files import output_file, output_folder
 from .core.plan import RemediationPlan
+from .fleet.canary import MAX_CANARIES
+from .fleet.canary import PER_CAPTION as CANARY_PER_CAPTION
 from .remote.transport import AUTH_METHODS
 from .remote.target import DEFAULT_ENDPOINTS
 from .core.verdict import PROFILES
@@ -44,6 +46,11 @@ def _bounded(kind: type, low: float, high: float) -> Callable[[str], float]:
             raise argparse.ArgumentTypeError(f"must be a number from {low:g} to {high:g}")
         return value
     return parse
+
+
+def _canary(text: str) -> int | str:
+    """``--canary N``; argparse also passes the constant of a bare ``--canary`` through here."""
+    return text if text == CANARY_PER_CAPTION else _bounded(int, 1, MAX_CANARIES)(text)
 
 
 class _Parser(argparse.ArgumentParser):
@@ -123,6 +130,14 @@ def _cmd_probe(args: argparse.Namespace) -> int:
     return EXIT_OK if report.ok else EXIT_FAILED
 
 
+def _cmd_check(args: argparse.Namespace) -> int:
+    from .runbook.check import check_host
+
+    report = check_host(_target(args), args.endpoint or DEFAULT_ENDPOINTS)
+    print(report.render_text(colour=sys.stdout.isatty()))
+    return EXIT_OK if report.ok else EXIT_FAILED
+
+
 def _cmd_simulate(args: argparse.Namespace) -> int:
     from .remote.credentials import simulator_credential
     from .simulator import fleet
@@ -169,7 +184,7 @@ def _wait_for_interrupt() -> None:
 
 
 _RESUME_KEEPS = ("limit", "notebooks", "profile", "apply", "reboot", "parallel", "timeout", "out", "executor",
-                 "scheduler", "record")
+                 "scheduler", "record", "canary")
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
@@ -191,9 +206,11 @@ def _cmd_run(args: argparse.Namespace) -> int:
         options = RunOptions(notebooks=tuple(n.strip() for n in args.notebooks.split(",")), profile=args.profile,
                              apply=args.apply, reboot=args.reboot, parallel=args.parallel, timeout_s=args.timeout,
                              limit=args.limit, executor=args.executor, scheduler=args.scheduler,
-                             record=str(args.record.resolve()) if args.record else None)
+                             record=str(args.record.resolve()) if args.record else None, canary=args.canary)
         run = run_fleet(args.inventory, options, args.out, notebooks_dir=args.notebooks_dir, signing_key=key)
     print(render_text(run.rows))
+    if run.stopped:
+        print(run.stopped)
     print("\n".join(run.verify.lines()))
     print(f"Summary: {run.root / 'summary.html'}")
     print("\n".join(run.key_lines()))
@@ -309,8 +326,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(run=_cmd_plan)
 
     for name, run, text in (("inspect", _cmd_inspect, "collect host facts over WinRM (JSON)"),
-                            ("probe", _cmd_probe, "TLS probes from the host to Entra's endpoints")):
-        p = commands.add_parser(name, help=text)
+                            ("probe", _cmd_probe, "TLS probes from the host to Entra's endpoints"),
+                            ("check", _cmd_check, "read-only field check: does every operation a run uses work on "
+                                                  "this host, and if not, why (exit 0: all work, whether or not the "
+                                                  "host is affected; 1: one will not)")):
+        p = commands.add_parser(name, help=text, description=text)
         p.add_argument("target", help="an inventory host name (with --inventory) or a WinRM URL such as "
                                       "http://127.0.0.5:5985/wsman")
         p.add_argument("--inventory", type=Path)
@@ -353,6 +373,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", type=Path, default=Path("evidence"))
     p.add_argument("--executor", choices=("local", "dask"), default="local")
     p.add_argument("--scheduler", help="tcp://HOST:PORT of an existing Dask scheduler")
+    p.add_argument("--canary", nargs="?", const=CANARY_PER_CAPTION, type=_canary, metavar="N",
+                   help="run canary hosts first: one per OS caption (read first, read-only), or with N the first N "
+                        "hosts; the rest start only if every canary ends where the run may end (dry run: compliant, "
+                        "fixable, blocked, reboot_pending; --apply: compliant, fixed, fixed_after_reboot, blocked, "
+                        "and reboot_pending unless --reboot). Anything else, failed above all, is unexpected: the "
+                        "rest are not started, recorded as not_run, and the exit code is 1")
     _add_record_option(p)
     p.set_defaults(run=_cmd_run)
 

@@ -54,12 +54,12 @@ from .runbook.steps.cause import (SEED_ERROR_TEXT, diagnose_cause, entra_request
 from .runbook.steps.os_check import assess_host, inspect, os_matrix
 from .runbook.steps.remediation import apply_fix, read_back, reboot_if_needed, show_plan, verify_after
 from .runbook.steps.session_fix import SESSION_FIX_LINES, final_verdict, fresh_process_check, session_fix_demo
-from .runbook.steps.start import parameters_from, show_flow
+from .runbook.steps.start import field_check, parameters_from, show_flow
 from .runbook.widgets import control_panel
 
 __all__ = ["PARAMETER_NAMES", "SEED_ERROR_TEXT", "SESSION_FIX_LINES", "Card", "Parameters", "Session", "apply_fix",
            "assess_host", "collect_results", "control_panel", "diagnose_cause", "entra_request", "explain_error",
-           "final_verdict", "fresh_process_check", "inspect", "is_interactive", "open_session", "os_matrix",
+           "field_check", "final_verdict", "fresh_process_check", "inspect", "is_interactive", "open_session", "os_matrix",
            "parameters_from", "parse_error_text", "probe_as_entra_would", "read_back", "reboot_if_needed",
            "security_protocol_default", "session_fix_demo", "show_flow", "show_plan", "validate_parameters",
            "verify_after"]

@@ -1,6 +1,6 @@
 """Whether Entra accepts what a probe saw: the one definition every part of the runbook uses.
 
-A probe record says only what the script on the host can know (``runbook_lib/ps/common.ps1``): whether TCP
+A probe record says only what the script on the host can know (``runbook_lib/remote/ps/common.ps1``): whether TCP
 connected, whether the TLS handshake completed (``ok``), the negotiated protocol, cipher, hash and key exchange,
 any certificate-validation errors, the raw error text, and, for the application-level probe (mode ``app``), the
 HTTP status and AADSTS code Entra's token endpoint answered. Acceptance is decided here, never on the host:
@@ -31,7 +31,7 @@ OUTCOMES = (ACCEPTED, LEGACY, HANDSHAKE_FAILURE, CERTIFICATE, UNREACHABLE, UNKNO
 DECISIVE = (ACCEPTED, LEGACY, HANDSHAKE_FAILURE)  # what tells whether a client signs in to Entra
 
 AADSTS_LEGACY_TLS = 1002016
-# The made-up client id of the application-level probe; runbook_lib/ps/common.ps1 sends exactly this (a test
+# The made-up client id of the application-level probe; runbook_lib/remote/ps/common.ps1 sends exactly this (a test
 # checks), and no tenant has an application with it, so Entra answers with an error and nothing changes anywhere.
 PROBE_CLIENT_ID = "11111111-1111-1111-1111-111111111111"
 TOKEN_PATH = "/organizations/oauth2/v2.0/token"

@@ -16,7 +16,7 @@ from pathlib import Path
 
 from multiprocessing.connection import Connection, wait
 
-from . import evidence, supervision
+from . import canary, evidence, supervision
 from .bundle import LiveBundle
 from ..core.errors import InputError, RunbookError, one_line
 from .host_chain import run_host, summarise_host, write_lock, writes_frozen
@@ -28,8 +28,9 @@ if TYPE_CHECKING:
 
 
 def host_record(row: dict) -> dict:
-    """A host's entry in the manifest: its state, the outcome fields an auditor reads first, and its summary row."""
-    state = "interrupted" if row["outcome"] == "interrupted" else "done"
+    """A host's entry in the manifest: its state, the outcome fields an auditor reads first, and its summary row.
+    A host a stop or a canary kept from finishing is not done, so ``--resume`` runs it."""
+    state = row["outcome"] if row["outcome"] in ("interrupted", canary.NOT_RUN) else "done"
     return {"state": state, "outcome": row["outcome"], "failed_notebook": row["failed_notebook"],
             "error": row["error"], "summary": row}
 

@@ -52,7 +52,6 @@ class _EvidenceIO:
 
 def _host_secrets(inventory: str, host: str) -> list[str]:
     """The host's credential value, for scrubbing its notebooks (resolved as its kernels resolve it)."""
-    from ..core.errors import RunbookError
     from ..remote.inventory import load_inventory
     from ..remote.credentials import resolve_credential
 

@@ -9,6 +9,7 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
+from . import canary
 from ..core.errors import InputError
 from ..core.facts import host_problem
 
@@ -35,6 +36,7 @@ class RunOptions:
     scheduler: str | None = None
     cell_timeout_s: int = 900
     record: str | None = None  # a folder: each host's WinRM exchanges are recorded in record/<host>
+    canary: int | str | None = None  # N: the first N hosts first; "os": one per OS caption (see fleet.canary)
 
     def validate(self) -> "RunOptions":
         unknown = [n for n in self.notebooks if n not in NOTEBOOKS]
@@ -54,6 +56,10 @@ class RunOptions:
             raise InputError("--scheduler goes with --executor dask")
         if self.scheduler and not _is_scheduler_address(self.scheduler):
             raise InputError("--scheduler must look like tcp://HOST:PORT (or tls://HOST:PORT)")
+        if not (self.canary in (None, canary.PER_CAPTION) or
+                (type(self.canary) is int and 1 <= self.canary <= canary.MAX_CANARIES)):
+            raise InputError(f"--canary takes a number of hosts from 1 to {canary.MAX_CANARIES}, or nothing (one "
+                             "host per OS caption)")
         return self
 
 

@@ -19,11 +19,11 @@ from ..core.errors import InputError
 from ..core.verdict import SIMULATED_BANNER_HTML
 
 OUTCOMES = ("fixed", "fixed_after_reboot", "compliant", "fixable", "reboot_pending", "blocked", "failed",
-            "interrupted")
+            "interrupted", "not_run")  # not_run: a canary ended unexpectedly, so the host was never started
 SUCCESS_OUTCOMES = ("fixed", "fixed_after_reboot", "compliant")
 _COLOURS = {"fixed": "#2e7d32", "fixed_after_reboot": "#558b2f", "compliant": "#1565c0",
             "fixable": "#6d4c41", "reboot_pending": "#b26a00", "blocked": "#8b0000", "failed": "#c62828",
-            "interrupted": "#616161"}
+            "interrupted": "#616161", "not_run": "#9e9e9e"}
 
 
 @dataclass
@@ -175,7 +175,7 @@ def render_text(rows: list[HostSummary]) -> str:
     for row in rows:
         lines.append(f"{row.host[:30]:30} {row.os.replace('Microsoft ', '')[:38]:38} {row.verdict_before[:10]:10} "
                      f"{row.changes_applied:7} {row.restart[:11]:11} {row.outcome:18} "
-                     f"{', '.join(row.blockers) or (row.error if row.outcome == 'failed' else '')}")
+                     f"{', '.join(row.blockers) or (row.error if row.outcome in ('failed', 'not_run') else '')}")
     tally = ", ".join(f"{k} {v}" for k, v in counts(rows).items() if v)
     lines.append(f"{len(rows)} host(s): {tally}")
     return "\n".join(lines)

@@ -24,12 +24,13 @@ import uuid
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
+from typing import Callable
 
 from .. import __version__
-from . import evidence, provenance, report, supervision
+from . import canary, evidence, provenance, report, supervision
 from .bundle import LiveBundle, check_out_folder, hold_run, remove_debris
 from ..core.errors import InputError
-from .executors import run_dask, run_local
+from .executors import host_record, run_dask, run_local
 from .options import NOTEBOOKS, RunOptions, notebooks_folder
 from ..runbook.kernels import shared_template
 from .signing import SigningKey, new_run_key
@@ -44,11 +45,14 @@ class FleetRun:
     verify: evidence.VerifyResult | None = None
     interrupted: bool = False
     key: SigningKey | None = None
+    stopped: str | None = None  # why a canary stopped the fleet (one line), when one did
 
     @property
     def exit_code(self) -> int:
         if self.interrupted:
             return 130
+        if self.stopped:
+            return 1
         return 0 if self.rows and all(r.outcome in report.SUCCESS_OUTCOMES for r in self.rows) else 1
 
     def key_lines(self) -> list[str]:
@@ -193,15 +197,54 @@ def _execute(run: FleetRun, live: LiveBundle, hosts: list[str], todo: list[str],
     stop = supervision.StopRequest(stream)
     with supervision.stop_on_signals(stop), shared_template():
         execute = run_dask if options.executor == "dask" else run_local
-        results = execute(todo, job, options, Progress(todo, stream), live, stop)
+        if options.canary is None:
+            results = execute(todo, job, options, Progress(todo, stream), live, stop)
+        else:
+            results, run.stopped = _run_canaries_first(execute, todo, job, options, stream, live, stop)
     run.rows = [done[host] if host in done else report.HostSummary(**results[host]) for host in hosts]
     run.interrupted = bool(stop.level) or any(row.outcome == "interrupted" for row in run.rows)
     report.write_summary(run.root, run.run_id, run.rows, secrets)
-    live.update(run_files=True, complete=not run.interrupted, ended_at=_now(),
-                state="interrupted" if run.interrupted else "complete")
+    finished = not (run.interrupted or run.stopped)
+    live.update(run_files=True, complete=finished, ended_at=_now(),
+                state="interrupted" if run.interrupted else "stopped by a canary" if run.stopped else "complete")
     live.release()
     run.verify = evidence.verify(run.root, secrets, expected_key=live.key.fingerprint)
     return run
+
+
+def _run_canaries_first(execute: Callable, todo: list[str], job: dict, options: RunOptions, stream,
+                        live: LiveBundle, stop: supervision.StopRequest) -> tuple[dict[str, dict], str | None]:
+    """The canaries, then the rest only if every canary ended where this run may end (``canary.expected_outcomes``);
+    otherwise the rest are recorded as not run and the returned line says why."""
+    captions = None
+    if options.canary == canary.PER_CAPTION:
+        print(f"Canary: reading the OS caption of {len(todo)} host(s) (read-only preflight)", file=stream, flush=True)
+        captions = canary.read_captions(todo, job["inventory"], options.parallel)
+    first = canary.choose(todo, options.canary, captions)
+    rest = [host for host in todo if host not in first]
+    live.update(canary={"hosts": first, "captions": captions, "stopped_by": []},
+                hosts={host: {"canary": True} for host in first})
+    print(f"Canary: {', '.join(first)} first; the other {len(rest)} host(s) start only if each ends "
+          f"{', '.join(sorted(canary.expected_outcomes(options.apply, options.reboot)))}", file=stream, flush=True)
+    results = execute(first, job, options, Progress(first, stream), live, stop)
+    if not rest:
+        return results, None
+    if stop.level:
+        results.update({host: canary.not_started(host, "not started: the run was stopped", interrupted=True)
+                        for host in rest})
+        live.update(hosts={host: host_record(results[host]) for host in rest})
+        return results, None
+    unexpected = canary.unexpected(results, first, options.apply, options.reboot)
+    if not unexpected:
+        results.update(execute(rest, job, options, Progress(rest, stream), live, stop))
+        return results, None
+    line = canary.stop_line(results, unexpected, len(rest))
+    print(line, file=stream, flush=True)
+    why = f"not started: canary {unexpected[0]} ended {results[unexpected[0]]['outcome']}"
+    results.update({host: canary.not_started(host, why) for host in rest})
+    live.update(canary={"hosts": first, "captions": captions, "stopped_by": unexpected},
+                hosts={host: host_record(results[host]) for host in rest})
+    return results, line
 
 
 def _winrm_endpoints(inventory_path: str) -> dict[str, tuple[str, int]]:

@@ -42,7 +42,7 @@ from runbook_lib.core.facts import host_problem
 from runbook_lib.remote.contract import contract_problem
 from runbook_lib.core.registry import REG_TYPES, data_problem, name_problem, path_problem
 
-OPERATIONS = ("inspect", "apply", "probe", "session_fix", "reboot", "last_boot", "journal", "restore")
+OPERATIONS = ("inspect", "apply", "probe", "session_fix", "reboot", "last_boot", "journal", "restore", "preflight")
 RESULT_START = "<<<TLS-RUNBOOK-RESULT"
 RESULT_END = "TLS-RUNBOOK-RESULT>>>"
 RESULT_SCHEMA = "tls-runbook/result/v1"
@@ -216,7 +216,7 @@ def _check_reboot(op: str, args: dict) -> None:
     _integer(op, "delay_s", args["delay_s"], 5, 3600)
 
 
-def _check_last_boot(op: str, args: dict) -> None:
+def _no_arguments(op: str, args: dict) -> None:
     _keys(op, "arguments", args, set())
 
 
@@ -226,9 +226,10 @@ _CHECKS: dict[str, Callable[[str, dict], None]] = {
     "probe": _check_probe,
     "session_fix": _check_session_fix,
     "reboot": _check_reboot,
-    "last_boot": _check_last_boot,
+    "last_boot": _no_arguments,
     "journal": _check_journal,
     "restore": _check_restore,
+    "preflight": _no_arguments,
 }
 
 

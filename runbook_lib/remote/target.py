@@ -8,12 +8,16 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
 from ..core.errors import InputError, one_line
 from ..core.facts import host_problem
 from .credentials import DEFAULT_REFERENCE, Credential, resolve_credential
 from .transport import AUTH_METHODS, Transport, WinRMTransport
+
+if TYPE_CHECKING:
+    from .inventory import Inventory
 
 DEFAULT_ENDPOINTS = ("login.microsoftonline.com:443",)
 
@@ -26,12 +30,14 @@ class Target:
     transport: Transport = field(repr=False)
     endpoint: str
     simulated: bool = False
+    warnings: tuple[str, ...] = field(default=(), repr=False)  # what the last operation's script warned about
 
     def run(self, operation: str, args: dict) -> dict:
-        data = self.transport.run(operation, args).data
-        if data.get("simulated") is True:
+        result = self.transport.run(operation, args)
+        self.warnings = result.warnings
+        if result.data.get("simulated") is True:
             self.simulated = True
-        return data
+        return result.data
 
     def scrubber(self):
         """Removes this host's credential from anything written about it (see :func:`~runbook_lib.remote.scrub.write_scrubbed`)."""
@@ -66,10 +72,11 @@ def parse_winrm_url(url: str) -> tuple[str, str, int]:
     return parts.scheme, parts.hostname, port or (5986 if parts.scheme == "https" else 5985)
 
 
-def connect(target: str, *, inventory: Path | str | None = None, credential: str | Credential | None = None,
+def connect(target: str, *, inventory: Path | str | Inventory | None = None, credential: str | Credential | None = None,
             auth: str | None = None, ca_trust_path: str | None = None, validate_certificate: bool | None = None,
             operation_timeout_s: int = 20, read_timeout_s: int = 30) -> Target:
-    """Resolve TARGET (an inventory host name or a WinRM URL) to a Target ready to run operations."""
+    """Resolve TARGET (an inventory host name or a WinRM URL) to a Target ready to run operations; ``inventory`` is
+    a file, or one already loaded (a caller connecting to many of its hosts reads it once)."""
     if not isinstance(target, str) or not target:
         raise InputError("target must be an inventory host name or a WinRM URL")
     if "://" in target:
@@ -83,9 +90,9 @@ def connect(target: str, *, inventory: Path | str | None = None, credential: str
             raise InputError(f"target is neither a WinRM URL nor an inventory host name: a name {problem}")
         if inventory is None:
             raise InputError(f"target {target!r} is not a URL; name an inventory to look it up in")
-        from .inventory import load_inventory
+        from .inventory import Inventory, load_inventory
 
-        entry = load_inventory(inventory).get(target)
+        entry = (inventory if isinstance(inventory, Inventory) else load_inventory(inventory)).get(target)
         name, host, port, scheme = entry.name, entry.address, entry.port, entry.scheme
         reference, username = entry.credential, entry.username
         chosen_auth = auth or entry.auth

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import codecs
 import contextlib
+import math
 import socket
 import ssl
 import subprocess
@@ -39,6 +40,9 @@ from runbook_lib.remote.scripts import compose, invocation, read_output
 AUTH_METHODS = ("ntlm", "kerberos", "credssp", "basic", "certificate")
 # Each Send stays well inside WinRM's default MaxEnvelopeSize (150 KiB) after SOAP's own base64.
 _STDIN_CHUNK = 32 * 1024
+# The largest envelope the runbook sends: a full stdin chunk in base64 plus the SOAP headers around it (under 2 KiB;
+# 4 allowed). A host's MaxEnvelopeSizekb below this answers a Send with HTTP 413.
+LARGEST_REQUEST_KB = math.ceil((4 * math.ceil(_STDIN_CHUNK / 3) + 4096) / 1024)
 # WSManFault code for "Access is denied": authenticated, but not allowed to open a shell.
 _ACCESS_DENIED = 5
 # ERROR_WSMAN_QUOTA_MAX_SHELLS: the user already holds MaxShellsPerUser shells on the host.
@@ -360,7 +364,7 @@ class WinRMTransport(Transport):
             with contextlib.suppress(Exception):
                 fresh.transport.close_session()
 
-    def _listener_tls_version(self) -> str | None:
+    def listener_tls_version(self) -> str | None:
         """What the listener negotiates when old versions are allowed: a bare handshake, no request, no credential,
         so a refused handshake can be explained ("TLSv1") rather than left as OpenSSL's "unsupported protocol"."""
         if self._options["proxy"]:
@@ -396,7 +400,7 @@ class WinRMTransport(Transport):
             text = str(exc).lower()
             if "certificate" in text or "hostname" in text:
                 return CertificateInvalid(host, f"the certificate of {self.endpoint} did not validate; pass ca_trust_path")
-            offered = self._listener_tls_version()
+            offered = self.listener_tls_version()
             if offered in _OLD_TLS:
                 return TlsVersionMismatch(host, f"{self.endpoint} offers only {_OLD_TLS[offered]}, which this machine's "
                                                 "OpenSSL refuses: the host's Schannel has no TLS 1.2 for servers yet "

@@ -5,7 +5,6 @@ executed notebook with its HTML as evidence.
 from __future__ import annotations
 
 import contextlib
-import html
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -113,12 +112,3 @@ def run_headless(source: Path, output: Path, values: dict, cell_timeout_s: int =
     except Exception as exc:  # noqa: BLE001 - kernel died or timed out; reported as a failed run, not a crash
         error_name, message = type(exc).__name__, f"{source.name} did not finish: {type(exc).__name__}: {exc}"
     return HeadlessRun(output, write_html(output), error_name, one_line(message) if message else None)
-
-
-__all__ = ["Parameters", "validate_parameters", "parameters_from", "open_session", "Session", "parse_error_text",
-           "ParsedError", "explain_error", "security_protocol_default", "probe_as_entra_would", "entra_request",
-           "diagnose_cause",
-           "inspect", "facts_table", "os_matrix", "assess_host", "show_plan", "apply_fix", "read_back",
-           "reboot_if_needed", "verify_after", "session_fix_demo", "fresh_process_check", "final_verdict",
-           "show_flow", "control_panel", "collect_results", "is_interactive", "Card", "EVIDENCE_FILES", "OUTCOMES",
-           "NOTEBOOKS", "SEED_ERROR_TEXT", "SESSION_FIX_LINES", "run_headless", "notebook_source", "HeadlessRun"]

@@ -89,24 +89,7 @@ def open_session(params: Parameters, credential: Credential | None = None) -> Se
     kernel exits.
     """
     with step("connect", START, params.simulated, total=1) as progress:
-        if params.simulated:
-            from ..simulator.fleet import start_node
-            from ..simulator.host import builtin_profile
-
-            generated = Credential(SIMULATOR_USER, secrets.token_urlsafe(18))
-            node = start_node(builtin_profile(params.simulator_profile), [(generated.username, generated.password)],
-                              strict=True)
-            atexit.register(_stop_at_exit, node)
-            target = connect(node.url, credential=generated)
-            target.name, target.simulated = node.name, True
-        else:
-            node = None
-            target = connect(params.target, inventory=params.inventory or None, credential=credential)
-        if params.record:
-            from ..remote.recording import record
-
-            note = f"SIMULATED host: tls-runbook simulator profile {params.simulator_profile}" if node else None
-            record(target.transport, Path(params.record).expanduser(), note)
+        target, node = connect_target(params, credential)
         evidence = Path(params.evidence_dir).expanduser() if params.evidence_dir else \
             Path.cwd() / "evidence" / target.name
         private_folder(evidence)
@@ -116,6 +99,29 @@ def open_session(params: Parameters, credential: Credential | None = None) -> Se
         progress.advance("host read")
     session.show(session_card(session))
     return session
+
+
+def connect_target(params: Parameters, credential: Credential | None) -> tuple[Target, Any]:
+    """The target, and the simulated node when the built-in host was started for it (None for a real target)."""
+    if params.simulated:
+        from ..simulator.fleet import start_node
+        from ..simulator.host import builtin_profile
+
+        generated = Credential(SIMULATOR_USER, secrets.token_urlsafe(18))
+        node = start_node(builtin_profile(params.simulator_profile), [(generated.username, generated.password)],
+                          strict=True)
+        atexit.register(_stop_at_exit, node)
+        target = connect(node.url, credential=generated)
+        target.name, target.simulated = node.name, True
+    else:
+        node = None
+        target = connect(params.target, inventory=params.inventory or None, credential=credential)
+    if params.record:
+        from ..remote.recording import record
+
+        note = f"SIMULATED host: tls-runbook simulator profile {params.simulator_profile}" if node else None
+        record(target.transport, Path(params.record).expanduser(), note)
+    return target, node
 
 
 def _stop_at_exit(node: Any) -> None:

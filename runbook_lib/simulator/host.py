@@ -26,8 +26,9 @@ from ..core.files import FileTooLarge, read_limited
 from ..core.registry import RegistryValue
 from ..remote import scripts
 from .group_policy import DEFAULT_REFRESH_S, PolicyStore, RefreshTimer, policy_set_values
+from .journal_folder import PATH as JOURNAL_PATH
 from .journal_folder import JournalFolder, JournalRefused
-from .wsman import WINRM_2_QUOTAS, Quotas
+from .wsman import QUOTA_FIELDS, WINRM_2_QUOTAS, Quotas
 from .wsman_shells import (CommandResult, Process, clixml_error, console_statements, current_process,
                            process_scope, statement_parses)
 from .windows import PROTOCOL_NOT_SUPPORTED, SSL_PROTOCOL_INVALID, UNKNOWN_HOST, Handshake, WindowsTls
@@ -70,7 +71,7 @@ class HostProfile:
             raise InputError(f"profile {origin}: intent.outcome must be one of {', '.join(INTENTS)}")
         if profile.language_mode not in LANGUAGE_MODES:
             raise InputError(f"profile {origin}: language_mode must be one of {', '.join(LANGUAGE_MODES)}")
-        unknown = sorted(set(profile.winrm) - {f.name for f in dataclasses.fields(Quotas)})
+        unknown = sorted(set(profile.winrm) - set(QUOTA_FIELDS))
         if unknown:
             raise InputError(f"profile {origin}: winrm has unknown quota {unknown[0]!r}")
         start = profile.initial_facts("check")  # validates the state through the host-facts loader
@@ -221,9 +222,7 @@ class SimulatedHost:
         facts_doc = {
             "schema": facts_module.SCHEMA, "host": args.get("host") or self.hostname, "simulated": True,
             "collected_at": datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
-            "os": {"caption": self.os.caption, "version": self.os.version, "service_pack": self.os.service_pack,
-                   "product_type": self.os.product_type, "architecture": self.os.architecture,
-                   "last_boot": _utc(self.last_boot)},
+            "os": self._os_facts(),
             "hotfixes": list(self.hotfixes),
             "powershell": {"windows_powershell": self.powershell.windows_powershell, "pwsh": self.powershell.pwsh},
             "registry": [{**value.to_dict(), "policy": value.from_policy or
@@ -234,6 +233,12 @@ class SimulatedHost:
             "group_policy": group_policy,
         }
         return facts_doc, tuple(warnings)
+
+    def _os_facts(self) -> dict:
+        """Get-TrOsFacts: Win32_OperatingSystem (and the processor's architecture)."""
+        return {"caption": self.os.caption, "version": self.os.version, "service_pack": self.os.service_pack,
+                "product_type": self.os.product_type, "architecture": self.os.architecture,
+                "last_boot": _utc(self.last_boot)}
 
     def _security_protocols(self, warnings: list[str]) -> dict[str, int]:
         """inspect reads SecurityProtocol in a fresh child Windows PowerShell of each bitness the OS has (a 32-bit
@@ -405,6 +410,16 @@ class SimulatedHost:
 
     def _op_last_boot(self, args: dict) -> dict:
         return {"last_boot": _utc(self.last_boot)}
+
+    def _op_preflight(self, args: dict) -> dict:
+        """preflight.ps1: the OS, the journal folder as Test-TrJournalFolder judges it, the WSMan:\\localhost quotas."""
+        folder = self.journal_folder
+        state = {"path": JOURNAL_PATH, "exists": folder is not None,
+                 "owner": folder.owner_text if folder is not None else None,
+                 "problem": folder.problem() if folder is not None else None}
+        quotas = {name: getattr(self.quotas, name) for name in QUOTA_FIELDS}
+        return {"os": self._os_facts(), "journal_folder": state,
+                "winrm": {"available": True, "reason": None, **quotas, "policy": []}}
 
     def reboot(self) -> None:
         """Boot again: Group Policy is processed, then Schannel and WinHTTP load the registry."""

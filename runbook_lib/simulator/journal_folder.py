@@ -38,14 +38,26 @@ class JournalFolder:
         """``{"owner": [name, sid], "writers": [[name, sid], ...]}``: a folder that existed before the runbook."""
         return cls(tuple(doc.get("owner", ADMINISTRATORS)), tuple(tuple(w) for w in doc.get("writers", ())))
 
-    def check(self) -> None:
-        """Test-TrJournalFolder: refuse a folder that someone besides SYSTEM and Administrators owns or may change."""
+    @property
+    def owner_text(self) -> str:
+        """The owner as Get-TrAccountText writes it: ``ACCOUNT (SID)``."""
+        return _account(self.owner)
+
+    def problem(self) -> str | None:
+        """Test-TrJournalFolder: why a folder someone besides SYSTEM and Administrators owns or may change cannot be
+        trusted, or None."""
         if self.owner[1] not in _TRUSTED_SIDS:
-            raise JournalRefused(f"journal folder {PATH} is owned by {_account(self.owner)}, not Administrators or "
-                                 f"SYSTEM{_ADVICE}")
+            return f"journal folder {PATH} is owned by {self.owner_text}, not Administrators or SYSTEM{_ADVICE}"
         for writer in self.writers:
             if writer[1] not in _TRUSTED_SIDS:
-                raise JournalRefused(f"journal folder {PATH} lets {_account(writer)} change it{_ADVICE}")
+                return f"journal folder {PATH} lets {_account(writer)} change it{_ADVICE}"
+        return None
+
+    def check(self) -> None:
+        """Use-TrJournalFolder: refuse a folder that cannot be trusted."""
+        problem = self.problem()
+        if problem is not None:
+            raise JournalRefused(problem)
 
     def read(self, apply_id: str) -> dict | None:
         """Read-TrJournal: the newest copy (by revision) of <id>.json and <id>.json.tmp that parses."""

@@ -20,6 +20,7 @@ a 500 while telling the operator what to change.
 from __future__ import annotations
 
 import base64
+import dataclasses
 import logging
 import socket
 import ssl
@@ -103,6 +104,8 @@ class Quotas:
     shell_idle_timeout_s: float = 7200.0
     max_envelope_kb: int = 500
 
+
+QUOTA_FIELDS = tuple(f.name for f in dataclasses.fields(Quotas))
 
 # Windows 7 / Server 2008 R2 as installed (WinRM 2.0).
 WINRM_2_QUOTAS = Quotas(max_shells_per_user=5, max_processes_per_shell=15, max_memory_per_shell_mb=150,

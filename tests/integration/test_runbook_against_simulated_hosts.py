@@ -203,7 +203,8 @@ CLM_ARGS = {"inspect": {"host": "h", "values": [{"path": "HKLM\\SOFTWARE\\X", "n
             "probe": {"endpoints": ["login.microsoftonline.com:443"]},
             "session_fix": {"mode": "bor", "endpoints": ["login.microsoftonline.com:443"]},
             "reboot": {"delay_s": 5}, "last_boot": {}, "journal": {"apply_id": "clm-1"},
-            "restore": {"apply_id": "clm-1", "values": [{"path": "HKLM\\SOFTWARE\\X", "name": "V"}]}}
+            "restore": {"apply_id": "clm-1", "values": [{"path": "HKLM\\SOFTWARE\\X", "name": "V"}]},
+            "preflight": {}}
 
 
 @pytest.mark.parametrize("operation", OPERATIONS)

@@ -24,6 +24,7 @@ SAMPLE_ARGS = {
     "last_boot": {},
     "journal": {"apply_id": "run-1", "claim_if_absent": True},
     "restore": {"apply_id": "run-1", "values": [{"path": "HKLM\\SOFTWARE\\X", "name": "Y"}]},
+    "preflight": {},
 }
 
 # Constructs that do not exist in Windows PowerShell 2.0 / .NET 3.5, or that the runbook must not depend on.

@@ -82,7 +82,7 @@ def make(**options) -> WinRMTransport:
     transport = WinRMTransport("web01.contoso.com", Credential("CONTOSO\\svc", SECRET), **options)
     transport.sleeps = []
     transport._sleep = transport.sleeps.append
-    transport._listener_tls_version = lambda: None  # no diagnostic handshake to a made-up host
+    transport.listener_tls_version = lambda: None  # no diagnostic handshake to a made-up host
     return transport
 
 

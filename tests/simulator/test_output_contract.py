@@ -65,6 +65,7 @@ def every_output(name: str, certificate_chain: tuple[str, ...] = ()) -> list[tup
                ("probe", run(host, "probe", {"endpoints": ENDPOINTS}))]
     outputs += [("session_fix", run(host, "session_fix", {"mode": mode, "endpoints": ENDPOINTS}))
                 for mode in ("bor", "pin")]
+    outputs.append(("preflight", run(host, "preflight", {})))  # before apply makes the journal folder, and after
     change = {"path": "HKLM\\SOFTWARE\\Test", "name": "V", "type": "REG_DWORD", "data": 1}
     applied = run(host, "apply", {"apply_id": "contract-1", "changes": [change]})
     outputs += [("apply", applied), ("journal", run(host, "journal", {"apply_id": "contract-1"})),
@@ -72,7 +73,7 @@ def every_output(name: str, certificate_chain: tuple[str, ...] = ()) -> list[tup
                 ("journal", run(host, "journal", {"apply_id": "contract-3", "claim_if_absent": True}))]
     values = [{"path": change["path"], "name": change["name"]}, {"path": "HKLM\\SOFTWARE\\Run", "name": "X"}]
     outputs += [("restore", run(host, "restore", {"apply_id": "contract-1", "values": values})),
-                ("last_boot", run(host, "last_boot", {}))]
+                ("last_boot", run(host, "last_boot", {})), ("preflight", run(host, "preflight", {}))]
     return outputs
 
 

@@ -372,6 +372,36 @@ function Get-TrLastBoot {
     return (ConvertFrom-TrWmiDate (Get-TrWmiValue $os 'LastBootUpTime'))
 }
 
+# Which Windows this is (host-facts v1 "os"): inspect reports it, and preflight, so a fleet run can pick one
+# canary host per caption before it changes anything.
+function Get-TrOsFacts {
+    $os = @(Get-TrWmiObjects 'Win32_OperatingSystem')[0]
+    $productType = [int](Get-TrWmiValue $os 'ProductType')
+    $kind = 'server'
+    if ($productType -eq 1) { $kind = 'workstation' } elseif ($productType -eq 2) { $kind = 'domain_controller' }
+    $arch = $null
+    try {
+        $cpu = @(Get-TrWmiObjects 'Win32_Processor')[0]
+        $code = [int](Get-TrWmiValue $cpu 'Architecture')
+        if ($code -eq 9) { $arch = 'x64' } elseif ($code -eq 0) { $arch = 'x86' } elseif ($code -eq 12) { $arch = 'arm64' }
+    } catch {
+        $arch = $null
+    }
+    if ($null -eq $arch) {
+        $envArch = $env:PROCESSOR_ARCHITEW6432
+        if ([string]::IsNullOrEmpty($envArch)) { $envArch = $env:PROCESSOR_ARCHITECTURE }
+        if ($envArch -eq 'AMD64') { $arch = 'x64' } elseif ($envArch -eq 'ARM64') { $arch = 'arm64' } else { $arch = 'x86' }
+    }
+    return @{
+        caption = ([string](Get-TrWmiValue $os 'Caption')).Trim()
+        version = [string](Get-TrWmiValue $os 'Version')
+        service_pack = [int](Get-TrWmiValue $os 'ServicePackMajorVersion')
+        product_type = $kind
+        architecture = $arch
+        last_boot = (ConvertFrom-TrWmiDate (Get-TrWmiValue $os 'LastBootUpTime'))
+    }
+}
+
 # ---------------------------------------------------------------- journal folder and journals
 # %ProgramData%\tls-runbook holds every apply's journal: its backup and what it wrote. Standard users may create
 # folders in ProgramData, and one who made this folder could forge the journals a recovery or a restore believes.

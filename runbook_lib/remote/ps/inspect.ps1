@@ -34,34 +34,6 @@
 # through its MSI registration (PowerShellCore\InstalledVersions; numeric part only, so 7.5.0-rc.1 is 7.5.0);
 # zip or Store installs are not seen.
 
-function Get-TrOsFacts {
-    $os = @(Get-TrWmiObjects 'Win32_OperatingSystem')[0]
-    $productType = [int](Get-TrWmiValue $os 'ProductType')
-    $kind = 'server'
-    if ($productType -eq 1) { $kind = 'workstation' } elseif ($productType -eq 2) { $kind = 'domain_controller' }
-    $arch = $null
-    try {
-        $cpu = @(Get-TrWmiObjects 'Win32_Processor')[0]
-        $code = [int](Get-TrWmiValue $cpu 'Architecture')
-        if ($code -eq 9) { $arch = 'x64' } elseif ($code -eq 0) { $arch = 'x86' } elseif ($code -eq 12) { $arch = 'arm64' }
-    } catch {
-        $arch = $null
-    }
-    if ($null -eq $arch) {
-        $envArch = $env:PROCESSOR_ARCHITEW6432
-        if ([string]::IsNullOrEmpty($envArch)) { $envArch = $env:PROCESSOR_ARCHITECTURE }
-        if ($envArch -eq 'AMD64') { $arch = 'x64' } elseif ($envArch -eq 'ARM64') { $arch = 'arm64' } else { $arch = 'x86' }
-    }
-    return @{
-        caption = ([string](Get-TrWmiValue $os 'Caption')).Trim()
-        version = [string](Get-TrWmiValue $os 'Version')
-        service_pack = [int](Get-TrWmiValue $os 'ServicePackMajorVersion')
-        product_type = $kind
-        architecture = $arch
-        last_boot = (ConvertFrom-TrWmiDate (Get-TrWmiValue $os 'LastBootUpTime'))
-    }
-}
-
 function Get-TrHotfixes {
     $ids = New-Object System.Collections.ArrayList
     foreach ($qfe in (Get-TrWmiObjects 'Win32_QuickFixEngineering')) {

@@ -7,9 +7,12 @@ from __future__ import annotations
 import html
 from pathlib import Path
 
-from ..display import Card, emit, install_error_display, text_table
+from ...remote.credentials import Credential
+from ..check import check_host
+from ..display import START, Card, emit, install_error_display, step, text_table
 from ..operations import html_table
 from ..parameters import Parameters, validate_parameters
+from ..session import connect_target
 
 
 _IPYTHON_NAMES = frozenset({"In", "Out", "get_ipython", "exit", "quit", "open"})
@@ -30,6 +33,21 @@ def show_flow(params: Parameters) -> None:
     emit(Card(f"<p>Target: <code>{html.escape(target)}</code>; evidence: <code>{html.escape(where)}</code></p>"
                + html_table(["Notebook", "Answers", "Evidence files"], rows),
                f"Target: {target}; evidence: {where}\n" + text_table(rows)), params.simulated)
+
+
+def field_check(params: Parameters, credential: Credential | None = None) -> None:
+    """``tls-runbook check`` for this notebook's target: every operation a run uses, read-only, on one screen.
+
+    Nothing is written, here or on the host; a built-in simulated host started for it is stopped afterwards."""
+    with step("field check", START, params.simulated, total=1) as progress:
+        target, node = connect_target(params, credential)
+        try:
+            report = check_host(target, params.endpoints)
+        finally:
+            if node is not None:
+                node.stop()
+        progress.advance("checked")
+    emit(report, report.simulated)
 
 
 def parameters_from(namespace: dict) -> Parameters:

@@ -387,7 +387,7 @@ OPTIONAL_PROBE_FIELDS = ("connected", "hash", "key_exchange", "certificate_error
 
 
 def probe_from_dict(item: Any, where: str) -> Probe:
-    """One probe record, field by field; ``core/schemas/probe-record.schema.json`` holds it to what a script can know."""
+    """One probe record, field by field; ``core/schemas/probe-record.schema.json`` holds it to what a script knows."""
     p = FieldReader(item, where, ("endpoint", "mode", "ok"), optional=("protocol", "cipher", "error",
                                                                    *OPTIONAL_PROBE_FIELDS))
     endpoint = p.get("endpoint", (str,))

@@ -74,7 +74,9 @@ def run_host(host: str, inventory: str, folder: str, root: str, options: dict,
     from ..runbook.kernels import papermill_options
 
     opts = RunOptions(**{**options, "notebooks": tuple(options["notebooks"])})
-    host_dir = Path(root) / "hosts" / host
+    # papermill runs each notebook from the host folder, so a relative bundle path (``--out evidence``) would point
+    # somewhere else by the time the output is written.
+    host_dir = Path(root).resolve() / "hosts" / host
     private_folder(host_dir)
     scrubber = evidence.Scrubber(_host_secrets(inventory, host) if secrets is None else secrets)
     prefix = f"{_EVIDENCE_IO}{uuid.uuid4().hex}:"  # one writer per chain: its scrubber is this host's

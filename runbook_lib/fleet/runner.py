@@ -192,7 +192,7 @@ def _execute(run: FleetRun, live: LiveBundle, hosts: list[str], todo: list[str],
     report.write_summary(run.root, run.run_id, [*done.values(), *pending], secrets)
     live.update(run_files=True)
     job = {"runner_pid": os.getpid(), "inventory": inventory, "winrm_endpoints": _winrm_endpoints(inventory),
-           "folder": str(folder), "root": str(run.root.resolve()),  # papermill runs in the host folder
+           "folder": str(folder), "root": str(run.root),
            "options": asdict(options), "secrets": secrets, "key": live.key.raw(), "key_origin": live.key.origin}
     stop = supervision.StopRequest(stream)
     with supervision.stop_on_signals(stop), shared_template():

@@ -217,3 +217,13 @@ def test_a_recorded_check_replays_to_the_same_results_and_its_largest_request_fi
     assert replayed[0].data["winrm"]["max_envelope_kb"] == 150  # WinRM 2.0, read back through the contract
     largest = max(len(exchange.request.encode()) for item in replayed for exchange in item.operation.exchanges)
     assert largest > 32 * 1024 and largest <= LARGEST_REQUEST_KB * 1024
+
+
+def test_the_preflight_contract_takes_an_os_as_inspect_reports_it_or_null_and_nothing_else(fleet, credential):
+    from runbook_lib.remote.contract import contract_problem
+
+    answer = connect(fleet["win7_wmf51"].url).run("preflight", {})
+    assert contract_problem("preflight", answer) is None
+    assert contract_problem("preflight", {**answer, "os": None}) is None  # WMI unreadable: said in a warning
+    for broken in ({}, {**answer["os"], "caption": 7}, {**answer["os"], "last_boot": "yesterday"}):
+        assert contract_problem("preflight", {**answer, "os": broken}) is not None, broken

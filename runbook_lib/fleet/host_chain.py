@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Callable
 
 from . import evidence, report
+from ..core.engine import restart_for_paths
 from ..core.errors import RunbookError
 from ..core.files import private_folder, read_limited
 from .options import APPLY_NOTEBOOK, NOTEBOOKS, RETRYABLE_ERRORS, RunOptions
@@ -165,6 +166,9 @@ def summarise_host(host: str, host_dir: Path, failed_notebook: str, error: str, 
     after = _read_json(host_dir / "verdict-after.json")
     applied = _read_json(host_dir / "apply-report.json")
     final = _read_json(host_dir / "outcome.json")
+    written = written_values([applied, *(e for e in applied.get("earlier_applies") or [] if isinstance(e, dict))])
+    # what the values written (now or by an attempt before a resume) need; else what the plan said before
+    restart = restart_for_paths(path for path, _ in written) if written else before.get("restart", "")
     if executed is None:
         executed = [name for name in NOTEBOOKS.values() if (host_dir / f"{name}.html").is_file()]
     if failed_notebook:
@@ -172,15 +176,14 @@ def summarise_host(host: str, host_dir: Path, failed_notebook: str, error: str, 
     elif interrupted:
         outcome = "interrupted"
     else:
-        outcome = final.get("outcome") or _outcome_without_04(before, after)
+        outcome = final.get("outcome") or _outcome_without_04(before, after, restart)
     return asdict(report.HostSummary(
         host=host, outcome=outcome,
         simulated=bool(facts.get("simulated") or before.get("simulated") or final.get("simulated")),
         os=(facts.get("os") or {}).get("caption", ""),
         verdict_before=_verdict_word(before), affected_before=before.get("affected"),
-        changes_applied=len(written_values([applied, *(e for e in applied.get("earlier_applies") or []
-                                                       if isinstance(e, dict))])),
-        restart=final.get("restart") or before.get("restart", ""),
+        changes_applied=len(written),
+        restart=final.get("restart") or restart,
         verdict_after=_verdict_word(after),
         blockers=list(final.get("blockers") or after.get("blockers") or before.get("blockers") or []),
         failed_notebook=failed_notebook, error=error,
@@ -195,9 +198,10 @@ def _verdict_word(verdict: dict) -> str:
     return "compliant" if not verdict.get("changes") and not verdict.get("affected") else "fixable"
 
 
-def _outcome_without_04(before: dict, after: dict) -> str:
-    """Without notebook 04's own verdict: a host still affected with nothing left to change is not fixed."""
+def _outcome_without_04(before: dict, after: dict, restart: str) -> str:
+    """Without notebook 04's own verdict: a host still affected with nothing left to change is not fixed, unless
+    what was written waits for a restart."""
     if after and after.get("affected") and not after.get("changes") and not after.get("blockers"):
-        return "reboot_pending" if before.get("restart") == "reboot" else "failed"
+        return "reboot_pending" if restart == "reboot" else "failed"
     word = _verdict_word(after) or _verdict_word(before)
     return {"compliant": "compliant" if not after else "fixed", "blocked": "blocked"}.get(word, "fixable")

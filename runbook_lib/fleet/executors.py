@@ -9,6 +9,7 @@ import contextlib
 import multiprocessing
 import os
 import shutil
+import signal
 import tempfile
 import time
 from dataclasses import dataclass
@@ -39,6 +40,11 @@ def _worker(job: dict, control, events) -> None:
     """One host in its own process (and process group), on a leash to the runner (see :mod:`.supervision`)."""
     if hasattr(os, "setsid"):
         os.setsid()  # Ctrl-C in the terminal reaches the runner only; the runner decides what the workers do
+    # A SIGTERM before the guard is in place (the runner died while this worker started) waits for the guard, which
+    # records the host; delivered at once it would end the worker with the host still "running" in the manifest.
+    held = {signal.SIGTERM} if hasattr(signal, "pthread_sigmask") else set()
+    if held:
+        signal.pthread_sigmask(signal.SIG_BLOCK, held)
     supervision.die_with_parent(job["runner_pid"])
     host = job["host"]
     host_dir = Path(job["root"]) / "hosts" / host
@@ -66,6 +72,8 @@ def _worker(job: dict, control, events) -> None:
         supervision.kill_children()  # a kernel the main thread was starting meanwhile
 
     guard = supervision.WorkerGuard(control, abandon).start()
+    if held:
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, held)
 
     def send(message: tuple) -> None:
         try:

@@ -352,35 +352,33 @@ VOLATILE = frozenset({"collected_at", "last_boot", "process_started", "pid"})  #
 def differences(recorded: Any, other: Any, where: str = "result") -> list[str]:
     """Every field where two results differ, by name: ``result.registry[...\\Enabled].data: 0 != 1``."""
     if isinstance(recorded, dict) and isinstance(other, dict):
-        found = []
-        for key in sorted(set(recorded) | set(other), key=str):
-            if key in VOLATILE:
-                continue
-            if key not in other:
-                found.append(f"{where}.{key}: only in the recording")
-            elif key not in recorded:
-                found.append(f"{where}.{key}: only in the simulator's answer")
-            else:
-                found += differences(recorded[key], other[key], f"{where}.{key}")
-        return found
+        return _paired(recorded, other, lambda key: f"{where}.{key}", skip=VOLATILE)
     if isinstance(recorded, list) and isinstance(other, list):
         mine, theirs = _keyed(recorded), _keyed(other)
         if mine is not None and theirs is not None:
-            found = []
-            for key in sorted(set(mine) | set(theirs)):
-                if key not in theirs:
-                    found.append(f"{where}[{key}]: only in the recording")
-                elif key not in mine:
-                    found.append(f"{where}[{key}]: only in the simulator's answer")
-                else:
-                    found += differences(mine[key], theirs[key], f"{where}[{key}]")
-            return found
+            return _paired(mine, theirs, lambda key: f"{where}[{key}]")
         if len(recorded) != len(other):
             return [f"{where}: {len(recorded)} item(s) recorded, {len(other)} from the simulator"]
         return [d for i, (a, b) in enumerate(zip(recorded, other)) for d in differences(a, b, f"{where}[{i}]")]
     if recorded != other or type(recorded) is not type(other):
         return [f"{where}: recorded {one_line(repr(recorded), 80)}, simulator {one_line(repr(other), 80)}"]
     return []
+
+
+def _paired(recorded: dict, other: dict, place, skip: frozenset | set = frozenset()) -> list[str]:
+    """Differences between two mappings, key by key: what only one side has, then what differs under a key."""
+    found = []
+    for key in sorted(set(recorded) | set(other), key=str):
+        if key in skip:
+            continue
+        if key not in other:
+            found.append(f"{place(key)}: only in the recording")
+        elif key not in recorded:
+            found.append(f"{place(key)}: only in the simulator's answer")
+        else:
+            found += differences(recorded[key], other[key], place(key))
+    return found
+
 
 
 def _keyed(items: list) -> dict | None:

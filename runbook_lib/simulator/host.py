@@ -468,6 +468,13 @@ class SimulatedHost:
         with self._lock:
             return list(self.registry)
 
+    @property
+    def apply_running(self) -> bool:
+        """Whether an apply process is alive on the host: what a test waits on instead of guessing how long the host
+        takes (the journal's pid, as Get-Process would find it)."""
+        with self._lock:
+            return any(process.alive for process in self._processes.values())
+
 
 def _utc(moment: datetime) -> str:
     return moment.strftime("%Y-%m-%dT%H:%M:%SZ")

@@ -110,6 +110,14 @@ def resume_and_finish(run: WatchedRun, nodes) -> dict:
     return doc
 
 
+def wait_for_the_host_to_end_its_apply(node, timeout: float = 60) -> None:
+    """WinRM shells outlive their client: the apply the runner gave the host goes on (or was stopped) on its own."""
+    deadline = time.monotonic() + timeout
+    while node.host.apply_running:
+        assert time.monotonic() < deadline, f"{node.name} is still applying after {timeout} s"
+        time.sleep(0.05)
+
+
 def pending_apply(run: WatchedRun, host: str) -> bool:
     try:
         return json.loads(run.host_file(host, "apply-report.json").read_text()).get("pending") is True
@@ -124,11 +132,12 @@ def test_sigkill_during_an_apply_leaves_the_apply_id_and_resume_reads_the_hosts_
     stalled = nodes[1]  # ws2016_untouched: eight .NET values
     stalled.host.apply_value_s = 0.4  # a slow host: a pause after each value, which the runner dies in
     run = WatchedRun(inventory, tmp_path / "out")
-    run.watch_until(lambda: run.has(f"hosts/{stalled.name}/apply-report.json") and pending_apply(run, stalled.name))
+    # killed once the host has the apply: a kill before the command reaches it is the "did not start" case
+    run.watch_until(lambda: pending_apply(run, stalled.name) and stalled.host.apply_running)
     run.process.send_signal(signal.SIGKILL)
     run.process.wait(10)
     run.assert_nothing_left()
-    time.sleep(3.5)  # the host itself finishes the apply it was given (WinRM shells outlive their client)
+    wait_for_the_host_to_end_its_apply(stalled)
     assert_valid_partial_bundle_with_every_change_backed_up(run, nodes, originals)
     first_apply = json.loads(run.host_file(stalled.name, "apply-report.json").read_text())["apply_id"]
 
@@ -184,14 +193,14 @@ def test_a_second_ctrl_c_stops_running_hosts_at_once_and_records_them_interrupte
     stalled = nodes[1]
     stalled.host.apply_value_s = 0.4
     run = WatchedRun(inventory, tmp_path / "out")
-    run.watch_until(lambda: run.has(f"hosts/{stalled.name}/apply-report.json") and pending_apply(run, stalled.name))
+    run.watch_until(lambda: pending_apply(run, stalled.name) and stalled.host.apply_running)
     run.process.send_signal(signal.SIGINT)
     time.sleep(0.3)
     run.process.send_signal(signal.SIGINT)
     _, stderr = run.process.communicate(timeout=60)
     assert run.process.returncode == 130, stderr[-2000:]
     run.assert_nothing_left()
-    time.sleep(3.5)
+    wait_for_the_host_to_end_its_apply(stalled)
     doc = assert_valid_partial_bundle_with_every_change_backed_up(run, nodes, originals)
     record = next(h for h in doc["hosts"] if h["name"] == stalled.name)
     assert record["state"] == "interrupted" and "stopped by the operator" in record["error"]

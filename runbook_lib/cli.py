@@ -183,8 +183,8 @@ def _wait_for_interrupt() -> None:
         pass
 
 
-_RESUME_KEEPS = ("limit", "notebooks", "profile", "apply", "reboot", "parallel", "timeout", "out", "executor",
-                 "scheduler", "record", "canary")
+_RESUME_KEEPS = ("limit", "notebooks", "profile", "apply", "reboot", "parallel", "in_flight", "timeout", "out",
+                 "executor", "scheduler", "record", "canary")
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
@@ -204,7 +204,8 @@ def _cmd_run(args: argparse.Namespace) -> int:
         if args.inventory is None:
             raise InputError("run needs --inventory FILE (or --resume DIR to continue a partial run)")
         options = RunOptions(notebooks=tuple(n.strip() for n in args.notebooks.split(",")), profile=args.profile,
-                             apply=args.apply, reboot=args.reboot, parallel=args.parallel, timeout_s=args.timeout,
+                             apply=args.apply, reboot=args.reboot, parallel=args.parallel,
+                             in_flight=args.in_flight, timeout_s=args.timeout,
                              limit=args.limit, executor=args.executor, scheduler=args.scheduler,
                              record=str(args.record.resolve()) if args.record else None, canary=args.canary)
         run = run_fleet(args.inventory, options, args.out, notebooks_dir=args.notebooks_dir, signing_key=key)
@@ -367,7 +368,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--profile", choices=PROFILES, default=DEFAULT_PROFILE)
     p.add_argument("--apply", action="store_true", help="write the registry changes (default: dry run)")
     p.add_argument("--reboot", action="store_true", help="reboot hosts that need it, then verify")
-    p.add_argument("--parallel", type=_bounded(int, 1, 64), default=4)
+    p.add_argument("--parallel", type=_bounded(int, 1, 64),
+                   help="notebooks running at once (default: chosen from this machine, with the reason printed)")
+    p.add_argument("--in-flight", type=_bounded(int, 1, 100_000), dest="in_flight",
+                   help="hosts started and not finished at once, restarts included (default: no limit; a host "
+                        "waiting for its restart holds no notebook)")
     p.add_argument("--timeout", type=_bounded(float, 1, _WEEK_S), default=1800.0,
                    help="per-host wall-clock limit in seconds")
     p.add_argument("--out", type=Path, default=Path("evidence"))
@@ -438,7 +443,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--hosts", type=_bounded(int, 1, 250), help="how many simulated hosts (default: one per built-in "
                                                                  "profile)")
     p.add_argument("--out", type=Path, default=Path("evidence"))
-    p.add_argument("--parallel", type=_bounded(int, 1, 64), default=4)
+    p.add_argument("--parallel", type=_bounded(int, 1, 64),
+                   help="notebooks running at once (default: chosen from this machine)")
     p.set_defaults(run=_cmd_demo)
 
     from .scope.command import add_parser as add_scope_parser

@@ -30,7 +30,8 @@ def demo_profiles(count: int | None) -> list[str]:
     return [names[i % len(names)] for i in range(count)]
 
 
-def run_demo(hosts: int | None = None, out: Path | str = "evidence", parallel: int = 4, stream=sys.stdout) -> int:
+def run_demo(hosts: int | None = None, out: Path | str = "evidence", parallel: int | None = None,
+             stream=sys.stdout) -> int:
     profile_names = demo_profiles(hosts)
     password = secrets.token_urlsafe(18) + "-Aa1"
     os.environ["TLS_RUNBOOK_USER"] = DEMO_USER

@@ -19,6 +19,7 @@ from ..core.errors import RunbookError
 from ..core.files import private_folder, read_limited
 from .options import APPLY_NOTEBOOK, NOTEBOOKS, RETRYABLE_ERRORS, RunOptions
 from ..runbook.operations import MAX_REPORT_BYTES, written_values
+from ..runbook.reboot import EVIDENCE_FILE as REBOOT_FILE
 
 
 # --- one host (runs in a worker process) -------------------------------------------------------------------
@@ -65,9 +66,12 @@ def _host_secrets(inventory: str, host: str) -> list[str]:
 
 def run_host(host: str, inventory: str, folder: str, root: str, options: dict,
              progress: Callable[[str, str, str], None] | None = None, secrets: list[str] | None = None,
-             should_stop: Callable[[], bool] | None = None) -> dict:
+             should_stop: Callable[[], bool] | None = None, wait_for_reboot: bool = True) -> dict:
     """Execute the host's notebook chain into ``root/hosts/<host>``; returns its summary row as a dict (picklable
-    for dask). ``should_stop`` is asked before each notebook: a chain told to stop ends as interrupted."""
+    for dask). ``should_stop`` is asked before each notebook: a chain told to stop ends as interrupted.
+
+    Without ``wait_for_reboot`` notebook 03 only schedules a restart it needs, and the chain ends there with
+    ``awaiting_reboot`` set in the row: the caller waits for the new boot time and runs the rest afterwards."""
     import papermill
     from papermill.exceptions import PapermillExecutionError
     from papermill.iorw import papermill_io
@@ -92,7 +96,8 @@ def run_host(host: str, inventory: str, folder: str, root: str, options: dict,
         name = NOTEBOOKS[number]
         output = host_dir / f"{name}.ipynb"
         parameters = {"target": host, "inventory": inventory, "profile": opts.profile, "apply": opts.apply,
-                      "reboot": opts.reboot, "endpoints": opts.endpoints, "evidence_dir": str(host_dir)}
+                      "reboot": opts.reboot, "wait_for_reboot": wait_for_reboot, "endpoints": opts.endpoints,
+                      "evidence_dir": str(host_dir)}
         if opts.record:
             parameters["record"] = str(Path(opts.record) / host)
         for attempt in range(opts.retries + 1):
@@ -122,12 +127,24 @@ def run_host(host: str, inventory: str, folder: str, root: str, options: dict,
         _render_html(output, scrubber)
         if failed_notebook:
             break
+        if _restart_scheduled(host_dir):
+            break
     row = summarise_host(host, host_dir, failed_notebook, error, executed, interrupted=interrupted)
     row["seconds"] = round(time.monotonic() - started, 1)
+    if not (failed_notebook or interrupted) and _restart_scheduled(host_dir):
+        row["awaiting_reboot"] = True
+        if progress:
+            progress(host, "restart", "waiting for the new boot time")
+        return row
     if progress:
         status = "interrupted" if interrupted else "failed" if failed_notebook else row["outcome"]
         progress(host, failed_notebook or ("stopped" if interrupted else "done"), status)
     return row
+
+
+def _restart_scheduled(host_dir: Path) -> bool:
+    """Notebook 03 scheduled a restart that nobody has yet seen happen (``reboot.json`` still says scheduled)."""
+    return read_evidence(host_dir / REBOOT_FILE).get("state") == "scheduled"
 
 
 def _kernel_never_started(exc: Exception) -> bool:
@@ -150,7 +167,8 @@ def _render_html(notebook: Path, scrubber: evidence.Scrubber) -> None:
             evidence.write_scrubbed(notebook.with_suffix(".html"), body, scrubber)
 
 
-def _read_json(path: Path) -> dict:
+def read_evidence(path: Path) -> dict:
+    """A JSON evidence file as a dict, bounded; {} when it is missing or not one."""
     try:
         value = json.loads(read_limited(path, MAX_REPORT_BYTES).decode("utf-8"))
         return value if isinstance(value, dict) else {}
@@ -161,11 +179,11 @@ def _read_json(path: Path) -> dict:
 def summarise_host(host: str, host_dir: Path, failed_notebook: str, error: str, executed: list[str] | None,
                    interrupted: bool = False) -> dict:
     """The host's summary row, from its evidence files. ``executed`` None: every notebook with an HTML copy."""
-    facts = _read_json(host_dir / "facts.json")
-    before = _read_json(host_dir / "verdict.json")
-    after = _read_json(host_dir / "verdict-after.json")
-    applied = _read_json(host_dir / "apply-report.json")
-    final = _read_json(host_dir / "outcome.json")
+    facts = read_evidence(host_dir / "facts.json")
+    before = read_evidence(host_dir / "verdict.json")
+    after = read_evidence(host_dir / "verdict-after.json")
+    applied = read_evidence(host_dir / "apply-report.json")
+    final = read_evidence(host_dir / "outcome.json")
     written = written_values([applied, *(e for e in applied.get("earlier_applies") or [] if isinstance(e, dict))])
     # what the values written (now or by an attempt before a resume) need; else what the plan said before
     restart = restart_for_paths(path for path, _ in written) if written else before.get("restart", "")

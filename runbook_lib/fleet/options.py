@@ -1,4 +1,4 @@
-"""What a fleet run is asked to do: which notebooks, how many hosts at once, retries, the executor, apply or not;
+"""What a fleet run is asked to do: which notebooks, how many notebooks and hosts at once, retries, the executor, apply or not;
 checked whole before any host is touched. Also where the runbook notebooks are found.
 """
 
@@ -18,6 +18,8 @@ NOTEBOOKS = {"01": "01_cause", "02": "02_os_check", "03": "03_registry_remediati
              "04": "04_powershell_session_fix"}
 APPLY_NOTEBOOK = "03"  # the first notebook that can change a host: no automatic retry from here on
 RETRYABLE_ERRORS = ("HostUnreachable",)
+MAX_PARALLEL = 64
+MAX_IN_FLIGHT = 100_000
 
 
 @dataclass(frozen=True)
@@ -26,7 +28,8 @@ class RunOptions:
     profile: str = "recommended"
     apply: bool = False
     reboot: bool = False
-    parallel: int = 4
+    parallel: int | None = None  # notebooks running at once; None: chosen from the machine (see .capacity)
+    in_flight: int | None = None  # hosts started and not finished, restarts included; None: no limit
     timeout_s: float = 1800.0
     retries: int = 2
     retry_backoff_s: float = 2.0
@@ -46,8 +49,10 @@ class RunOptions:
             raise InputError("--notebooks must be in runbook order (01,02,03,04)")
         if self.profile not in ("minimal", "recommended"):
             raise InputError("--profile must be minimal or recommended")
-        if not 1 <= self.parallel <= 64:
-            raise InputError("--parallel must be between 1 and 64")
+        if self.parallel is not None and not 1 <= self.parallel <= MAX_PARALLEL:
+            raise InputError(f"--parallel must be between 1 and {MAX_PARALLEL}")
+        if self.in_flight is not None and not 1 <= self.in_flight <= MAX_IN_FLIGHT:
+            raise InputError(f"--in-flight must be between 1 and {MAX_IN_FLIGHT}")
         if not (math.isfinite(self.timeout_s) and self.timeout_s > 0):
             raise InputError("--timeout must be a positive number of seconds")
         if self.executor not in ("local", "dask"):

@@ -1,7 +1,7 @@
 """Fleet runs: the runbook notebooks executed by papermill for every host, hosts in parallel, into one bundle.
 
-Each host runs in its own process (one kernel per notebook; papermill's working directory is per process, never
-shared between threads). A host's chain stops at its first failed notebook and keeps that partial notebook; other
+Notebooks run on a pool of worker processes (one kernel per notebook; papermill's working directory is per
+process, never shared between threads); a host holds a worker only while one of its notebooks runs. A host's chain stops at its first failed notebook and keeps that partial notebook; other
 hosts go on. Connection failures before anything could have changed a host are retried with backoff.
 
 Nothing waits for the end of the run to reach the bundle: papermill writes each executed notebook into it after
@@ -13,7 +13,8 @@ run stopped by Ctrl-C, SIGTERM or the runner's death leaves a valid partial bund
 Per host, the notebooks leave fixed evidence files (see :mod:`runbook_lib.notebook`); the summary is built from
 those files, not from notebook outputs.
 
-One host's chain is :mod:`.host_chain`; the executors that run the chains are :mod:`.executors`.
+One host's chain is :mod:`.host_chain`; the local executor that runs the chains on a worker pool, holding nothing
+for a host while it restarts, is :mod:`.scheduler` (and :mod:`.dask_executor` the dask one).
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from __future__ import annotations
 import os
 import sys
 import uuid
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Callable
@@ -30,8 +31,11 @@ from .. import __version__
 from . import canary, evidence, provenance, report, supervision
 from .bundle import LiveBundle, check_out_folder, hold_run, remove_debris
 from ..core.errors import InputError
-from .executors import host_record, run_dask, run_local
-from .options import NOTEBOOKS, RunOptions, notebooks_folder
+from .dask_executor import run_dask
+from .scheduler import run_local
+from .workers import host_record
+from .capacity import machine_parallel
+from .options import MAX_PARALLEL, NOTEBOOKS, RunOptions, notebooks_folder
 from ..runbook.kernels import shared_template
 from .signing import SigningKey, new_run_key
 
@@ -94,6 +98,10 @@ def run_fleet(inventory_path: Path | str, options: RunOptions, out: Path | str, 
     inventory = load_inventory(inventory_path)
     entries = inventory.select(options.limit)
     hosts = [entry.name for entry in entries]
+    if options.parallel is None:
+        chosen, reason = machine_parallel(len(hosts), MAX_PARALLEL)
+        options = replace(options, parallel=chosen)
+        print(reason, file=progress_stream, flush=True)
     folder = notebooks_folder(notebooks_dir)
     references = sorted({entry.credential for entry in entries})
     secrets = _resolve_secrets(references) if secrets is None else secrets

@@ -1,10 +1,10 @@
 """Keeping a fleet run's processes on a leash: no worker or kernel outlives the runner, and a stop is orderly.
 
-The runner starts one worker process per host; each worker starts a Jupyter kernel per notebook (in the kernel's
-own session, as jupyter_client does). Two independent signals tell a worker its runner is gone: on Linux the kernel
+The runner starts a few long-lived worker processes (:mod:`.workers`); each runs one host's notebooks at a time and
+starts a Jupyter kernel per notebook (in the kernel's own session, as jupyter_client does). Two independent signals tell a worker its runner is gone: on Linux the kernel
 sends it SIGTERM when the runner dies (``prctl(PR_SET_PDEATHSIG)``), and on every OS the control pipe from the
 runner reaches end-of-file, because only the runner held its sending end. Either way the worker kills its kernels,
-records what its host had done so far in the manifest, and exits. The kernels also watch their worker
+records what the host it was running had done so far in the manifest, and exits. The kernels also watch their worker
 (ipykernel's parent poller), so even a worker killed outright leaves no kernel for long.
 
 A stop the operator asks for (Ctrl-C or SIGTERM to the runner) comes in two strengths: the first lets every
@@ -51,18 +51,22 @@ def kill_children() -> None:
 
 
 class WorkerGuard:
-    """A worker's side of the leash: reads the control pipe, and abandons the host when told or orphaned.
+    """A worker's side of the leash: reads the control pipe (jobs go to ``jobs``), and abandons the worker when told
+    or orphaned.
 
-    ``abandon`` runs once, from whichever thread notices first, and ends the process.
+    ``abandon`` runs once, from whichever thread notices first, and ends the process. While the worker records a
+    finished job (between :meth:`settle` and :meth:`release`) an abandon waits for the record to be written.
     """
 
-    def __init__(self, control, abandon: Callable[[str], None]):
+    def __init__(self, control, abandon: Callable[[str], None], jobs):
         self.control = control
+        self.jobs = jobs
         self._abandon = abandon
-        self._once = threading.RLock()  # re-entered only by a signal handler in the thread already abandoning
+        self._lock = threading.RLock()  # never released by an abandon: the process ends inside it
         self.stop_requested = False
         self.abandoning = False
-        self.settled = False
+        self._recording = False
+        self._deferred: str | None = None
 
     def start(self) -> "WorkerGuard":
         if threading.current_thread() is threading.main_thread():
@@ -83,11 +87,15 @@ class WorkerGuard:
             elif message == STOP_NOW:
                 self.abandon("stopped by the operator")
                 return
+            else:
+                self.jobs.put(message)
 
     def abandon(self, why: str) -> None:
-        if not self._once.acquire(blocking=False):
-            threading.Event().wait()  # another thread is recording the host and will end the process
-        if self.abandoning or self.settled:  # a second signal inside the first one's abandon, or nothing left to do
+        self._lock.acquire()
+        if self.abandoning:  # a second signal inside the first one's abandon
+            return
+        if self._recording:  # a signal in the very thread recording a finished job: stop once it is recorded
+            self._deferred = why
             return
         self.abandoning = self.stop_requested = True
         try:
@@ -100,16 +108,16 @@ class WorkerGuard:
             os._exit(3)
 
     def settle(self) -> None:
-        """The worker is about to record its host as finished: from now on a stop or the runner's death changes
-        nothing, and an abandon already under way in another thread keeps this one from going on."""
-        if not self._once.acquire(blocking=False):
-            threading.Event().wait()
-        self.settled = True
+        """The worker is about to record its finished job: a stop or the runner's death waits until it has."""
+        self._lock.acquire()
+        self._recording = True
 
-    def wait_if_abandoning(self) -> None:
-        """Another thread is recording the host and will end the process: this one must not end it first."""
-        if self.abandoning:
-            threading.Event().wait()
+    def release(self) -> None:
+        self._recording = False
+        deferred, self._deferred = self._deferred, None
+        self._lock.release()
+        if deferred is not None:
+            self.abandon(deferred)
 
 
 # --- in the runner ------------------------------------------------------------------------------------------------

@@ -1,4 +1,4 @@
-"""The runbook's steps against one host: inspect, probe, apply a plan, the session fix, reboot and wait.
+"""The runbook's steps against one host: inspect, probe, apply a plan, the session fix (restarts: :mod:`.reboot`).
 
 Notebooks, widgets and the CLI all call these functions, so a headless run and a click in JupyterLab do the same
 thing. Every step returns a report that renders itself (HTML for notebooks and exported evidence, text for
@@ -19,8 +19,7 @@ from typing import Any
 from ..core import facts as facts_module
 from ..core import knowledge as k
 from ..core.acceptance import all_accepted, describe_session, entra_answer
-from ..core.errors import (AuthenticationFailed, CertificateInvalid, EncryptionRequired, FactsError, HostUnreachable,
-                           RebootFailed, RemoteError, RemoteScriptFailed, TimedOut, one_line)
+from ..core.errors import FactsError, HostUnreachable, RemoteScriptFailed, TimedOut, one_line
 from ..core.facts import HostFacts
 from ..core.files import FileTooLarge, private_folder, read_limited
 from ..core.plan import RemediationPlan
@@ -405,67 +404,6 @@ def rollback_host(target: Target, apply_id: str, backup: list[dict], *, apply: b
         failed = [r for r in report.results if r["status"] == "failed"]
         report.error = failed[0].get("error") if failed else "restore stopped before the end"
     return report
-
-
-# --- reboot --------------------------------------------------------------------------------------------------
-@dataclass(frozen=True)
-class RebootReport:
-    """A restart proven by the boot time: the host reports a later LastBootUpTime than before."""
-
-    host: str
-    simulated: bool
-    last_boot_before: str
-    last_boot_after: str
-    back_after_s: float  # from scheduling the restart to the first answer with the new boot time
-    unreachable_after_s: float | None  # when it first stopped answering (None: never seen down between two polls)
-
-    def render_text(self) -> str:
-        prefix = SIMULATED_TEXT + "\n" if self.simulated else ""
-        down = ("" if self.unreachable_after_s is None
-                else f"; WinRM stopped answering after {self.unreachable_after_s:.1f} s")
-        return (f"{prefix}{self.host} restarted: last boot {self.last_boot_before} -> {self.last_boot_after}{down}; "
-                f"answering again {self.back_after_s:.1f} s after the restart was scheduled")
-
-    def _repr_html_(self) -> str:
-        return f"{_banner(self.simulated)}<p>{html.escape(self.render_text().splitlines()[-1])}</p>"
-
-
-def reboot_and_wait(target: Target, *, delay_s: int = 5, down_timeout_s: float = 600, up_timeout_s: float = 1800,
-                    poll_s: float = 2) -> RebootReport:
-    """Schedule a restart and wait until the host reports a new boot time.
-
-    Seeing WinRM go down and come back proves nothing (a network blip does that) and misses a host that is down
-    for less than one poll; the boot time does neither. A host that still reports the old boot time
-    ``down_timeout_s`` after the restart was due did not restart; one that answers with no new boot time within
-    ``up_timeout_s`` is timed out.
-    """
-    scheduled = target.run("reboot", {"delay_s": delay_s})
-    before = scheduled["last_boot"]
-    if scheduled["already_scheduled"]:
-        raise RebootFailed(target.name, "a shutdown was already scheduled on the host (shutdown.exe exit 1190), so "
-                                        "the runbook scheduled none; it may be a power-off: let it happen or cancel "
-                                        "it (shutdown /a), then run again")
-    start = time.monotonic()
-    unreachable: float | None = None
-    while True:
-        try:
-            now = target.run("last_boot", {})["last_boot"]
-        except (AuthenticationFailed, CertificateInvalid, EncryptionRequired):
-            raise  # waiting does not cure these
-        except RemoteError:  # going down, booting, or a shell ended by the shutdown: not answering yet
-            now = None
-            unreachable = unreachable if unreachable is not None else time.monotonic() - start
-        elapsed = time.monotonic() - start
-        if now is not None and now != before:
-            return RebootReport(target.name, target.simulated, before, now, elapsed, unreachable)
-        if now == before and elapsed > delay_s + down_timeout_s:
-            raise RebootFailed(target.name, f"the host still reports the boot time {before} {elapsed:.0f} s after "
-                                            "the restart was scheduled: the restart did not happen (cancelled with "
-                                            "shutdown /a, or blocked); restart it, then run again")
-        if elapsed > delay_s + up_timeout_s:
-            raise TimedOut(target.name, f"no answer with a new boot time within {elapsed:.0f} s of scheduling the "
-                                        "restart", started=True)
-        time.sleep(poll_s)
 
 
 def apply_reports(folder: Path) -> list[dict]:

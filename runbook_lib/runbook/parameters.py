@@ -21,7 +21,7 @@ from ..remote.target import parse_winrm_url
 NOTEBOOKS = {"00": "00_start_here", "01": "01_cause", "02": "02_os_check", "03": "03_registry_remediation",
              "04": "04_powershell_session_fix"}
 EVIDENCE_FILES = ("cause.json", "facts.json", "verdict.json", "fix.reg", "rollback.reg", "apply-report.json",
-                  "facts-after.json", "verdict-after.json", "session-fix.json", "outcome.json")
+                  "reboot.json", "facts-after.json", "verdict-after.json", "session-fix.json", "outcome.json")
 SESSION_FIX_MODES = ("bor", "pin")
 DEFAULT_ENDPOINTS_TEXT = "login.microsoftonline.com:443"
 DEFAULT_SIMULATOR_PROFILE = "win7_wmf51"
@@ -35,6 +35,7 @@ class Parameters:
     profile: str = DEFAULT_PROFILE
     apply: bool = False
     reboot: bool = False
+    wait_for_reboot: bool = True
     endpoints: tuple[str, ...] = (DEFAULT_ENDPOINTS_TEXT,)
     evidence_dir: str = ""
     simulator_profile: str = DEFAULT_SIMULATOR_PROFILE
@@ -60,7 +61,7 @@ def validate_parameters(**values: Any) -> Parameters:
                  "session_fix_mode", "record"):
         if not isinstance(p[name], str):
             raise InputError(f"{name} must be a string, got {type(p[name]).__name__}")
-    for name in ("apply", "reboot"):
+    for name in ("apply", "reboot", "wait_for_reboot"):
         if not isinstance(p[name], bool):
             raise InputError(f"{name} must be True or False, got {one_line(repr(p[name]), 40)}")
     target = p["target"].strip()
@@ -100,7 +101,7 @@ def validate_parameters(**values: Any) -> Parameters:
     if record:
         _check_output_dir(record, "record")
     return Parameters(target=target, inventory=inventory, profile=p["profile"], apply=p["apply"],
-                      reboot=p["reboot"], endpoints=_endpoints(p["endpoints"]), evidence_dir=evidence,
+                      reboot=p["reboot"], wait_for_reboot=p["wait_for_reboot"], endpoints=_endpoints(p["endpoints"]), evidence_dir=evidence,
                       simulator_profile=p["simulator_profile"], error_text=p["error_text"],
                       session_fix_mode=p["session_fix_mode"], record=record)
 

@@ -46,6 +46,7 @@ class Session:
     facts_after: HostFacts | None = field(default=None, repr=False)
     verdict_after: Verdict | None = field(default=None, repr=False)
     rebooted: bool = False
+    reboot_scheduled: bool = False  # scheduled and not waited for here: whoever runs the notebook waits (fleet runs)
     outcome: dict | None = field(default=None, repr=False)
     facts_unused: bool = field(default=False, repr=False)  # read at connect time and not shown yet
 

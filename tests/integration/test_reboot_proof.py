@@ -3,7 +3,8 @@
 import pytest
 
 from runbook_lib.core.errors import RebootFailed
-from runbook_lib.runbook.operations import inspect_host, reboot_and_wait
+from runbook_lib.runbook.operations import inspect_host
+from runbook_lib.runbook.reboot import reboot_and_wait
 from runbook_lib.remote.target import connect
 
 

@@ -19,8 +19,9 @@ from ...core.files import private_folder
 from ...core.plan import RemediationPlan
 from ...core.regfile import to_bytes
 from ..display import Card, collecting, is_interactive, step, text_table
-from ..operations import (ApplyReport, apply_plan, apply_reports, html_table, original_backup, reboot_and_wait,
-                          recover_apply, rollback_from_backup)
+from ..operations import (ApplyReport, apply_plan, apply_reports, html_table, original_backup, recover_apply,
+                          rollback_from_backup)
+from ..reboot import EVIDENCE_FILE as REBOOT_FILE, reboot_and_wait, schedule_reboot
 from ...remote.scrub import write_scrubbed
 from ..session import Session
 from .host_state import facts_for, fresh_client_answer, read_host, read_json, reboot_pending
@@ -192,6 +193,11 @@ def reboot_if_needed(session: Session) -> None:
             text += (" Every new process reads the .NET values; sessions and services already running keep the old "
                      "value until they restart.")
         card = Card(f"<p>{html.escape(text)}</p>", text)
+    elif session.params.reboot and not session.params.wait_for_reboot:
+        scheduled = schedule_reboot(session.target)
+        session.save_json(REBOOT_FILE, scheduled.to_json())
+        session.reboot_scheduled = True
+        card = Card(scheduled._repr_html_(), scheduled.render_text())
     elif session.params.reboot:
         with step(f"reboot {session.host}", "03_registry_remediation.ipynb", session.simulated,
                   total=1) as progress:
@@ -224,4 +230,6 @@ def verify_after(session: Session) -> None:
     else:
         text = ("A fresh Windows PowerShell on the host still does not get past TLS with Entra"
                 + (f": {client.reason}." if client else "."))
+    if session.reboot_scheduled:
+        text += " The restart is scheduled: notebook 04 reads the host again once it reports a new boot time."
     session.show(Card(f"<p><b>{html.escape(text)}</b></p>", text))

@@ -1,0 +1,139 @@
+"""Restarting a host and proving it restarted, in two halves that may run in different places.
+
+The proof is the boot time: a host that reports a later LastBootUpTime restarted. Seeing WinRM go down and come
+back proves nothing (a network blip does that) and misses a host that is down for less than one poll.
+
+Interactively, notebook 03 schedules and waits in one cell (:func:`reboot_and_wait`). A fleet run splits it: 03
+schedules the restart (:func:`schedule_reboot`), writes ``reboot.json`` and ends; the fleet runner watches the boot
+time with no kernel held (:class:`BootWatch`, one short WinRM call per poll) and records the proof in the same
+file; notebook 04 then reads the restarted host.
+"""
+
+from __future__ import annotations
+
+import html
+import time
+from dataclasses import asdict, dataclass
+from datetime import datetime, timezone
+
+from ..core.errors import AuthenticationFailed, CertificateInvalid, EncryptionRequired, RebootFailed, RemoteError, \
+    TimedOut
+from ..core.verdict import SIMULATED_BANNER_HTML
+from ..remote.target import Target
+from .operations import SIMULATED_TEXT
+EVIDENCE_FILE = "reboot.json"
+DELAY_S = 5  # shutdown.exe /t: the notebook's own WinRM answer gets out before the host goes down
+DOWN_TIMEOUT_S = 600.0  # still the old boot time this long after the restart was due: it did not happen
+UP_TIMEOUT_S = 1800.0  # no answer with a new boot time this long after scheduling: timed out
+
+
+@dataclass(frozen=True)
+class ScheduledReboot:
+    """A restart the host accepted (shutdown.exe), and the boot time it reported just before."""
+
+    host: str
+    simulated: bool
+    last_boot_before: str
+    scheduled_at: str  # UTC, when the runbook asked
+    delay_s: int
+
+    def to_json(self) -> dict:
+        return {"state": "scheduled", **asdict(self)}
+
+    @classmethod
+    def from_json(cls, doc: dict) -> "ScheduledReboot":
+        return cls(str(doc["host"]), bool(doc["simulated"]), str(doc["last_boot_before"]), str(doc["scheduled_at"]),
+                   int(doc["delay_s"]))
+
+    def render_text(self) -> str:
+        prefix = SIMULATED_TEXT + "\n" if self.simulated else ""
+        return (f"{prefix}Restart scheduled on {self.host} at {self.scheduled_at} (in {self.delay_s} s; last boot "
+                f"{self.last_boot_before}). The fleet runner waits for a new boot time, holding no kernel, and "
+                "records it in reboot.json; notebook 04 then reads the restarted host.")
+
+    def _repr_html_(self) -> str:
+        return f"{SIMULATED_BANNER_HTML if self.simulated else ''}<p>{html.escape(self.render_text().splitlines()[-1])}</p>"
+
+
+@dataclass(frozen=True)
+class RebootReport:
+    """A restart proven by the boot time: the host reports a later LastBootUpTime than before."""
+
+    host: str
+    simulated: bool
+    last_boot_before: str
+    last_boot_after: str
+    back_after_s: float  # from scheduling the restart to the first answer with the new boot time
+    unreachable_after_s: float | None  # when it first stopped answering (None: never seen down between two polls)
+
+    def to_json(self) -> dict:
+        return {"state": "restarted", **asdict(self)}
+
+    def render_text(self) -> str:
+        prefix = SIMULATED_TEXT + "\n" if self.simulated else ""
+        down = ("" if self.unreachable_after_s is None
+                else f"; WinRM stopped answering after {self.unreachable_after_s:.1f} s")
+        return (f"{prefix}{self.host} restarted: last boot {self.last_boot_before} -> {self.last_boot_after}{down}; "
+                f"answering again {self.back_after_s:.1f} s after the restart was scheduled")
+
+    def _repr_html_(self) -> str:
+        return f"{SIMULATED_BANNER_HTML if self.simulated else ''}<p>{html.escape(self.render_text().splitlines()[-1])}</p>"
+
+
+def schedule_reboot(target: Target, delay_s: int = DELAY_S) -> ScheduledReboot:
+    scheduled = target.run("reboot", {"delay_s": delay_s})
+    if scheduled["already_scheduled"]:
+        raise RebootFailed(target.name, "a shutdown was already scheduled on the host (shutdown.exe exit 1190), so "
+                                        "the runbook scheduled none; it may be a power-off: let it happen or cancel "
+                                        "it (shutdown /a), then run again")
+    return ScheduledReboot(target.name, target.simulated, scheduled["last_boot"],
+                           datetime.now(timezone.utc).isoformat(timespec="seconds"), delay_s)
+
+
+class BootWatch:
+    """Polls for the new boot time of one scheduled restart; each :meth:`check` is one short WinRM call.
+
+    A host that still reports the old boot time ``down_timeout_s`` after the restart was due did not restart
+    (:class:`RebootFailed`); one that gives no answer with a new boot time within ``up_timeout_s`` is timed out.
+    """
+
+    def __init__(self, scheduled: ScheduledReboot, down_timeout_s: float = DOWN_TIMEOUT_S,
+                 up_timeout_s: float = UP_TIMEOUT_S):
+        self.scheduled = scheduled
+        self.down_timeout_s, self.up_timeout_s = down_timeout_s, up_timeout_s
+        self.started = time.monotonic()
+        self.unreachable_after_s: float | None = None
+
+    def check(self, target: Target) -> RebootReport | None:
+        """The proof once the host reports a new boot time; None while it has not yet."""
+        before = self.scheduled.last_boot_before
+        try:
+            now = target.run("last_boot", {})["last_boot"]
+        except (AuthenticationFailed, CertificateInvalid, EncryptionRequired):
+            raise  # waiting does not cure these
+        except RemoteError:  # going down, booting, or a shell ended by the shutdown: not answering yet
+            now = None
+            if self.unreachable_after_s is None:
+                self.unreachable_after_s = time.monotonic() - self.started
+        elapsed = time.monotonic() - self.started
+        if now is not None and now != before:
+            return RebootReport(self.scheduled.host, self.scheduled.simulated, before, now, elapsed,
+                                self.unreachable_after_s)
+        if now == before and elapsed > self.scheduled.delay_s + self.down_timeout_s:
+            raise RebootFailed(self.scheduled.host, f"the host still reports the boot time {before} {elapsed:.0f} s "
+                                                    "after the restart was scheduled: the restart did not happen "
+                                                    "(cancelled with shutdown /a, or blocked); restart it, then run "
+                                                    "again")
+        if elapsed > self.scheduled.delay_s + self.up_timeout_s:
+            raise TimedOut(self.scheduled.host, f"no answer with a new boot time within {elapsed:.0f} s of "
+                                                "scheduling the restart", started=True)
+        return None
+
+
+def reboot_and_wait(target: Target, *, delay_s: int = DELAY_S, down_timeout_s: float = DOWN_TIMEOUT_S,
+                    up_timeout_s: float = UP_TIMEOUT_S, poll_s: float = 2) -> RebootReport:
+    """Schedule a restart and wait, in this process, until the host reports a new boot time."""
+    watch = BootWatch(schedule_reboot(target, delay_s), down_timeout_s, up_timeout_s)
+    while (report := watch.check(target)) is None:
+        time.sleep(poll_s)
+    return report

@@ -198,7 +198,8 @@ class LocalExecutor:
 
     def _restarted(self, flight: _Flight, report: RebootReport) -> None:
         """The proof into the bundle before notebook 04 may start, then the host back in line (ahead of new ones)."""
-        self._write_reboot(flight.host, report.to_json())
+        scheduled = read_evidence(self.root / "hosts" / flight.host / REBOOT_FILE)
+        self._write_reboot(flight.host, {**scheduled, **report.to_json()})
         del self.waiting[flight.host]
         self.progress.update(flight.host, "restart", "restarted")
         if self.stop.level:

@@ -17,3 +17,6 @@ def test_demo_fixes_reboots_and_blocks_as_the_profiles_intend_and_exits_0(tmp_pa
     [summary] = tmp_path.glob("evidence/*/summary.json")
     outcomes = {h["outcome"] for h in json.loads(summary.read_text())["hosts"]}
     assert {"fixed", "fixed_after_reboot", "blocked"} <= outcomes
+    assert "chosen from this machine" in result.stderr  # no --parallel given: the reason for the default is printed
+    restarted = json.loads(next(tmp_path.glob("evidence/*/hosts/win7-wmf51/reboot.json")).read_text())
+    assert restarted["state"] == "restarted" and restarted["last_boot_after"] != restarted["last_boot_before"]

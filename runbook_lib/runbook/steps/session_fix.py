@@ -14,6 +14,7 @@ from ...core.engine import assess, restart_for_paths
 from ..display import Card, step, text_table
 from ..operations import html_table, session_fix, written_values
 from ..session import Session
+from ..reboot import EVIDENCE_FILE as REBOOT_FILE
 from .host_state import facts_for, fresh_client_answer, read_json, reboot_pending
 
 
@@ -110,6 +111,10 @@ def final_verdict(session: Session) -> None:
         outcome = "failed"
         detail = ("Windows PowerShell still fails by default although the plan was applied: read the findings "
                   "(a setting the runbook does not read?) and use the session fix above as a stopgap.")
+    restart = read_json(session.evidence / REBOOT_FILE)
+    if restart.get("state") == "restarted":  # the fleet runner waited for it between 03 and this notebook
+        detail += (f" The restart is proven by the boot time: last boot {restart.get('last_boot_before')} -> "
+                   f"{restart.get('last_boot_after')} (reboot.json).")
     doc = {"host": session.host, "simulated": session.simulated, "outcome": outcome,
            "blockers": list(verdict.blockers), "restart": restart_before, "detail": detail}
     session.save_json("outcome.json", doc)

@@ -17,7 +17,7 @@ from .scheduler import first_free_host
 from .workers import host_record
 
 if TYPE_CHECKING:
-    from .runner import Progress
+    from .progress import Progress
 
 
 def run_dask(hosts: list[str], job: dict, options: RunOptions, progress: Progress, live: LiveBundle,

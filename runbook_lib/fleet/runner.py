@@ -35,6 +35,7 @@ from .dask_executor import run_dask
 from .scheduler import run_local
 from .workers import host_record
 from .capacity import machine_parallel
+from .progress import progress_display
 from .options import MAX_PARALLEL, NOTEBOOKS, RunOptions, notebooks_folder
 from ..runbook.kernels import shared_template
 from .signing import SigningKey, new_run_key
@@ -70,22 +71,6 @@ class FleetRun:
 
 def new_run_id() -> str:
     return f"{datetime.now(timezone.utc):%Y%m%dT%H%M%SZ}-{uuid.uuid4().hex[:6]}"
-
-
-class Progress:
-    """Live progress: one line per event, and a running tally of hosts done, running and failed."""
-
-    def __init__(self, hosts: list[str], stream=sys.stderr):
-        self.state = {host: "queued" for host in hosts}
-        self.stream = stream
-
-    def update(self, host: str, step: str, status: str) -> None:
-        self.state[host] = status if status in ("failed", "interrupted") else ("done" if step == "done" else step)
-        done = sum(1 for s in self.state.values() if s == "done")
-        failed = sum(1 for s in self.state.values() if s == "failed")
-        running = sum(1 for s in self.state.values() if s not in ("done", "failed", "queued", "interrupted"))
-        print(f"[{done} done, {running} running, {failed} failed / {len(self.state)}] {host}: {step} {status}",
-              file=self.stream, flush=True)
 
 
 def run_fleet(inventory_path: Path | str, options: RunOptions, out: Path | str, *,
@@ -206,7 +191,8 @@ def _execute(run: FleetRun, live: LiveBundle, hosts: list[str], todo: list[str],
     with supervision.stop_on_signals(stop), shared_template():
         execute = run_dask if options.executor == "dask" else run_local
         if options.canary is None:
-            results = execute(todo, job, options, Progress(todo, stream), live, stop)
+            with progress_display(todo, stream) as progress:
+                results = execute(todo, job, options, progress, live, stop)
         else:
             results, run.stopped = _run_canaries_first(execute, todo, job, options, stream, live, stop)
     run.rows = [done[host] if host in done else report.HostSummary(**results[host]) for host in hosts]
@@ -234,7 +220,8 @@ def _run_canaries_first(execute: Callable, todo: list[str], job: dict, options: 
                 hosts={host: {"canary": True} for host in first})
     print(f"Canary: {', '.join(first)} first; the other {len(rest)} host(s) start only if each ends "
           f"{', '.join(sorted(canary.expected_outcomes(options.apply, options.reboot)))}", file=stream, flush=True)
-    results = execute(first, job, options, Progress(first, stream), live, stop)
+    with progress_display(first, stream) as progress:
+        results = execute(first, job, options, progress, live, stop)
     if not rest:
         return results, None
     if stop.level:
@@ -244,7 +231,8 @@ def _run_canaries_first(execute: Callable, todo: list[str], job: dict, options: 
         return results, None
     unexpected = canary.unexpected(results, first, options.apply, options.reboot)
     if not unexpected:
-        results.update(execute(rest, job, options, Progress(rest, stream), live, stop))
+        with progress_display(rest, stream) as progress:
+            results.update(execute(rest, job, options, progress, live, stop))
         return results, None
     line = canary.stop_line(results, unexpected, len(rest))
     print(line, file=stream, flush=True)

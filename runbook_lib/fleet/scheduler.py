@@ -31,7 +31,7 @@ from ..runbook.reboot import EVIDENCE_FILE as REBOOT_FILE, BootWatch, RebootRepo
 from .workers import Worker, host_record
 
 if TYPE_CHECKING:
-    from .runner import Progress
+    from .progress import Progress
 
 BOOT_POLL_S = 5.0  # a real restart takes minutes; one short WinRM call per waiting host this often
 BOOT_POLL_THREADS = 16

@@ -43,20 +43,33 @@ USER = "bench-admin"
 
 
 class PeakMemory:
-    """Samples the RSS of this process and all its descendants; keeps the largest sum. With ``pss=True`` (Linux) it
-    also keeps the largest sum of PSS, which counts a page shared by k processes as 1/k in each: the honest total
-    for processes forked from one another, whose RSS sum counts shared pages again in every process."""
+    """Samples the RSS of a process tree (this process's by default) and keeps the largest sum. With ``pss=True``
+    (Linux) it also keeps the largest sum of PSS, which counts a page shared by k processes as 1/k in each: the
+    honest total for processes forked from one another, whose RSS sum counts shared pages again in every process.
+    ``root`` is a callable giving the tree's root pid (None until it exists); ``exclude`` pids are left out with
+    their own trees (a simulator measured apart)."""
 
-    def __init__(self, interval: float = 0.2, pss: bool = False):
+    def __init__(self, interval: float = 0.2, pss: bool = False, root=None, exclude=()):
         self.interval, self.peak, self.peak_pss, self._stop = interval, 0, 0, threading.Event()
-        self.pss = pss
+        self.pss, self.root, self.exclude = pss, root or os.getpid, set(exclude)
         self._thread = threading.Thread(target=self._run, daemon=True)
 
+    def _tree(self) -> list:
+        pid = self.root()
+        if pid is None:
+            return []
+        try:
+            top = psutil.Process(pid)
+            excluded = {p.pid for e in self.exclude if psutil.pid_exists(e)
+                        for p in [psutil.Process(e), *psutil.Process(e).children(recursive=True)]}
+            return [p for p in [top, *top.children(recursive=True)] if p.pid not in excluded]
+        except psutil.Error:
+            return []
+
     def _run(self) -> None:
-        me = psutil.Process()
         while not self._stop.is_set():
             total = total_pss = 0
-            for process in [me, *me.children(recursive=True)]:
+            for process in self._tree():
                 try:
                     if self.pss:
                         info = process.memory_full_info()

@@ -28,6 +28,10 @@ Evidence files, fixed names in the evidence folder, read by the fleet runner (:m
     "backup": [...]}``; status is planned, written, unchanged, failed or not_attempted. Before a new apply
     overwrites the files of an earlier apply that wrote values, they move to ``history/<stamp>/`` so a rollback
     file is never lost.
+``reboot.json`` (03 with ``reboot=True`` and ``wait_for_reboot=False``; completed by the fleet runner)
+    ``{"state": "scheduled" | "restarted" | "failed", "host", "simulated", "last_boot_before", "scheduled_at",
+    "delay_s"}``, plus ``"last_boot_after", "back_after_s", "unreachable_after_s"`` once the host reports a new
+    boot time, or ``"error"`` when it did not restart.
 ``facts-after.json`` / ``verdict-after.json`` (03)
     the host read back after the apply (and after the reboot when one ran).
 ``session-fix.json`` (04)

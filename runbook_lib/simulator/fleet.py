@@ -146,6 +146,11 @@ class FleetProcess:
         return [(name if self.profile_names.count(self.profile_names[i]) == 1 else f"{name}-{i + 1}", address, port)
                 for i, (name, address, port) in enumerate(nodes)]
 
+    @property
+    def pid(self) -> int | None:
+        """The simulator's process, so that a benchmark can measure it apart from what it simulates for."""
+        return self._process.pid if self._process is not None else None
+
     def __exit__(self, *exc_info: object) -> None:
         try:
             self._connection.send("stop")

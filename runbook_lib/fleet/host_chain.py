@@ -77,6 +77,7 @@ def run_host(host: str, inventory: str, folder: str, root: str, options: dict,
     from papermill.iorw import papermill_io
 
     from ..runbook.kernels import papermill_options
+    from .evidence_engine import ENGINE_NAME
 
     opts = RunOptions(**{**options, "notebooks": tuple(options["notebooks"])})
     # papermill runs each notebook from the host folder, so a relative bundle path (``--out evidence``) would point
@@ -108,7 +109,8 @@ def run_host(host: str, inventory: str, folder: str, root: str, options: dict,
                                            prefix + str(output).replace("{", "{{").replace("}", "}}"),
                                            parameters=parameters, kernel_name="python3", progress_bar=False,
                                            cwd=str(host_dir), start_timeout=120,
-                                           execution_timeout=opts.cell_timeout_s, **papermill_options())
+                                           execution_timeout=opts.cell_timeout_s, engine_name=ENGINE_NAME,
+                                           **papermill_options())
                 failed_notebook, error = "", ""
                 break
             except PapermillExecutionError as exc:

@@ -83,15 +83,17 @@ def run_fleet(inventory_path: Path | str, options: RunOptions, out: Path | str, 
     inventory = load_inventory(inventory_path)
     entries = inventory.select(options.limit)
     hosts = [entry.name for entry in entries]
+    reason = None
     if options.parallel is None:
         chosen, reason = machine_parallel(len(hosts), MAX_PARALLEL)
         options = replace(options, parallel=chosen)
-        print(reason, file=progress_stream, flush=True)
     folder = notebooks_folder(notebooks_dir)
     references = sorted({entry.credential for entry in entries})
     secrets = _resolve_secrets(references) if secrets is None else secrets
     key = signing_key or new_run_key()
     check_out_folder(Path(out), len(hosts), len(options.notebooks))
+    if reason:  # after every check: bad input stays one line
+        print(reason, file=progress_stream, flush=True)
     run_id = new_run_id()
     live = LiveBundle(Path(out) / run_id, key)
     scrubber = evidence.Scrubber(secrets)

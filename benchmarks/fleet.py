@@ -1,7 +1,8 @@
 """Fleet throughput, three ways in one run, on the same kind of simulated fleet.
 
-(a) bare pywinrm: the runbook's remote work (inspect, assess, apply, inspect again, session fix) with no
-    notebooks, hosts in a thread pool of the same width as (c);
+(a) bare pywinrm: the same WinRM operations the notebooks run for each host (each notebook reads the host; 03
+    applies and reads back; 04 applies the session fix and reads again) with no notebooks, hosts in a thread pool
+    of the same width as (c);
 (b) naive loop: the papermill CLI once per host and notebook, one after another;
 (c) ``tls-runbook run --parallel N``.
 
@@ -35,7 +36,9 @@ from runbook_lib.core.plan import RemediationPlan  # noqa: E402
 from runbook_lib.remote.credentials import Credential  # noqa: E402
 from runbook_lib.simulator.fleet import FleetProcess, write_inventory  # noqa: E402
 from runbook_lib.simulator.host import builtin_profile, builtin_profile_names  # noqa: E402
+from runbook_lib.fleet.scheduler import BOOT_POLL_S  # noqa: E402
 from runbook_lib.runbook.operations import apply_plan, inspect_host, session_fix  # noqa: E402
+from runbook_lib.runbook.reboot import reboot_and_wait  # noqa: E402
 from runbook_lib.remote.target import connect  # noqa: E402
 
 NOTEBOOKS = ["01_cause", "02_os_check", "03_registry_remediation", "04_powershell_session_fix"]
@@ -90,17 +93,28 @@ class PeakMemory:
         self._thread.join()
 
 
+def notebooks_remote_work(target, reboot: bool = False) -> None:
+    """The WinRM operations notebooks 01-04 run for one host, in their order (as ``run --record`` shows them): each
+    notebook reads the host itself, 03 applies and reads back (and schedules the restart, which the runner waits
+    for), 04 reads the host, applies the session fix and reads again."""
+    inspect_host(target)  # 01
+    inspect_host(target)  # 02
+    facts = inspect_host(target)  # 03
+    apply_plan(target, RemediationPlan.from_verdict(assess(facts), facts), apply=True)
+    inspect_host(target)
+    if reboot:
+        reboot_and_wait(target, poll_s=BOOT_POLL_S)
+    inspect_host(target)  # 04
+    session_fix(target, "bor")
+    inspect_host(target)
+
+
 def bare_pywinrm(nodes, password: str, parallel: int) -> None:
     credential = Credential(USER, password)
 
     def one(node) -> None:
         _, address, port = node
-        target = connect(f"http://{address}:{port}/wsman", credential=credential)
-        facts = inspect_host(target)
-        plan = RemediationPlan.from_verdict(assess(facts), facts)
-        apply_plan(target, plan, apply=True)
-        inspect_host(target)
-        session_fix(target, "bor")
+        notebooks_remote_work(connect(f"http://{address}:{port}/wsman", credential=credential))
 
     with ThreadPoolExecutor(parallel) as pool:
         list(pool.map(one, nodes))

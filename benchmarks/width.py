@@ -1,7 +1,8 @@
 """Width: N hosts that all need a restart, all allowed in flight, two ways in one run on the same kind of fleet.
 
-(a) bare pywinrm: the runbook's remote work for each host (inspect, apply, read back, restart and wait for the new
-    boot time, inspect, session fix), every host in a thread of its own: the floor;
+(a) bare pywinrm: the same WinRM operations the notebooks run for each host (benchmarks/fleet.py), the restart and
+    the wait for the new boot time included (polled as often as the runner polls), every host in a thread of its
+    own: the floor;
 (b) ``tls-runbook run --apply --reboot`` with its defaults (``--parallel`` from the machine, no in-flight limit).
 
 Each way gets a fresh simulated fleet (boot time ``--boot``, a per-request latency and a PowerShell start cost).
@@ -23,18 +24,13 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from fleet import PeakMemory
+from fleet import PeakMemory, notebooks_remote_work
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from runbook_lib.core.engine import assess  # noqa: E402
-from runbook_lib.core.plan import RemediationPlan  # noqa: E402
-from runbook_lib.fleet.scheduler import BOOT_POLL_S  # noqa: E402
 from runbook_lib.remote.credentials import Credential  # noqa: E402
 from runbook_lib.remote.target import connect  # noqa: E402
-from runbook_lib.runbook.operations import apply_plan, inspect_host, session_fix  # noqa: E402
-from runbook_lib.runbook.reboot import reboot_and_wait  # noqa: E402
 from runbook_lib.simulator.fleet import FleetProcess, write_inventory  # noqa: E402
 
 USER = "bench-admin"
@@ -47,13 +43,7 @@ def bare(nodes, password: str, _inventory: Path, _out: Path, _started: list) -> 
 
     def one(node) -> None:
         _, address, port = node
-        target = connect(f"http://{address}:{port}/wsman", credential=credential)
-        facts = inspect_host(target)
-        apply_plan(target, RemediationPlan.from_verdict(assess(facts), facts), apply=True)
-        inspect_host(target)
-        reboot_and_wait(target, poll_s=BOOT_POLL_S)
-        inspect_host(target)
-        session_fix(target, "bor")
+        notebooks_remote_work(connect(f"http://{address}:{port}/wsman", credential=credential), reboot=True)
 
     with ThreadPoolExecutor(len(nodes)) as pool:
         list(pool.map(one, nodes))

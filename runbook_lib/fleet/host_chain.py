@@ -97,8 +97,9 @@ def run_host(host: str, inventory: str, folder: str, root: str, options: dict,
         name = NOTEBOOKS[number]
         output = host_dir / f"{name}.ipynb"
         parameters = {"target": host, "inventory": inventory, "profile": opts.profile, "apply": opts.apply,
-                      "reboot": opts.reboot, "wait_for_reboot": wait_for_reboot, "endpoints": opts.endpoints,
-                      "evidence_dir": str(host_dir)}
+                      "reboot": opts.reboot, "endpoints": opts.endpoints, "evidence_dir": str(host_dir)}
+        if number == APPLY_NOTEBOOK:  # the only notebook that declares it (papermill warns of the others)
+            parameters["wait_for_reboot"] = wait_for_reboot
         if opts.record:
             parameters["record"] = str(Path(opts.record) / host)
         for attempt in range(opts.retries + 1):

@@ -57,7 +57,9 @@ def test_parameters_cell_declares_the_common_parameters_with_the_documented_defa
     for name in common:
         expected = ",".join(defaults.endpoints) if name == "endpoints" else getattr(defaults, name)
         assert declared[name] == expected, name
-    assert set(declared) - set(common) <= {"error_text", "session_fix_mode"}
+    assert set(declared) - set(common) <= {"error_text", "session_fix_mode", "wait_for_reboot"}
+    assert declared.get("wait_for_reboot", defaults.wait_for_reboot) is defaults.wait_for_reboot is True
+    assert ("wait_for_reboot" in declared) == (path.stem == "03_registry_remediation")
     assert ("error_text" in declared) == (path.stem == "01_cause")
     assert ("session_fix_mode" in declared) == (path.stem == "04_powershell_session_fix")
     assert not [n for n in declared if any(w in n.lower() for w in ("password", "secret", "token", "credential"))]

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import contextlib
 import json
-import multiprocessing
+import os
 import time
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -28,7 +28,7 @@ from ..core.errors import RunbookError, one_line
 from .host_chain import read_evidence, summarise_host
 from .options import APPLY_NOTEBOOK, RunOptions
 from ..runbook.reboot import EVIDENCE_FILE as REBOOT_FILE, BootWatch, RebootReport, ScheduledReboot
-from .workers import Worker, host_record
+from .workers import Worker, host_record, worker_context
 
 if TYPE_CHECKING:
     from .progress import Progress
@@ -52,7 +52,8 @@ class _Flight:
 class LocalExecutor:
     def __init__(self, hosts: list[str], job: dict, options: RunOptions, progress: Progress, live: LiveBundle,
                  stop: supervision.StopRequest):
-        self.job, self.options, self.progress, self.live, self.stop = job, options, progress, live, stop
+        self.job = {**job, "environ": dict(os.environ)}  # the kernel template's address included
+        self.options, self.progress, self.live, self.stop = options, progress, live, stop
         self.root = Path(job["root"])
         self.scrubber = evidence.Scrubber(job["secrets"])
         self.pending = list(hosts)  # not started yet
@@ -61,7 +62,7 @@ class LocalExecutor:
         self.flights: dict[str, _Flight] = {}
         self.workers: list[Worker] = []
         self.results: dict[str, dict] = {}
-        self.context = multiprocessing.get_context("spawn")
+        self.context = worker_context()
         self.polls = ThreadPoolExecutor(BOOT_POLL_THREADS, thread_name_prefix="boot-watch")
         self.told = 0
 

@@ -27,15 +27,16 @@ STOP_NOW = "abort"
 
 
 # --- in the worker ------------------------------------------------------------------------------------------------
-def die_with_parent(parent_pid: int) -> None:
-    """Linux: SIGTERM when the parent dies, even by SIGKILL. A parent already gone by now counts as dead."""
+def die_with_parent(runner_pid: int) -> None:
+    """Linux: SIGTERM when the parent dies, even by SIGKILL. The parent is the runner, or the fork server the runner
+    started (which ends with the runner). A runner already gone by now counts as dead."""
     if sys.platform.startswith("linux"):
         import ctypes
 
         pr_set_pdeathsig = 1
         with contextlib.suppress(OSError, AttributeError):
             ctypes.CDLL(None, use_errno=True).prctl(pr_set_pdeathsig, signal.SIGTERM, 0, 0, 0)
-    if hasattr(os, "getppid") and os.getppid() != parent_pid:
+    if hasattr(os, "getppid") and (os.getppid() == 1 or not psutil.pid_exists(runner_pid)):
         os.kill(os.getpid(), signal.SIGTERM)
 
 

@@ -30,6 +30,19 @@ from .signing import SigningKey
 
 MAX_LOG_BYTES = 4 * 1024 * 1024
 EXIT = "exit"
+# What a worker imports before its first job: with a fork server it is imported once and every worker is a fork
+# of it (a start in milliseconds, the pages shared) instead of a new interpreter importing it all again.
+PRELOAD = ["runbook_lib.fleet.workers", "runbook_lib.fleet.evidence_engine", "runbook_lib.runbook.notebook_html",
+           "papermill", "nbconvert", "jupyter_client"]
+
+
+def worker_context():
+    """A fork server where the OS has one (Linux, macOS), else spawn (Windows)."""
+    if "forkserver" in multiprocessing.get_all_start_methods():
+        context = multiprocessing.get_context("forkserver")
+        context.set_forkserver_preload(PRELOAD)
+        return context
+    return multiprocessing.get_context("spawn")
 
 
 def host_record(row: dict) -> dict:
@@ -55,6 +68,8 @@ def _worker(job: dict, control: Connection, events: Connection) -> None:
     if held:
         signal.pthread_sigmask(signal.SIG_BLOCK, held)
     supervision.die_with_parent(job["runner_pid"])
+    os.environ.clear()  # the runner's environment now (a fork server keeps the one it started with)
+    os.environ.update(job["environ"])
     root = Path(job["root"])
     live = LiveBundle(root, SigningKey.from_raw(job["key"], job["key_origin"]))
     scrubber = evidence.Scrubber(job["secrets"])

@@ -135,9 +135,19 @@ class Transport(ABC):
         return ()
 
 
+# While pywinrm builds a session, requests sets os.environ["no_proxy"] for a moment and deletes it again; another
+# thread building one meanwhile reads the environment as it changes and fails with a KeyError. Fleet runs connect
+# from several threads (boot watches), so sessions are built one at a time in this process.
+_SESSION_BUILD_LOCK = threading.Lock()
+
+
 class _NoRedirectTransport(winrm_transport.Transport):
     """pywinrm's HTTP transport with redirects refused: requests raises TooManyRedirects at the first 3xx answer,
-    before anything (a logon included) is sent to the URL it points at."""
+    before anything (a logon included) is sent to the URL it points at. Sessions are built one at a time."""
+
+    def build_session(self) -> requests.Session:
+        with _SESSION_BUILD_LOCK:
+            return super().build_session()
 
     def _send_message_request(self, session: requests.Session, prepared_request: requests.PreparedRequest):
         session.max_redirects = 0

@@ -112,3 +112,37 @@ def test_localized_powershell_errors_arrive_in_the_shells_code_page_and_are_read
     finally:
         server.stop()
     assert str(caught.value) == f"127.0.0.1: inspect: {german}"
+
+
+def test_transports_in_many_threads_build_their_sessions_one_at_a_time(serve, monkeypatch):
+    """requests changes os.environ while pywinrm builds a session; two builds at once broke each other (KeyError)."""
+    import threading
+    import time
+    from concurrent.futures import ThreadPoolExecutor
+
+    from winrm import transport as winrm_transport
+
+    server, _ = serve(strict=True)
+    building, most = [0], [0]
+    original = winrm_transport.Transport.build_session
+
+    def watched(self):
+        building[0] += 1
+        most[0] = max(most[0], building[0])
+        time.sleep(0.05)  # a wide window: without the lock every thread would be in here at once
+        try:
+            return original(self)
+        finally:
+            building[0] -= 1
+
+    monkeypatch.setattr(winrm_transport.Transport, "build_session", watched)
+    start = threading.Barrier(6)
+
+    def one(_):
+        transport = transport_for(server)
+        start.wait()
+        return transport.run("inspect", INSPECT).data
+
+    with ThreadPoolExecutor(6) as pool:
+        assert list(pool.map(one, range(6))) == [FACTS] * 6
+    assert most[0] == 1

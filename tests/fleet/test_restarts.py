@@ -44,3 +44,20 @@ def test_the_default_parallel_names_the_limit_that_chose_it(monkeypatch):
     assert chosen == 8 and "2 CPU(s) x 4" in reason and "--in-flight" in reason
     chosen, reason = machine_parallel(hosts=3, maximum=64)
     assert chosen == 3 and "3 host(s) to run" in reason
+
+
+def test_in_flight_caps_the_hosts_started_and_one_windows_host_under_two_names_waits_for_itself(tmp_path):
+    from runbook_lib.fleet.scheduler import LocalExecutor, _Flight
+    from runbook_lib.fleet.supervision import StopRequest
+
+    job = {"root": str(tmp_path), "secrets": [], "winrm_endpoints": {"a": ("10.0.0.1", 5985), "a-alias": ("10.0.0.1",
+                                                                                                         5985)}}
+    executor = LocalExecutor(["a", "a-alias", "b", "c"], job, RunOptions(parallel=4, in_flight=2), None, None,
+                             StopRequest())
+    executor.flights["a"] = _Flight("a", ["04"])  # restarting
+    executor.pending.remove("a")
+    assert executor._next_new_host().host == "b"  # a-alias is the same Windows host, still in flight as "a"
+    executor.flights["b"] = _Flight("b", ["01"])
+    executor.pending.remove("b")
+    assert executor._next_new_host() is None  # two in flight: the cap
+    executor.polls.shutdown()

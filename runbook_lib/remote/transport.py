@@ -137,7 +137,8 @@ class Transport(ABC):
 
 # While pywinrm builds a session, requests sets os.environ["no_proxy"] for a moment and deletes it again; another
 # thread building one meanwhile reads the environment as it changes and fails with a KeyError. Fleet runs connect
-# from several threads (boot watches), so sessions are built one at a time in this process.
+# from several threads (boot watches), so that part is done one session at a time in this process; the NTLM
+# handshake that pywinrm starts at its end runs after the lock is released, so logons still overlap.
 _SESSION_BUILD_LOCK = threading.Lock()
 
 
@@ -145,9 +146,28 @@ class _NoRedirectTransport(winrm_transport.Transport):
     """pywinrm's HTTP transport with redirects refused: requests raises TooManyRedirects at the first 3xx answer,
     before anything (a logon included) is sent to the URL it points at. Sessions are built one at a time."""
 
+    _handshake_for: requests.Session | None = None
+    _building = False
+
     def build_session(self) -> requests.Session:
+        if self.session:
+            return self.session
         with _SESSION_BUILD_LOCK:
-            return super().build_session()
+            self._building = True
+            try:
+                session = super().build_session()
+            finally:
+                self._building = False
+        deferred, self._handshake_for = self._handshake_for, None
+        if deferred is not None:
+            super().setup_encryption(deferred)
+        return session
+
+    def setup_encryption(self, session: requests.Session) -> None:
+        if self._building:  # called at the end of build_session: done once the lock is released
+            self._handshake_for = session
+        else:
+            super().setup_encryption(session)
 
     def _send_message_request(self, session: requests.Session, prepared_request: requests.PreparedRequest):
         session.max_redirects = 0

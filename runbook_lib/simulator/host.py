@@ -149,7 +149,7 @@ class SimulatedHost:
         self.last_boot = datetime.now(timezone.utc).replace(microsecond=0) - timedelta(days=3)
         self.shutdown_scheduled = bool(profile.faults.get("shutdown_scheduled"))  # shutdown.exe then exits 1190
         self.reboot_aborted = bool(profile.faults.get("reboot_aborted"))  # scheduled, then cancelled (shutdown /a)
-        self.on_reboot: Callable[[float], None] | None = None
+        self.on_reboot: Callable[[float, Callable[[], None]], None] | None = None  # (down for, then boot)
         self.on_network_drop: Callable[[float], None] | None = None
         self._processes: dict[int, Process] = {}
         self._next_pid = 4100
@@ -422,6 +422,14 @@ class SimulatedHost:
                 "winrm": {"available": True, "reason": None, **quotas, "policy": []}}
 
     def reboot(self) -> None:
+        """Restart: WinRM goes away at once; the boot (:meth:`_boot`) happens when it comes back, so no client ever
+        reads the new LastBootUpTime from a host that has not gone down yet (Windows sets it at boot)."""
+        if self.on_reboot:
+            self.on_reboot(self.profile.boot_seconds, self._boot)
+        else:
+            self._boot()
+
+    def _boot(self) -> None:
         """Boot again: Group Policy is processed, then Schannel and WinHTTP load the registry."""
         with self._lock:
             self.registry = self.policy.process(self.registry, force=True)
@@ -430,8 +438,6 @@ class SimulatedHost:
             # LastBootUpTime has whole seconds here; a restart within the same second as the last one cannot happen
             self.last_boot = max(datetime.now(timezone.utc).replace(microsecond=0),
                                  self.last_boot + timedelta(seconds=1))
-        if self.on_reboot:
-            self.on_reboot(self.profile.boot_seconds)
 
     # --- Group Policy processing after boot -----------------------------------------------------------------
     def refresh_policy(self, force: bool = False) -> None:

@@ -195,8 +195,9 @@ class WSManServer(ShellOperations):
     def __exit__(self, *exc_info: object) -> None:
         self.stop()
 
-    def go_down(self, seconds: float) -> None:
-        """Simulate a reboot: refuse connections for ``seconds``, lose every shell, then listen on the same port."""
+    def go_down(self, seconds: float, booted: Callable[[], None] | None = None) -> None:
+        """Simulate a reboot: refuse connections for ``seconds``, lose every shell, then run ``booted`` (the host's
+        boot: its new boot time, what Schannel loads) and listen on the same port."""
         with self._lifecycle:
             if not self._started:
                 raise ServerNotStarted("go_down() needs a started server")
@@ -204,7 +205,7 @@ class WSManServer(ShellOperations):
                 self._restart_timer.cancel()
             self._close_listener()
             self._end_all_shells()
-            self._restart_timer = threading.Timer(seconds, self._come_back)
+            self._restart_timer = threading.Timer(seconds, self._come_back, args=(booted,))
             self._restart_timer.daemon = True
             self._restart_timer.start()
         log.info("%s: down for %.1f s", self.computer_name, seconds)
@@ -288,7 +289,9 @@ class WSManServer(ShellOperations):
             except OSError:
                 pass
 
-    def _come_back(self) -> None:
+    def _come_back(self, booted: Callable[[], None] | None = None) -> None:
+        if booted is not None:
+            booted()
         with self._lifecycle:
             self._restart_timer = None
             if not self._started or self._listener is not None:

@@ -40,3 +40,27 @@ def test_a_shutdown_already_scheduled_is_reported_and_nothing_else_is_scheduled(
     with pytest.raises(RebootFailed, match="already scheduled .*exit 1190.* may be a power-off"):
         reboot_and_wait(connect(node.url), poll_s=0.2)
     assert node.host.reboots == 0
+
+
+def test_the_new_boot_time_appears_only_once_the_host_has_been_down_and_is_back(simulated):
+    """Windows sets LastBootUpTime at boot: a host about to go down never reports the new one (a runner that saw it
+    early would run notebook 04 against a host going down)."""
+    import socket
+    import time
+
+    node = simulated("ws2016_untouched", boot_seconds=1.5)
+    target = connect(node.url)
+    before = node.host.last_boot
+    node.host.reboot()
+    assert node.host.last_boot == before and node.host.reboots == 0  # going down: nothing of the boot yet
+    with pytest.raises(ConnectionRefusedError):  # WinRM is gone at once
+        socket.create_connection((node.server.address, node.server.port), timeout=1).close()
+    deadline = time.monotonic() + 30
+    while node.host.reboots == 0:
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+    assert node.host.last_boot > before and inspect_host(target).os.last_boot == _utc(node.host.last_boot)
+
+
+def _utc(moment) -> str:
+    return moment.strftime("%Y-%m-%dT%H:%M:%SZ")

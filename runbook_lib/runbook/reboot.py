@@ -12,12 +12,14 @@ file; notebook 04 then reads the restarted host.
 from __future__ import annotations
 
 import html
+import socket
 import time
 from dataclasses import asdict, dataclass
 from datetime import datetime, timezone
+from urllib.parse import urlsplit
 
-from ..core.errors import AuthenticationFailed, CertificateInvalid, EncryptionRequired, RebootFailed, RemoteError, \
-    TimedOut
+from ..core.errors import AuthenticationFailed, CertificateInvalid, EncryptionRequired, HostUnreachable, RebootFailed, \
+    RemoteError, TimedOut
 from ..core.verdict import SIMULATED_BANNER_HTML
 from ..remote.target import Target
 from .operations import SIMULATED_TEXT
@@ -25,6 +27,7 @@ EVIDENCE_FILE = "reboot.json"
 DELAY_S = 5  # shutdown.exe /t: the notebook's own WinRM answer gets out before the host goes down
 DOWN_TIMEOUT_S = 600.0  # still the old boot time this long after the restart was due: it did not happen
 UP_TIMEOUT_S = 1800.0  # no answer with a new boot time this long after scheduling: timed out
+PORT_TIMEOUT_S = 3.0  # a host that is down may drop connection attempts instead of refusing them
 
 
 @dataclass(frozen=True)
@@ -105,9 +108,15 @@ class BootWatch:
         self.unreachable_after_s: float | None = None
 
     def check(self, target: Target) -> RebootReport | None:
-        """The proof once the host reports a new boot time; None while it has not yet."""
+        """The proof once the host reports a new boot time; None while it has not yet.
+
+        While the WinRM port does not take a connection the host is down or booting, and that is all a poll needs to
+        know: no logon, no shell, no PowerShell started on a host that is busy booting, nothing for the runner to
+        encrypt; the boot time is asked for only once the port answers."""
         before = self.scheduled.last_boot_before
         try:
+            if not _port_answers(target.endpoint):
+                raise HostUnreachable(target.name, "the WinRM port takes no connection")
             now = target.run("last_boot", {})["last_boot"]
         except (AuthenticationFailed, CertificateInvalid, EncryptionRequired):
             raise  # waiting does not cure these
@@ -128,6 +137,19 @@ class BootWatch:
             raise TimedOut(self.scheduled.host, f"no answer with a new boot time within {elapsed:.0f} s of "
                                                 "scheduling the restart", started=True)
         return None
+
+
+def _port_answers(endpoint: str, timeout_s: float = PORT_TIMEOUT_S) -> bool:
+    """Whether a TCP connection to the WinRM endpoint's port opens (True for endpoints that are not URLs)."""
+    parts = urlsplit(endpoint)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        return True
+    try:
+        socket.create_connection((parts.hostname, parts.port or (5986 if parts.scheme == "https" else 5985)),
+                                 timeout=timeout_s).close()
+    except OSError:
+        return False
+    return True
 
 
 def reboot_and_wait(target: Target, *, delay_s: int = DELAY_S, down_timeout_s: float = DOWN_TIMEOUT_S,

@@ -19,9 +19,17 @@ def test_restart_is_proven_by_a_later_boot_time_that_inspect_reports_too(simulat
 
 
 def test_a_host_down_for_less_than_one_poll_is_not_missed(simulated):
-    node = simulated("ws2016_untouched", boot_seconds=0.05)
-    report = reboot_and_wait(connect(node.url), poll_s=1.0)
-    assert node.host.reboots == 1 and report.last_boot_after != report.last_boot_before
+    from runbook_lib.runbook.reboot import BootWatch, schedule_reboot
+
+    node = simulated("ws2016_untouched")
+    target = connect(node.url)
+    node.host.reboot_aborted = True  # shutdown.exe takes it; the restart below happens between two polls instead
+    watch = BootWatch(schedule_reboot(target))
+    assert watch.check(target) is None
+    node.host.on_reboot = None  # a restart quicker than any poll: WinRM is never seen gone
+    node.host.reboot()
+    report = watch.check(target)
+    assert node.host.reboots == 1 and report is not None and report.last_boot_after != report.last_boot_before
     assert report.unreachable_after_s is None, "it was never seen down, and the restart still counts"
 
 
@@ -64,3 +72,25 @@ def test_the_new_boot_time_appears_only_once_the_host_has_been_down_and_is_back(
 
 def _utc(moment) -> str:
     return moment.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def test_a_poll_of_a_host_that_is_down_opens_no_winrm_session(simulated):
+    """While the port refuses, the watch knows enough: no logon, no shell, no PowerShell on a booting host."""
+    import time
+
+    from runbook_lib.runbook.reboot import BootWatch, schedule_reboot
+
+    node = simulated("ws2016_untouched", boot_seconds=1.5)
+    target = connect(node.url)
+    watch = BootWatch(schedule_reboot(target))
+    asked = []
+    real_run = target.run
+    target.run = lambda operation, args: asked.append(operation) or real_run(operation, args)
+    while node.server._listener is not None:  # the restart is due after its delay
+        time.sleep(0.05)
+    assert watch.check(target) is None and asked == [] and watch.unreachable_after_s is not None
+    deadline = time.monotonic() + 30
+    while (report := watch.check(target)) is None:
+        assert time.monotonic() < deadline
+        time.sleep(0.2)
+    assert asked and set(asked) == {"last_boot"} and report.last_boot_after > report.last_boot_before

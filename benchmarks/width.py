@@ -15,6 +15,7 @@ between forked kernels once; the simulator measured apart) and the evidence byte
 from __future__ import annotations
 
 import argparse
+import functools
 import os
 import secrets
 import subprocess
@@ -49,9 +50,10 @@ def bare(nodes, password: str, _inventory: Path, _out: Path, _started: list) -> 
         list(pool.map(one, nodes))
 
 
-def runbook(_nodes, _password: str, inventory: Path, out: Path, started: list) -> int:
+def runbook(_nodes, _password: str, inventory: Path, out: Path, started: list, parallel: int | None = None) -> int:
     command = [sys.executable, "-m", "runbook_lib.cli", "run", "--inventory", str(inventory), "--apply", "--reboot",
-               "--out", str(out), "--notebooks-dir", str(ROOT / "notebooks")]
+               "--out", str(out), "--notebooks-dir", str(ROOT / "notebooks"),
+               *(["--parallel", str(parallel)] if parallel else [])]
     process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     started.append(process.pid)
     stdout, stderr = process.communicate()
@@ -73,7 +75,7 @@ def measure(label: str, args, password: str, work) -> dict:
         inventory = write_inventory(Path(folder) / "fleet.yml", nodes)
         out = Path(folder) / "out"
         started: list[int] = []  # the runbook's process, once it exists; the bare way runs in this one
-        root = (lambda: started[0] if started else None) if work is runbook else None
+        root = None if work is bare else (lambda: started[0] if started else None)
         with PeakMemory(interval=0.5, pss=True, root=root, exclude=[fleet.pid]) as memory, \
                 PeakMemory(interval=2.0, pss=True, root=lambda: fleet.pid) as simulator_memory:
             start = time.perf_counter()
@@ -91,14 +93,20 @@ def main() -> None:
     parser.add_argument("--boot", type=float, default=60.0, help="seconds a simulated restart keeps WinRM away")
     parser.add_argument("--latency", type=float, default=0.02, help="seconds added to every WinRM request")
     parser.add_argument("--ps-start", type=float, default=0.3, help="seconds every command pays to start PowerShell")
+    parser.add_argument("--parallel", type=int, help="passed to run (default: the run chooses from the machine)")
+    parser.add_argument("--only-run", action="store_true", help="skip the bare way (when tuning the run)")
     args = parser.parse_args()
     password = secrets.token_urlsafe(16)
     os.environ["TLS_RUNBOOK_USER"], os.environ["TLS_RUNBOOK_PASSWORD"] = USER, password
     print(f"{args.hosts} simulated hosts that all need a restart (boot {args.boot:g} s), all in flight; "
           f"{args.latency * 1000:.0f} ms per request, {args.ps_start:.2f} s per PowerShell start, "
           f"{os.cpu_count()} CPUs", flush=True)
+    b_way = functools.partial(runbook, parallel=args.parallel)
+    if args.only_run:
+        measure("(b) tls-runbook run --apply --reboot", args, password, b_way)
+        return
     a = measure("(a) bare pywinrm, a thread per host", args, password, bare)
-    b = measure("(b) tls-runbook run --apply --reboot", args, password, runbook)
+    b = measure("(b) tls-runbook run --apply --reboot", args, password, b_way)
     print(f"b/a = {b['seconds'] / a['seconds']:.2f} (wall time of the runbook over the bare remote work; "
           f"{b['seconds'] / args.boot:.1f}x the boot time)")
 

@@ -12,7 +12,7 @@ import os
 
 import psutil
 
-NOTEBOOKS_PER_CPU = 4
+NOTEBOOKS_PER_CPU = 8
 MB_PER_NOTEBOOK = 250
 MB = 1024 * 1024
 

@@ -41,7 +41,7 @@ def test_a_restarting_host_frees_the_only_worker_for_the_next_host_and_04_reads_
 def test_the_default_parallel_names_the_limit_that_chose_it(monkeypatch):
     monkeypatch.setattr("os.cpu_count", lambda: 2)
     chosen, reason = machine_parallel(hosts=200, maximum=64)
-    assert chosen == 8 and "2 CPU(s) x 4" in reason and "--in-flight" in reason
+    assert chosen == 16 and "2 CPU(s) x 8" in reason and "--in-flight" in reason
     chosen, reason = machine_parallel(hosts=3, maximum=64)
     assert chosen == 3 and "3 host(s) to run" in reason
 

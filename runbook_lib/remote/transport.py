@@ -135,39 +135,29 @@ class Transport(ABC):
         return ()
 
 
-# While pywinrm builds a session, requests sets os.environ["no_proxy"] for a moment and deletes it again; another
-# thread building one meanwhile reads the environment as it changes and fails with a KeyError. Fleet runs connect
-# from several threads (boot watches), so that part is done one session at a time in this process; the NTLM
-# handshake that pywinrm starts at its end runs after the lock is released, so logons still overlap.
+# requests sets os.environ["no_proxy"] for a moment while pywinrm builds a session: two threads doing it at once
+# (boot watches) failed with a KeyError. Sessions are built one at a time; the NTLM handshake at the end is not.
 _SESSION_BUILD_LOCK = threading.Lock()
 
 
 class _NoRedirectTransport(winrm_transport.Transport):
     """pywinrm's HTTP transport with redirects refused: requests raises TooManyRedirects at the first 3xx answer,
-    before anything (a logon included) is sent to the URL it points at. Sessions are built one at a time."""
+    before anything (a logon included) is sent to the URL it points at."""
 
     _handshake_for: requests.Session | None = None
-    _building = False
 
     def build_session(self) -> requests.Session:
         if self.session:
             return self.session
         with _SESSION_BUILD_LOCK:
-            self._building = True
-            try:
-                session = super().build_session()
-            finally:
-                self._building = False
+            session = super().build_session()
         deferred, self._handshake_for = self._handshake_for, None
         if deferred is not None:
             super().setup_encryption(deferred)
         return session
 
     def setup_encryption(self, session: requests.Session) -> None:
-        if self._building:  # called at the end of build_session: done once the lock is released
-            self._handshake_for = session
-        else:
-            super().setup_encryption(session)
+        self._handshake_for = session  # pywinrm calls this at the end of build_session: run once the lock is free
 
     def _send_message_request(self, session: requests.Session, prepared_request: requests.PreparedRequest):
         session.max_redirects = 0

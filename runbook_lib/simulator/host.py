@@ -422,8 +422,7 @@ class SimulatedHost:
                 "winrm": {"available": True, "reason": None, **quotas, "policy": []}}
 
     def reboot(self) -> None:
-        """Restart: WinRM goes away at once; the boot (:meth:`_boot`) happens when it comes back, so no client ever
-        reads the new LastBootUpTime from a host that has not gone down yet (Windows sets it at boot)."""
+        """WinRM goes away at once and the boot happens as it comes back: Windows sets LastBootUpTime at boot."""
         if self.on_reboot:
             self.on_reboot(self.profile.boot_seconds, self._boot)
         else:
@@ -476,8 +475,7 @@ class SimulatedHost:
 
     @property
     def apply_running(self) -> bool:
-        """Whether an apply process is alive on the host: what a test waits on instead of guessing how long the host
-        takes (the journal's pid, as Get-Process would find it)."""
+        """An apply process is alive (the journal's pid, as Get-Process finds it): what a test waits on."""
         with self._lock:
             return any(process.alive for process in self._processes.values())
 

@@ -37,9 +37,12 @@ def with_reference_outputs(source: Path, target: Path) -> int:
 
 
 def run_nbval(folder: Path) -> subprocess.CompletedProcess:
+    """As a user runs nbval on the notebooks, with a configuration of its own: the project's (two xdist workers)
+    would spread one notebook's cells over two kernels."""
+    (folder / "pytest.ini").write_text("[pytest]\n")
     return subprocess.run(
-        [sys.executable, "-m", "pytest", "--nbval-lax", "--nbval-sanitize-with", str(HERE / "sanitize.cfg"),
-         "--nbval-current-env", "-p", "no:cacheprovider", "-q", str(folder)],
+        [sys.executable, "-m", "pytest", "-c", str(folder / "pytest.ini"), "--nbval-lax", "--nbval-sanitize-with",
+         str(HERE / "sanitize.cfg"), "--nbval-current-env", "-p", "no:cacheprovider", "-q", str(folder)],
         cwd=folder, capture_output=True, text=True, timeout=600, env={**os.environ, "TLS_RUNBOOK_INTERACTIVE": "0"})
 
 

@@ -88,7 +88,7 @@ def run_host(host: str, inventory: str, folder: str, root: str, options: dict,
     prefix = f"{_EVIDENCE_IO}{uuid.uuid4().hex}:"  # one writer per chain: its scrubber is this host's
     papermill_io.register(prefix, _EvidenceIO(prefix, scrubber))
     started = time.monotonic()
-    failed_notebook, error, interrupted = "", "", False
+    failed_notebook, error, interrupted, awaiting_reboot = "", "", False, False
     executed: list[str] = []
     for number in opts.notebooks:
         if should_stop is not None and should_stop():
@@ -130,11 +130,12 @@ def run_host(host: str, inventory: str, folder: str, root: str, options: dict,
         _render_html(output, scrubber)
         if failed_notebook:
             break
-        if _restart_scheduled(host_dir):
+        if number == APPLY_NOTEBOOK and not wait_for_reboot and _restart_scheduled(host_dir):
+            awaiting_reboot = True
             break
     row = summarise_host(host, host_dir, failed_notebook, error, executed, interrupted=interrupted)
     row["seconds"] = round(time.monotonic() - started, 1)
-    if not (failed_notebook or interrupted) and _restart_scheduled(host_dir):
+    if awaiting_reboot:
         row["awaiting_reboot"] = True
         if progress:
             progress(host, "restart", "waiting for the new boot time")

@@ -26,7 +26,7 @@ from . import evidence, supervision
 from .bundle import LiveBundle
 from ..core.errors import RunbookError, one_line
 from .host_chain import read_evidence, summarise_host
-from .options import APPLY_NOTEBOOK, RunOptions
+from .options import APPLY_NOTEBOOK, NOTEBOOKS, RunOptions
 from ..runbook.reboot import EVIDENCE_FILE as REBOOT_FILE, BootWatch, RebootReport, ScheduledReboot
 from .workers import Worker, host_record, worker_context
 
@@ -189,7 +189,8 @@ class LocalExecutor:
                     self._restarted(flight, report)
 
     def _check_boot(self, flight: _Flight) -> RebootReport | None:
-        """In a poll thread: one WinRM call. The connection is kept between polls (and re-made after a drop)."""
+        """In a poll thread: a TCP connect while the host is down, one WinRM call once its port answers. The target
+        (inventory entry, credential) is resolved once per restart."""
         from ..remote.target import connect
 
         if flight.target is None:
@@ -199,8 +200,8 @@ class LocalExecutor:
 
     def _restarted(self, flight: _Flight, report: RebootReport) -> None:
         """The proof into the bundle before notebook 04 may start, then the host back in line (ahead of new ones)."""
-        scheduled = read_evidence(self.root / "hosts" / flight.host / REBOOT_FILE)
-        self._write_reboot(flight.host, {**scheduled, **report.to_json()})
+        assert flight.watch is not None
+        self._write_reboot(flight.host, {**flight.watch.scheduled.to_json(), **report.to_json()})
         del self.waiting[flight.host]
         self.progress.update(flight.host, "restart", "restarted")
         if self.stop.level:
@@ -212,9 +213,10 @@ class LocalExecutor:
 
     def _restart_failed(self, flight: _Flight, error: str) -> None:
         host = flight.host
-        scheduled = read_evidence(self.root / "hosts" / host / REBOOT_FILE)
+        scheduled = flight.watch.scheduled.to_json() if flight.watch else \
+            read_evidence(self.root / "hosts" / host / REBOOT_FILE)  # the file 03 wrote did not read as one
         self._write_reboot(host, {**scheduled, "state": "failed", "error": one_line(error, 300)})
-        row = summarise_host(host, self.root / "hosts" / host, "03_registry_remediation",
+        row = summarise_host(host, self.root / "hosts" / host, NOTEBOOKS[APPLY_NOTEBOOK],
                              f"restart: {one_line(error, 280)}", None)
         self.progress.update(host, "restart", "failed")
         self._finish(host, row)

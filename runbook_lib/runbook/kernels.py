@@ -37,8 +37,9 @@ import threading
 import time
 from typing import Any, Iterator
 
-from jupyter_client.manager import AsyncKernelManager
 from jupyter_client.provisioning import LocalProvisioner
+
+from .kernel_manager import PromptKernelManager
 
 PROVISIONER_NAME = "tls-runbook-forked"
 TEMPLATE_ENV = "TLS_RUNBOOK_KERNEL_TEMPLATE"  # the socket of a running template, for this process's children
@@ -61,8 +62,9 @@ def forking_enabled() -> bool:
 
 
 def papermill_options() -> dict[str, Any]:
-    """Keyword arguments for ``papermill.execute_notebook``: forked kernels where they are available, else none."""
-    return {"kernel_manager_class": ForkingKernelManager} if forking_enabled() else {}
+    """Keyword arguments for ``papermill.execute_notebook``: forked kernels where they are available, and no fixed
+    waits around any kernel (:mod:`.kernel_manager`)."""
+    return {"kernel_manager_class": ForkingKernelManager if forking_enabled() else PromptKernelManager}
 
 
 # --- the template process -------------------------------------------------------------------------------------
@@ -336,7 +338,7 @@ def _close(fds: list[int]) -> None:
         os.close(fd)
 
 
-class ForkingKernelManager(AsyncKernelManager):
+class ForkingKernelManager(PromptKernelManager):
     """The kernel manager papermill uses with :func:`papermill_options`: any kernelspec that names no provisioner
     of its own gets :class:`ForkingProvisioner`."""
 
@@ -356,6 +358,6 @@ def _provisioner_registered() -> bool:
     return any(ep.name == PROVISIONER_NAME for ep in entry_points(group="jupyter_client.kernel_provisioners"))
 
 
-__all__ = ["ForkingKernelManager", "ForkingProvisioner", "KernelTemplate", "TemplateUnavailable", "fork_available",
+__all__ = ["ForkingKernelManager", "PromptKernelManager", "ForkingProvisioner", "KernelTemplate", "TemplateUnavailable", "fork_available",
            "forking_enabled", "papermill_options", "shared_template", "fork_kernel", "ForkedKernel",
            "PROVISIONER_NAME", "TEMPLATE_ENV", "SWITCH_ENV"]

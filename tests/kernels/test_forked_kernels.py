@@ -235,7 +235,7 @@ def test_the_template_forks_only_this_interpreters_ipykernel(template):
 def test_without_fork_kernels_start_the_normal_way(monkeypatch):
     monkeypatch.setattr(kernels, "fork_available", lambda: False)  # what Windows reports
     monkeypatch.delenv(kernels.TEMPLATE_ENV, raising=False)
-    assert kernels.papermill_options() == {}
+    assert kernels.papermill_options()["kernel_manager_class"] is not kernels.ForkingKernelManager
 
     async def scenario():
         pair = await _start()

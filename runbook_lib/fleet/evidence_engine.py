@@ -7,6 +7,9 @@ disk before the next step is each code cell's outputs (saved when it completes) 
 changes the host (tagged ``apply``) has started; the notebook's own start and end are saved as before. A runner
 that dies mid-cell still leaves every finished cell and the host's own evidence files, which the notebooks write
 directly.
+
+Each cell's times are papermill's (start, end, duration, status); nbclient's second set of timestamps per cell (when
+the kernel went busy, took the input, replied, went idle) is not recorded.
 """
 
 from __future__ import annotations
@@ -14,6 +17,7 @@ from __future__ import annotations
 import contextlib
 
 from papermill.engines import NBClientEngine, NotebookExecutionManager, papermill_engines
+from papermill.iorw import papermill_io
 
 ENGINE_NAME = "tls-runbook-evidence"
 
@@ -24,7 +28,12 @@ class _EvidenceSaves(NotebookExecutionManager):
         self._quiet = False
 
     def save(self, **kwargs):
-        if not self._quiet:
+        if self._quiet or not self.output_path:
+            return
+        writer = papermill_io.get_handler(self.output_path)
+        if hasattr(writer, "write_notebook"):  # the bundle's writer takes the notebook itself (host_chain._EvidenceIO)
+            writer.write_notebook(self.nb, self.output_path)
+        else:
             super().save(**kwargs)
 
     @contextlib.contextmanager
@@ -52,7 +61,7 @@ class EvidenceEngine(NBClientEngine):
                                  autosave_cell_every=autosave_cell_every)
         manager.notebook_start()
         try:
-            cls.execute_managed_notebook(manager, kernel_name, log_output=log_output, **kwargs)
+            cls.execute_managed_notebook(manager, kernel_name, log_output=log_output, record_timing=False, **kwargs)
         finally:
             manager.cleanup_pbar()
             manager.notebook_complete()

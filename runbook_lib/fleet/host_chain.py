@@ -16,7 +16,7 @@ from typing import Callable
 from . import evidence, report
 from ..core.engine import restart_for_paths
 from ..core.errors import RunbookError
-from ..core.files import private_folder, read_limited
+from ..core.files import private_folder, read_limited, write_atomic
 from .options import APPLY_NOTEBOOK, NOTEBOOKS, RETRYABLE_ERRORS, RunOptions
 from ..runbook.operations import MAX_REPORT_BYTES, written_values
 from ..runbook.reboot import EVIDENCE_FILE as REBOOT_FILE
@@ -29,10 +29,17 @@ writes_frozen = threading.Event()  # set once a worker has recorded its host as 
 
 
 class _EvidenceIO:
-    """papermill's writer for the executed notebook: into the bundle after every cell, scrubbed on the way in."""
+    """papermill's writer for the executed notebook: into the bundle after every code cell, scrubbed on the way in.
+
+    A notebook is saved whole a dozen times while it runs, and most of each save was nbformat's indented JSON (the
+    pure-Python encoder) and a scrub of every cell again. Here a save is compact JSON (the C encoder; the same
+    notebook for Jupyter and nbformat) and only the cells that changed since the last save are scrubbed: a cell is
+    a JSON object of its own, so nothing the scrubber decodes (escapes, tags, base64 or hex runs) runs from one
+    cell into the next. The run's final check still reads every file whole."""
 
     def __init__(self, prefix: str, scrubber: evidence.Scrubber):
         self.prefix, self.scrubber = prefix, scrubber
+        self._cells: dict[tuple[Path, int], tuple[bytes, bytes]] = {}  # each cell as last saved, and scrubbed
 
     def _path(self, path: str) -> Path:
         return Path(path[len(self.prefix):])
@@ -44,12 +51,31 @@ class _EvidenceIO:
         raise NotImplementedError("the evidence writer only writes executed notebooks")
 
     def write(self, buf: str, path: str) -> None:
+        """papermill's own writes (its final one, an error marker) arrive as nbformat text."""
+        self.write_notebook(json.loads(buf), path)
+
+    def write_notebook(self, notebook: dict, path: str) -> None:
+        """The save :mod:`.evidence_engine` makes, from the notebook itself."""
+        target = self._path(path)
+        cells = b",".join(self._scrubbed_cell(target, index, cell) for index, cell in enumerate(notebook["cells"]))
+        rest = self.scrubber.scrub_bytes(_compact({k: v for k, v in notebook.items() if k != "cells"}))[0]
         with write_lock:
             if not writes_frozen.is_set():
-                evidence.write_scrubbed(self._path(path), buf, self.scrubber)
+                write_atomic(target, b'{"cells":[' + cells + b"]," + rest[1:])  # keys in nbformat's sorted order
 
     def pretty_path(self, path: str) -> str:
         return str(self._path(path))
+
+    def _scrubbed_cell(self, target: Path, index: int, cell: dict) -> bytes:
+        raw = _compact(cell)
+        known = self._cells.get((target, index))
+        if known is None or known[0] != raw:
+            known = self._cells[(target, index)] = (raw, self.scrubber.scrub_bytes(raw)[0])
+        return known[1]
+
+
+def _compact(value: dict) -> bytes:
+    return json.dumps(value, sort_keys=True, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
 
 
 def _host_secrets(inventory: str, host: str) -> list[str]:

@@ -27,11 +27,37 @@ _lock = threading.Lock()  # one exporter per process, used by one thread at a ti
 
 @functools.lru_cache(maxsize=1)
 def _exporter():
+    from jinja2 import pass_context
     from nbconvert import HTMLExporter
+    from nbconvert.exporters.templateexporter import TemplateExporter
+    from nbconvert.filters.widgetsdatatypefilter import WidgetsDataTypeFilter
     from traitlets.config import Config
 
-    return HTMLExporter(template_name=TEMPLATE, extra_template_basedirs=[str(TEMPLATES)], exclude_anchor_links=True,
-                        config=Config({"NbConvertBase": {"display_data_priority": STATIC_PRIORITY}}))
+    class EvidenceExporter(HTMLExporter):
+        """HTMLExporter without what only its own templates need: its BeautifulSoup pass over the finished page
+        (alt text for images, ``tabindex`` for JupyterLab's cell classes; this template writes images with alt
+        text and has no such classes), a third of the time of a render. Markdown cells are rendered once per
+        distinct text: every host runs the same notebooks."""
+
+        def from_notebook_node(self, nb, resources=None, **kw):
+            resources = self._init_resources(resources)
+            self.register_filter("filter_data_type", WidgetsDataTypeFilter(
+                notebook_metadata=self._nb_metadata, parent=self, resources=resources))
+            return TemplateExporter.from_notebook_node(self, nb, resources, **kw)
+
+        @pass_context
+        def markdown2html(self, context, source):
+            if context.get("cell", {}).get("attachments"):
+                return super().markdown2html(context, source)
+            return _markdown(self, source)
+
+    @functools.lru_cache(maxsize=256)
+    def _markdown(exporter, source: str) -> str:
+        return HTMLExporter.markdown2html(exporter, {}, source)
+
+    return EvidenceExporter(template_name=TEMPLATE, extra_template_basedirs=[str(TEMPLATES)],
+                            exclude_anchor_links=True,
+                            config=Config({"NbConvertBase": {"display_data_priority": STATIC_PRIORITY}}))
 
 
 def render(notebook) -> str:

@@ -72,3 +72,12 @@ def test_a_failed_notebook_shows_its_error_in_the_html(runs):
     error = next(o for c in notebook.cells for o in c.get("outputs", []) if o.output_type == "error")
     seen = _text(notebook_html.render(notebook))
     assert error.ename in seen and error.evalue in seen
+
+
+def test_table_cells_are_aligned_left_once_by_the_stylesheet_not_inline_in_each_cell(chain_03):
+    notebook, body = chain_03
+    inline = sum(output.data.get("text/html", "").count("style='text-align:left'") for cell in notebook.cells
+                 for output in cell.get("outputs", []) if "data" in output)
+    assert inline > 10, "JupyterLab right-aligns output tables: the notebook keeps its inline alignment"
+    assert "text-align:left'" not in body.replace("text-align:left;", "")
+    assert re.search(r"th,td\{[^}]*text-align:left", body)

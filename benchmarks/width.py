@@ -25,6 +25,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+import psutil
 from fleet import PeakMemory, notebooks_remote_work
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -81,9 +82,10 @@ def measure(label: str, args, password: str, work) -> dict:
             start = time.perf_counter()
             work(nodes, password, inventory, out, started)
             seconds = time.perf_counter() - start
+            simulator_cpu = sum(psutil.Process(fleet.pid).cpu_times()[:2])
         per_host = evidence_bytes(out) / args.hosts if out.exists() else 0
     print(f"{label:44} {seconds:8.1f} s  peak {memory.peak_pss / MB:7.0f} MB PSS ({memory.peak / MB:.0f} MB RSS)"
-          f"  simulator {simulator_memory.peak_pss / MB:.0f} MB  evidence {per_host / 1024:.0f} KB/host", flush=True)
+          f"  simulator {simulator_memory.peak_pss / MB:.0f} MB {simulator_cpu:.0f} CPU-s  evidence {per_host / 1024:.0f} KB/host", flush=True)
     return {"seconds": seconds, "peak_pss": memory.peak_pss}
 
 

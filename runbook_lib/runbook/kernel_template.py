@@ -36,6 +36,7 @@ import socket
 import sys
 import threading
 import time
+import traceback
 from dataclasses import dataclass
 
 # What every runbook kernel imports: ipykernel's application and kernel with what they import while starting (the
@@ -295,9 +296,13 @@ def become_kernel(request: KernelRequest) -> None:
     app = kernelapp.IPKernelApp.instance(parent_handle=os.getppid())
     try:
         app.initialize()
-        os.write(bound, b"1")
-    finally:
-        os.close(bound)
+    except BaseException:  # noqa: BLE001 - whatever stopped the start, the kernel ends now
+        # ipykernel's exit handlers would wait for ZMQ to close sockets that never opened, and the client for its
+        # start timeout: a kernel that cannot start says why on its stderr and exits, and the client sees it die.
+        traceback.print_exc()
+        os._exit(1)
+    os.write(bound, b"1")
+    os.close(bound)
     app.start()
 
 

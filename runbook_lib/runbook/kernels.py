@@ -279,6 +279,19 @@ def fork_kernel(address: str, argv: list[str], cwd: str, env: dict[str, str], fd
 class ForkingProvisioner(LocalProvisioner):
     """``LocalProvisioner`` with the launch replaced by a fork of the template; everything else is inherited."""
 
+    async def pre_launch(self, **kwargs: Any) -> dict[str, Any]:
+        """Where the template runs, the kernel listens on Unix sockets in its private folder (0700) instead of TCP
+        ports. jupyter_client picks TCP ports before the kernel binds them, and with a dozen kernels and hundreds of
+        WinRM connections opening at once a port was sometimes taken in between: that kernel could not start
+        (and hung until the 120 s start timeout). Any local user can also reach a TCP port; only this user reaches
+        the folder."""
+        manager = self.parent
+        address = _template_address() if forking_enabled() else None
+        if manager is not None and address is not None:
+            manager.transport = "ipc"
+            manager.ip = os.path.join(os.path.dirname(address), f"k-{manager.kernel_id[:8]}")
+        return await super().pre_launch(**kwargs)
+
     async def launch_kernel(self, cmd: list[str], **kwargs: Any) -> Any:
         address = _template_address() if forking_enabled() else None
         stdio = _stdio(kwargs) if address else None

@@ -8,6 +8,7 @@ import json
 import os
 import re
 import signal
+import stat
 import subprocess
 import sys
 import textwrap
@@ -108,8 +109,10 @@ def test_a_forked_kernel_is_its_own_process_as_popen_would_start_it(template, tm
     assert "stderr-of-the-kernel" in capfd.readouterr().err, "the kernel writes to the stderr it was given"
 
 
-def _ports(manager) -> set[int]:
-    return {manager.shell_port, manager.iopub_port, manager.stdin_port, manager.hb_port, manager.control_port}
+def _ports(manager) -> set[tuple[str, int]]:
+    """The kernel's endpoints: a folder-and-number pair per channel (Unix sockets), an address and port over TCP."""
+    return {(manager.ip, port) for port in (manager.shell_port, manager.iopub_port, manager.stdin_port,
+                                            manager.hb_port, manager.control_port)}
 
 
 def test_an_interrupt_stops_the_running_cell_of_a_forked_kernel(template):
@@ -289,3 +292,45 @@ def test_a_template_that_cannot_start_leaves_kernels_starting_the_normal_way(mon
 
     assert int(asyncio.run(scenario())) == os.getpid()
     assert kernels._own["failed"], "one failed start is remembered: later kernels do not wait for it again"
+
+
+def test_a_forked_kernel_listens_on_unix_sockets_in_the_templates_private_folder(template):
+    async def scenario():
+        manager, client = await _start()
+        try:
+            info = manager.get_connection_info()
+            sockets = [stat.S_ISSOCK(os.stat(f"{info['ip']}-{info[name]}").st_mode)
+                       for name in ("shell_port", "iopub_port", "stdin_port", "control_port", "hb_port")]
+            return info, sockets
+        finally:
+            await _stop((manager, client))
+
+    info, sockets = asyncio.run(scenario())
+    folder = os.path.dirname(template.address)
+    assert info["transport"] == "ipc" and info["ip"].startswith(folder + os.sep), "no TCP port chosen in advance"
+    assert sockets == [True] * 5, "each channel is a Unix socket the kernel bound"
+    assert oct(os.stat(folder).st_mode & 0o777) == "0o700", "only this user reaches the kernel's sockets"
+
+
+def test_a_forked_kernel_that_cannot_start_exits_at_once_and_says_why(template, tmp_path):
+    from jupyter_client.connect import write_connection_file
+
+    # The shell, stdin and control sockets bind; IOPub's path is taken (as a TCP port taken by another process).
+    connection, info = write_connection_file(str(tmp_path / "kernel.json"), transport="ipc", ip=str(tmp_path / "k"))
+    (tmp_path / f"k-{info['iopub_port']}").mkdir()
+    log = tmp_path / "stderr.log"
+    bound_r, bound_w = os.pipe()
+    fds = [os.open(os.devnull, os.O_RDONLY), os.open(os.devnull, os.O_WRONLY),
+           os.open(log, os.O_WRONLY | os.O_CREAT), bound_w]
+    try:
+        kernel = kernels.fork_kernel(template.address, [sys.executable, "-m", "ipykernel_launcher", "-f", connection],
+                                     str(tmp_path), dict(os.environ), fds)
+    finally:
+        for fd in fds:
+            os.close(fd)
+    try:
+        assert kernel.wait(timeout=30) == 1, "it ended by itself instead of waiting on sockets that never opened"
+        assert os.read(bound_r, 1) == b"", "it never said it was listening"
+    finally:
+        os.close(bound_r)
+    assert "ZMQError" in log.read_text()

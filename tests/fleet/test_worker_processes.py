@@ -1,0 +1,29 @@
+"""Worker processes start as forks of a fork server that has imported what they use, and share those pages: the
+imported objects are out of the garbage collector's sight, so a worker's first collection does not copy them."""
+
+import gc
+import multiprocessing
+
+import pytest
+
+from runbook_lib.fleet import workers
+
+
+def _report(connection) -> None:
+    import sys
+
+    connection.send((gc.get_freeze_count(), "papermill" in sys.modules))
+    connection.close()
+
+
+@pytest.mark.skipif("forkserver" not in multiprocessing.get_all_start_methods(), reason="spawn has no shared heap")
+def test_a_worker_starts_with_the_preloaded_heap_imported_and_frozen():
+    context = workers.worker_context()
+    reader, writer = context.Pipe(duplex=False)
+    process = context.Process(target=_report, args=(writer,))
+    process.start()
+    writer.close()
+    frozen, imported = reader.recv()
+    process.join(30)
+    assert imported, "the fork server imported papermill before forking the worker"
+    assert frozen > 10_000, "the preloaded objects are frozen, as the kernel template's are"

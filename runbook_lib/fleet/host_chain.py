@@ -66,6 +66,9 @@ class _EvidenceIO:
     def pretty_path(self, path: str) -> str:
         return str(self._path(path))
 
+    def forget(self) -> None:
+        self._cells.clear()
+
     def _scrubbed_cell(self, target: Path, index: int, cell: dict) -> bytes:
         raw = _compact(cell)
         known = self._cells.get((target, index))
@@ -112,7 +115,8 @@ def run_host(host: str, inventory: str, folder: str, root: str, options: dict,
     private_folder(host_dir)
     scrubber = evidence.Scrubber(_host_secrets(inventory, host) if secrets is None else secrets)
     prefix = f"{_EVIDENCE_IO}{uuid.uuid4().hex}:"  # one writer per chain: its scrubber is this host's
-    papermill_io.register(prefix, _EvidenceIO(prefix, scrubber))
+    writer = _EvidenceIO(prefix, scrubber)
+    papermill_io.register(prefix, writer)
     started = time.monotonic()
     failed_notebook, error, interrupted, awaiting_reboot = "", "", False, False
     executed: list[str] = []
@@ -159,6 +163,7 @@ def run_host(host: str, inventory: str, folder: str, root: str, options: dict,
         if number == APPLY_NOTEBOOK and not wait_for_reboot and _restart_scheduled(host_dir):
             awaiting_reboot = True
             break
+    writer.forget()  # a worker runs many chains: what this one cached goes with it
     row = summarise_host(host, host_dir, failed_notebook, error, executed, interrupted=interrupted)
     row["seconds"] = round(time.monotonic() - started, 1)
     if awaiting_reboot:

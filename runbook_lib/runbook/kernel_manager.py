@@ -64,7 +64,8 @@ class PromptKernelClient(AsyncKernelClient):
 
 class PromptKernelManager(AsyncKernelManager):
     client_factory = Type(PromptKernelClient, klass=AsyncKernelClient, config=True)
-    shutdown_wait_time = Float(2 * SHUTDOWN_GRACE_S, config=True)  # jupyter_client waits half of it before SIGTERM, half before SIGKILL
+    # jupyter_client waits half of it before SIGTERM, the other half before SIGKILL
+    shutdown_wait_time = Float(2 * SHUTDOWN_GRACE_S, config=True)
 
     async def _async_finish_shutdown(self, waittime: float | None = None, pollinterval: float = SHUTDOWN_POLL_S,
                                      restart: bool = False) -> Any:

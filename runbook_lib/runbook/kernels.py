@@ -371,6 +371,6 @@ def _provisioner_registered() -> bool:
     return any(ep.name == PROVISIONER_NAME for ep in entry_points(group="jupyter_client.kernel_provisioners"))
 
 
-__all__ = ["ForkingKernelManager", "PromptKernelManager", "ForkingProvisioner", "KernelTemplate", "TemplateUnavailable", "fork_available",
-           "forking_enabled", "papermill_options", "shared_template", "fork_kernel", "ForkedKernel",
-           "PROVISIONER_NAME", "TEMPLATE_ENV", "SWITCH_ENV"]
+__all__ = ["ForkingKernelManager", "PromptKernelManager", "ForkingProvisioner", "KernelTemplate",
+           "TemplateUnavailable", "fork_available", "forking_enabled", "papermill_options", "shared_template",
+           "fork_kernel", "ForkedKernel", "PROVISIONER_NAME", "TEMPLATE_ENV", "SWITCH_ENV"]

@@ -341,8 +341,10 @@ def _merged(leaks: list[Leak]) -> list[Leak]:
 
 
 def write_scrubbed(path: Path | str, data: bytes | str, scrubber: Scrubber) -> int:
-    """The one way into a bundle: credential values removed, then written privately and atomically (see
-    :func:`runbook_lib.core.files.write_atomic`). Returns how many credential occurrences were removed."""
+    """How a file enters a bundle: credential values removed, then written privately and atomically (see
+    :func:`runbook_lib.core.files.write_atomic`). Returns how many credential occurrences were removed. An executed
+    notebook being saved over and over enters cell by cell instead, through the same scrubber
+    (``runbook_lib.fleet.host_chain._EvidenceIO``), so that a cell already scrubbed is not read again."""
     raw = data.encode("utf-8") if isinstance(data, str) else data
     clean, hits = scrubber.scrub_bytes(raw)
     write_atomic(path, clean)

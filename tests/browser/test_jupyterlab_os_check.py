@@ -72,14 +72,15 @@ def accept_kernel_dialog(page) -> None:
 
 def run_all_until_findings_show(page, attempts: int = 6) -> None:
     """Run All through the menu. A run requested while the kernel is still connecting can be dropped by the
-    front end, so ask again (the notebook is a dry run: running it twice is harmless)."""
+    front end, and the kernel dialog can open just after it was looked for and cover the menu: so ask again (the
+    notebook is a dry run: running it twice is harmless)."""
     from playwright.sync_api import TimeoutError as PlaywrightTimeout
 
     for attempt in range(attempts):
         accept_kernel_dialog(page)
-        page.click(".lm-MenuBar-itemLabel:text-is('Run')", timeout=30_000)
-        page.click(".lm-Menu-itemLabel:text-is('Run All Cells')", timeout=30_000)
         try:
+            page.click(".lm-MenuBar-itemLabel:text-is('Run')", timeout=10_000)
+            page.click(".lm-Menu-itemLabel:text-is('Run All Cells')", timeout=10_000)
             page.wait_for_selector("table.tls-runbook-findings", timeout=20_000)
             return
         except PlaywrightTimeout:

@@ -1,14 +1,18 @@
 """A run's bundle while the run writes it: checked for room first, sealed host by host, never left unsigned.
 
-Files land in the bundle as they are produced (through :func:`runbook_lib.fleet.evidence.write_scrubbed`); the manifest is
-rewritten, signed and renamed into place after each host starts and ends, and by a worker that has to stop because
-its runner died. It says ``complete: false`` until the run ends. Writers (the runner and its workers) take turns
-through a lock file beside the run folder, so no update of the manifest is lost.
+Files land in the bundle as they are produced (through :func:`runbook_lib.fleet.evidence.write_scrubbed`). Each host's
+state is signed into its own seal (``seals/<host>.json``) as the host starts and ends, and by a worker that has to
+stop because its runner died; the runner folds the seals into the signed manifest when it updates the run, and for
+good when the run ends (see :func:`evidence.fold_seals`). The manifest says ``complete: false`` until then. A seal
+costs one host's files, not the whole run's: with one manifest rewritten for every host change, hundreds of hosts
+queued behind it. A host's seal has one writer at a time; writers of the manifest take turns through a lock file
+beside the run folder, so no update is lost.
 """
 
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import shutil
 import time
@@ -114,6 +118,7 @@ class LiveBundle:
         self.root = Path(root)
         self.key = key
         self.lock_path = _lock_path(self.root)
+        self._run_id: str | None = None
 
     # --- manifest -----------------------------------------------------------------------------------------------
     def create(self, meta: dict, hosts: list[str]) -> None:
@@ -126,37 +131,64 @@ class LiveBundle:
             evidence.store_manifest(self.root, evidence.finish_document(doc, self.key))
 
     def read(self) -> dict:
-        return evidence.load_manifest(self.root)
+        return evidence.current_manifest(self.root)
 
-    def update(self, *, hosts: dict[str, dict] | None = None, run_files: bool = False, finished: bool = False,
-               **meta) -> dict:
-        """Hash the named hosts' files (and the run-level files) into the manifest, merge the given fields into
-        their host records and the run's metadata, sign and rename into place. An entry is never dropped: a file
-        that vanished stays listed, so verify names it missing. ``finished`` means the hosts' writers are gone, so
-        their unfinished temporary files are debris and are removed."""
+    def seal_hosts(self, hosts: dict[str, dict], *, finished: bool = False) -> None:
+        """Hash each named host's files into its seal, merge the given fields into its record, sign and rename into
+        place. Only that host's files are read and only its seal is written, so a host's change costs the same
+        however many hosts the run has, and hosts never wait for each other. An entry is never dropped: a file that
+        vanished stays listed, so verify names it missing. ``finished`` means the host's writer is gone, so its
+        unfinished temporary files are debris and are removed.
+
+        A host has one writer at a time (its worker while it runs the host, the runner before and after), so a seal
+        needs no lock: it is replaced whole, by rename."""
+        for host, fields in hosts.items():
+            seq, record, files = self._sealed(host)
+            _remove_debris(self.root / "hosts" / host, everything=finished)
+            for name, path in evidence.list_bundle(self.root, f"hosts/{host}", skip_temporary=True).files.items():
+                with contextlib.suppress(OSError):  # a link or a file that just went: verify reports it
+                    files[name] = evidence.sha256_file(path)
+            record.update(fields, apply_ids=self.apply_ids(host), files=len(files))
+            private_folder(self.root / evidence.SEALS)
+            write_atomic(evidence.seal_path(self.root, host),
+                         evidence.make_seal(self._run(), host, seq + 1, record, files, self.key))
+
+    def _run(self) -> str:
+        if self._run_id is None:
+            self._run_id = str(evidence.load_manifest(self.root).get("run_id"))
+        return self._run_id
+
+    def _sealed(self, host: str) -> tuple[int, dict, dict[str, str]]:
+        """The host's last seal (this process wrote it or checks it as it folds), else its manifest record."""
+        prefix = f"hosts/{host}/"
+        with contextlib.suppress(OSError, ValueError, KeyError, TypeError):
+            seal = json.loads(evidence.seal_path(self.root, host).read_bytes())
+            return int(seal["seq"]), dict(seal["record"]), dict(seal["files"])
+        doc = evidence.load_manifest(self.root)
+        record = next(dict(entry) for entry in doc["hosts"] if entry["name"] == host)
+        return (int(record.pop("seq", 0)), record,
+                {name: digest for name, digest in doc["files"].items() if name.startswith(prefix)})
+
+    def update(self, *, run_files: bool = False, fold: bool = False, **meta) -> dict:
+        """The runner's update of the run: every host's seal folded in, the run-level files hashed (``run_files``)
+        and the given fields merged into the run's metadata, signed and renamed into place. ``fold`` also removes
+        the seals it folded, for when no host writer runs (the run's end, a resume's start)."""
         with _exclusive(self.lock_path):
-            doc = self.read()
-            files: dict[str, str] = dict(doc["files"])
-            records = {entry["name"]: entry for entry in doc["hosts"]}
+            doc, _ = evidence.fold_seals(self.root, evidence.load_manifest(self.root))
             _remove_debris(self.root, everything=False, below=False)
-            for host, fields in (hosts or {}).items():
-                _remove_debris(self.root / "hosts" / host, everything=finished)
-                listing = evidence.list_bundle(self.root, f"hosts/{host}", skip_temporary=True)
-                for name, path in listing.files.items():
-                    with contextlib.suppress(OSError):  # a link or a file that just went: verify reports it
-                        files[name] = evidence.sha256_file(path)
-                records[host].update(fields)
-                records[host]["apply_ids"] = self.apply_ids(host)
+            _remove_debris(self.root / evidence.SEALS, everything=fold, below=False)
+            files: dict[str, str] = doc["files"]
             if run_files:
                 for name, path in evidence.list_bundle(self.root, skip_temporary=True).files.items():
                     if evidence.host_of(name) is None:
                         files[name] = evidence.sha256_file(path)
             doc.update(meta)
             doc["simulated"] = bool(doc.get("simulated")) or any(
-                (record.get("summary") or {}).get("simulated") for record in records.values())
-            doc["files"] = files
+                (record.get("summary") or {}).get("simulated") for record in doc["hosts"])
             doc = evidence.finish_document(doc, self.key)
             evidence.store_manifest(self.root, doc)
+            if fold:
+                shutil.rmtree(self.root / evidence.SEALS, ignore_errors=True)
             return doc
 
     def apply_ids(self, host: str) -> list[str]:

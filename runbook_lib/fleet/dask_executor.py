@@ -48,7 +48,7 @@ def run_dask(hosts: list[str], job: dict, options: RunOptions, progress: Progres
                     pending.remove(host)
                     remaining[client.submit(run_host, host, job["inventory"], job["folder"], job["root"],
                                             job["options"], pure=False)] = host
-                    live.update(hosts={host: {"state": "running"}})
+                    live.seal_hosts({host: {"state": "running"}})
 
             for _ in hosts:
                 submit_next()
@@ -64,7 +64,7 @@ def run_dask(hosts: list[str], job: dict, options: RunOptions, progress: Progres
                     except Exception as exc:  # noqa: BLE001 - one host's failure never stops the fleet
                         results[host] = summarise_host(host, root / "hosts" / host, "host",
                                                        f"{type(exc).__name__}: {exc}"[:300], None)
-                    live.update(hosts={host: host_record(results[host])}, finished=True)
+                    live.seal_hosts({host: host_record(results[host])}, finished=True)
                     progress.update(host, "done" if results[host]["outcome"] != "failed" else "host",
                                     results[host]["outcome"])
                     submit_next()
@@ -76,5 +76,5 @@ def run_dask(hosts: list[str], job: dict, options: RunOptions, progress: Progres
     for host in [*remaining.values(), *pending]:
         results[host] = summarise_host(host, root / "hosts" / host, "", "stopped by the operator", None,
                                        interrupted=True)
-        live.update(hosts={host: host_record(results[host])}, finished=True)
+        live.seal_hosts({host: host_record(results[host])}, finished=True)
     return results

@@ -22,11 +22,15 @@ from ..core.errors import InputError, one_line
 from ..core.files import FileTooLarge, is_temporary, read_limited, write_atomic
 from ..remote.scrub import MIN_SECRET, REDACTED, Scrubber, write_scrubbed
 
-__all__ = ["MANIFEST", "MANIFEST_SCHEMA", "REDACTED", "Scrubber", "VerifyResult", "credentials_for_scan", "list_bundle",
-           "load_manifest", "sha256_file", "verify", "write_manifest", "write_scrubbed"]
+__all__ = ["MANIFEST", "MANIFEST_SCHEMA", "REDACTED", "SEALS", "Scrubber", "VerifyResult", "credentials_for_scan",
+           "current_manifest", "fold_seals", "list_bundle", "load_manifest", "make_seal", "seal_path", "sha256_file",
+           "verify", "write_manifest", "write_scrubbed"]
 
 MANIFEST = "manifest.json"
 MANIFEST_SCHEMA = "tls-runbook/evidence-manifest/v2"
+SEALS = "seals"  # seals/<host>.json: a host's signed record while the run is being written
+SEAL_SCHEMA = "tls-runbook/host-seal/v1"
+MAX_SEAL_BYTES = 16 * 1024 * 1024
 MAX_MANIFEST_BYTES = 64 * 1024 * 1024
 MAX_SCANNED_BYTES = 256 * 1024 * 1024  # a larger file is hashed but not searched for credentials (and says so)
 
@@ -76,7 +80,7 @@ def list_bundle(root: Path, under: str = "", *, skip_temporary: bool = False) ->
         with os.scandir(folder) as entries:
             for entry in entries:
                 name = Path(entry.path).relative_to(root).as_posix()
-                if name == MANIFEST:
+                if name in (MANIFEST, SEALS):  # signed themselves; verify checks the seals one by one
                     continue
                 junction = getattr(entry, "is_junction", lambda: False)()
                 if entry.is_symlink() or junction:
@@ -127,6 +131,71 @@ def write_manifest(root: Path, manifest: dict, key: signing.SigningKey) -> Path:
         raise InputError(f"{root}: {listing.refused[0]} cannot be evidence")
     files = {name: sha256_file(path) for name, path in listing.files.items()}
     return store_manifest(root, finish_document({**manifest, "files": files}, key))
+
+
+def seal_path(root: Path, host: str) -> Path:
+    return Path(root) / SEALS / f"{host}.json"
+
+
+def make_seal(run_id: str, host: str, seq: int, record: dict, files: dict[str, str],
+              key: signing.SigningKey) -> bytes:
+    doc = {"schema": SEAL_SCHEMA, "run_id": run_id, "host": host, "seq": seq, "record": record,
+           "files": dict(sorted(files.items()))}
+    return (json.dumps(signing.sign(doc, key), ensure_ascii=False, allow_nan=False) + "\n").encode("utf-8")
+
+
+def fold_seals(root: Path | str, manifest: dict) -> tuple[dict, list[str]]:
+    """The run as it stands: the manifest with each host's seal folded in where the seal is newer.
+
+    While a run is written, each host's changes are sealed in ``seals/<host>.json`` (signed with the run's key, so a
+    host's change costs the same in a run of 10 hosts or 1,000) and the runner folds them into the manifest when it
+    updates the run and, for good, when the run ends. A seal counts only if the manifest's key signed it for a host
+    of this run and names only that host's files; anything else in ``seals/`` is returned as a problem."""
+    root = Path(root)
+    doc = {**manifest, "files": dict(manifest["files"]),
+           "hosts": [dict(h) if isinstance(h, dict) else h for h in manifest.get("hosts", [])]}
+    records = {h.get("name"): h for h in doc["hosts"] if isinstance(h, dict)}
+    public = (manifest.get("signature") or {}).get("public_key")
+    expected = signing.fingerprint(public) if isinstance(public, str) else None
+    problems: list[str] = []
+    folder = root / SEALS
+    if folder.is_symlink() or (folder.exists() and not folder.is_dir()):
+        return doc, [f"{SEALS}: not a folder of host seals"]
+    for path in sorted(folder.iterdir()) if folder.is_dir() else []:
+        name = f"{SEALS}/{path.name}"
+        if is_temporary(path.name) and not path.is_symlink():
+            continue  # a seal being written (or a killed writer's debris): the previous one still stands
+        try:
+            seal = json.loads(read_limited(path, MAX_SEAL_BYTES).decode("utf-8"), object_pairs_hook=_no_duplicate_keys)
+            host = seal["host"]
+            if path.is_symlink() or path.name != f"{host}.json" or seal.get("schema") != SEAL_SCHEMA:
+                raise ValueError
+            check = signing.check(seal, expected, subject="the seal")
+            if not check.valid:
+                problems.append(f"{name}: {check.problem}")
+                continue
+            seq, record, files = seal["seq"], seal["record"], seal["files"]
+            if host not in records or seal.get("run_id") != manifest.get("run_id") or not isinstance(seq, int) \
+                    or not isinstance(record, dict) or not isinstance(files, dict) \
+                    or any(host_of(f) != host or not isinstance(d, str) for f, d in files.items()):
+                raise ValueError
+        except (OSError, ValueError, KeyError, TypeError, UnicodeError, FileTooLarge):
+            problems.append(f"{name}: not a seal of a host of this run")
+            continue
+        if seq <= records[host].get("seq", 0):
+            continue
+        records[host].update(record, seq=seq)
+        doc["files"].update(files)
+    for host, record in records.items():
+        if "seq" in record:
+            record["files"] = sum(1 for f in doc["files"] if host_of(f) == host)
+    doc["file_count"] = manifest.get("file_count", 0) + len(doc["files"]) - len(manifest["files"])
+    return doc, problems
+
+
+def current_manifest(root: Path | str) -> dict:
+    """The manifest with its hosts' seals folded in: what a resume, a rollback or a report reads."""
+    return fold_seals(root, load_manifest(root))[0]
 
 
 def _no_duplicate_keys(pairs: list) -> dict:
@@ -216,10 +285,11 @@ def verify(root: Path | str, secrets: Iterable[str] = (), *, expected_key: str |
     """Check a bundle: signature (and signer, given ``expected_key``), the file list's shape, every hash, no link or
     special file, no credential value. ``scan_notes`` say which credentials could not be looked for, and why."""
     root = Path(root)
-    manifest = load_manifest(root)
-    result = VerifyResult(root, signature=signing.check(manifest, expected_key), scan_notes=list(scan_notes))
+    signed = load_manifest(root)
+    result = VerifyResult(root, signature=signing.check(signed, expected_key), scan_notes=list(scan_notes))
+    manifest, result.problems = fold_seals(root, signed)
     expected: dict[str, str] = manifest["files"]
-    result.problems = _shape_problems(manifest)
+    result.problems += _shape_problems(manifest)
     hosts = [h for h in manifest.get("hosts", []) if isinstance(h, dict)]
     result.hosts_total = len(hosts)
     result.hosts_finished = sum(1 for h in hosts if h.get("state") == "done")

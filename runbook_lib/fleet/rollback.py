@@ -31,7 +31,7 @@ def restore_set(root: Path | str, host: str, *, expected_key: str | None = None)
     problem = host_problem(host)
     if problem:
         raise InputError(f"--host {one_line(host, 80)!r}: {problem}")
-    manifest = evidence.load_manifest(root)
+    manifest = evidence.current_manifest(root)
     secrets, notes = evidence.credentials_for_scan(manifest.get("credential_references", []))
     check = evidence.verify(root, secrets, expected_key=expected_key, scan_notes=notes)
     if not check.ok:

@@ -132,7 +132,7 @@ def resume_fleet(root: Path | str, *, inventory_path: Path | str | None = None,
 def _resume(root: Path, inventory_path, notebooks_dir, signing_key, expected_key, secrets, progress_stream):
     from ..remote.inventory import load_inventory
 
-    manifest = evidence.load_manifest(root)
+    manifest = evidence.current_manifest(root)
     references = [str(r) for r in manifest.get("credential_references", [])]
     secrets = _resolve_secrets(references) if secrets is None else secrets
     check = evidence.verify(root, secrets, expected_key=expected_key)
@@ -162,6 +162,7 @@ def _resume(root: Path, inventory_path, notebooks_dir, signing_key, expected_key
     folder = notebooks_folder(notebooks_dir)
     check_out_folder(root.parent, len(todo), len(options.notebooks))
     live = LiveBundle(root, key)
+    live.update(fold=True)  # the stopped run's seals, before its hosts' files move
     for host in todo:
         live.set_aside(host)
     scrubber = evidence.Scrubber(secrets)
@@ -201,7 +202,7 @@ def _execute(run: FleetRun, live: LiveBundle, hosts: list[str], todo: list[str],
     run.interrupted = bool(stop.level) or any(row.outcome == "interrupted" for row in run.rows)
     report.write_summary(run.root, run.run_id, run.rows, secrets)
     finished = not (run.interrupted or run.stopped)
-    live.update(run_files=True, complete=finished, ended_at=_now(),
+    live.update(run_files=True, fold=True, complete=finished, ended_at=_now(),
                 state="interrupted" if run.interrupted else "stopped by a canary" if run.stopped else "complete")
     live.release()
     run.verify = evidence.verify(run.root, secrets, expected_key=live.key.fingerprint)
@@ -218,8 +219,8 @@ def _run_canaries_first(execute: Callable, todo: list[str], job: dict, options: 
         captions = canary.read_captions(todo, job["inventory"], options.parallel)
     first = canary.choose(todo, options.canary, captions)
     rest = [host for host in todo if host not in first]
-    live.update(canary={"hosts": first, "captions": captions, "stopped_by": []},
-                hosts={host: {"canary": True} for host in first})
+    live.seal_hosts({host: {"canary": True} for host in first})
+    live.update(canary={"hosts": first, "captions": captions, "stopped_by": []})
     print(f"Canary: {', '.join(first)} first; the other {len(rest)} host(s) start only if each ends "
           f"{', '.join(sorted(canary.expected_outcomes(options.apply, options.reboot)))}", file=stream, flush=True)
     with progress_display(first, stream) as progress:
@@ -229,7 +230,7 @@ def _run_canaries_first(execute: Callable, todo: list[str], job: dict, options: 
     if stop.level:
         results.update({host: canary.not_started(host, "not started: the run was stopped", interrupted=True)
                         for host in rest})
-        live.update(hosts={host: host_record(results[host]) for host in rest})
+        live.seal_hosts({host: host_record(results[host]) for host in rest})
         return results, None
     unexpected = canary.unexpected(results, first, options.apply, options.reboot)
     if not unexpected:
@@ -240,8 +241,8 @@ def _run_canaries_first(execute: Callable, todo: list[str], job: dict, options: 
     print(line, file=stream, flush=True)
     why = f"not started: canary {unexpected[0]} ended {results[unexpected[0]]['outcome']}"
     results.update({host: canary.not_started(host, why) for host in rest})
-    live.update(canary={"hosts": first, "captions": captions, "stopped_by": unexpected},
-                hosts={host: host_record(results[host]) for host in rest})
+    live.seal_hosts({host: host_record(results[host]) for host in rest})
+    live.update(canary={"hosts": first, "captions": captions, "stopped_by": unexpected})
     return results, line
 
 

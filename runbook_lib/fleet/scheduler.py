@@ -156,7 +156,7 @@ class LocalExecutor:
         self.flights.pop(host, None)
         self.waiting.pop(host, None)
         self.results[host] = row
-        self.live.update(hosts={host: host_record(row)}, finished=True)
+        self.live.seal_hosts({host: host_record(row)}, finished=True)
 
     # --- restarts -------------------------------------------------------------------------------------------
     def _await_restart(self, host: str) -> None:

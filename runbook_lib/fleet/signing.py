@@ -166,11 +166,11 @@ class SignatureCheck:
                        "pass --expect-key with the fingerprint from the change ticket")
 
 
-def check(doc: dict, expected: str | None = None) -> SignatureCheck:
+def check(doc: dict, expected: str | None = None, subject: str = "the manifest") -> SignatureCheck:
     """Check ``doc``'s signature; with ``expected`` (a fingerprint), also that this key made it."""
     block = doc.get("signature")
     if not isinstance(block, dict):
-        return SignatureCheck(False, None, "", expected, "the manifest is not signed")
+        return SignatureCheck(False, None, "", expected, f"{subject} is not signed")
     signer = one_line(str(block.get("signer", "")), 80)
     try:
         if block.get("algorithm") != ALGORITHM:
@@ -187,9 +187,9 @@ def check(doc: dict, expected: str | None = None) -> SignatureCheck:
         key.verify(signature, canonical(doc))
     except InvalidSignature:
         return SignatureCheck(False, found, signer, expected,
-                              f"the manifest does not match its signature (key {found}): it was changed after signing")
+                              f"{subject} does not match its signature (key {found}): it was changed after signing")
     except ValueError:  # NaN and the like cannot be in a manifest this tool signed
-        return SignatureCheck(False, found, signer, expected, "the manifest holds values no signature covers")
+        return SignatureCheck(False, found, signer, expected, f"{subject} holds values no signature covers")
     if expected and found != expected:
         return SignatureCheck(False, found, signer, expected,
                               f"signed with {found}, not with the expected key {expected}")

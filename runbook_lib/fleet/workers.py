@@ -97,7 +97,7 @@ def _worker(job: dict, control: Connection, events: Connection) -> None:
             keep_log(host)
             row = summarise_host(host, root / "hosts" / host, "", f"{why} during {current['notebook'] or 'start'}",
                                  None, interrupted=True)
-            live.update(hosts={host: host_record(row)}, finished=True)
+            live.seal_hosts({host: host_record(row)}, finished=True)
         shutil.rmtree(log.parent, ignore_errors=True)
         supervision.kill_children()  # a kernel the main thread was starting meanwhile
 
@@ -121,14 +121,14 @@ def _worker(job: dict, control: Connection, events: Connection) -> None:
             break
         host = task["host"]
         current.update(host=host, notebook="")  # from here on a stop records this host
-        live.update(hosts={host: {"state": "running"}})
+        live.seal_hosts({host: {"state": "running"}})
         row = run_host(host, job["inventory"], job["folder"], job["root"],
                        {**job["options"], "notebooks": task["notebooks"]}, report_progress, secrets=job["secrets"],
                        should_stop=lambda: guard.stop_requested, wait_for_reboot=task["wait_for_reboot"])
         guard.settle()
         keep_log(host)
         record = waiting_record(row) if row.get("awaiting_reboot") else host_record(row)
-        live.update(hosts={host: record}, finished=not row.get("awaiting_reboot"))  # even if the runner dies now
+        live.seal_hosts({host: record}, finished=not row.get("awaiting_reboot"))  # even if the runner dies now
         current.update(host="", notebook="")
         send(("result", host, row, None))
         guard.release()

@@ -119,7 +119,7 @@ def check_run_folder(run_dir: Path | str) -> None:
 def compare(report: ScopeReport, run_dir: Path | str, inventory: Inventory) -> AfterReport:
     """Before and after the run's end, per host of the run, from the records of ``report``."""
     run_dir = Path(run_dir)
-    manifest = evidence.load_manifest(run_dir)
+    manifest = evidence.current_manifest(run_dir)
     try:
         ended = parse_time(manifest.get("ended_at"))
     except ValueError:

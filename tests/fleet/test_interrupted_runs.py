@@ -12,6 +12,7 @@ from pathlib import Path
 import psutil
 
 from conftest import FLEET_PROFILES
+from runbook_lib.fleet import evidence
 
 NOTEBOOKS_DIR = Path(__file__).resolve().parents[2] / "notebooks"
 
@@ -78,7 +79,8 @@ def cli(*args, timeout=300):
 
 
 def manifest(root: Path) -> dict:
-    return json.loads((root / "manifest.json").read_text())
+    """The run as its bundle records it: the manifest and, while the run is unfinished, its hosts' seals."""
+    return evidence.current_manifest(root)
 
 
 def assert_valid_partial_bundle_with_every_change_backed_up(run: WatchedRun, nodes, originals) -> dict:

@@ -159,7 +159,7 @@ class LiveBundle:
         return self._run_id
 
     def _sealed(self, host: str) -> tuple[int, dict, dict[str, str]]:
-        """The host's last seal (this process wrote it or checks it as it folds), else its manifest record."""
+        """The host's last seal, else its record in the manifest (its first change in this run or this resume)."""
         prefix = f"hosts/{host}/"
         with contextlib.suppress(OSError, ValueError, KeyError, TypeError):
             seal = json.loads(evidence.seal_path(self.root, host).read_bytes())
@@ -172,9 +172,10 @@ class LiveBundle:
     def update(self, *, run_files: bool = False, fold: bool = False, **meta) -> dict:
         """The runner's update of the run: every host's seal folded in, the run-level files hashed (``run_files``)
         and the given fields merged into the run's metadata, signed and renamed into place. ``fold`` also removes
-        the seals it folded, for when no host writer runs (the run's end, a resume's start)."""
+        the seals it folded, for when no host writer runs (the run's end, a resume's start); a seal that did not
+        count stays, for verify to name."""
         with _exclusive(self.lock_path):
-            doc, _ = evidence.fold_seals(self.root, evidence.load_manifest(self.root))
+            doc, _, seals = evidence.fold_seals(self.root, evidence.load_manifest(self.root))
             _remove_debris(self.root, everything=False, below=False)
             _remove_debris(self.root / evidence.SEALS, everything=fold, below=False)
             files: dict[str, str] = doc["files"]
@@ -188,7 +189,10 @@ class LiveBundle:
             doc = evidence.finish_document(doc, self.key)
             evidence.store_manifest(self.root, doc)
             if fold:
-                shutil.rmtree(self.root / evidence.SEALS, ignore_errors=True)
+                for seal in seals:
+                    seal.unlink()
+                with contextlib.suppress(OSError):  # not empty: a seal that did not count
+                    (self.root / evidence.SEALS).rmdir()
             return doc
 
     def apply_ids(self, host: str) -> list[str]:

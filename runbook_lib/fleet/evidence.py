@@ -15,7 +15,7 @@ import os
 import stat
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterable
+from typing import Iterable, NamedTuple
 
 from . import signing
 from ..core.errors import InputError, one_line
@@ -144,13 +144,19 @@ def make_seal(run_id: str, host: str, seq: int, record: dict, files: dict[str, s
     return (json.dumps(signing.sign(doc, key), ensure_ascii=False, allow_nan=False) + "\n").encode("utf-8")
 
 
-def fold_seals(root: Path | str, manifest: dict) -> tuple[dict, list[str]]:
+class Folded(NamedTuple):
+    doc: dict
+    problems: list[str]
+    seals: list[Path]  # the seals that counted
+
+
+def fold_seals(root: Path | str, manifest: dict) -> Folded:
     """The run as it stands: the manifest with each host's seal folded in where the seal is newer.
 
     While a run is written, each host's changes are sealed in ``seals/<host>.json`` (signed with the run's key, so a
     host's change costs the same in a run of 10 hosts or 1,000) and the runner folds them into the manifest when it
     updates the run and, for good, when the run ends. A seal counts only if the manifest's key signed it for a host
-    of this run and names only that host's files; anything else in ``seals/`` is returned as a problem."""
+    of this run and names only that host's files; anything else in ``seals/`` is a problem (and stays)."""
     root = Path(root)
     doc = {**manifest, "files": dict(manifest["files"]),
            "hosts": [dict(h) if isinstance(h, dict) else h for h in manifest.get("hosts", [])]}
@@ -158,9 +164,10 @@ def fold_seals(root: Path | str, manifest: dict) -> tuple[dict, list[str]]:
     public = (manifest.get("signature") or {}).get("public_key")
     expected = signing.fingerprint(public) if isinstance(public, str) else None
     problems: list[str] = []
+    counted: list[Path] = []
     folder = root / SEALS
     if folder.is_symlink() or (folder.exists() and not folder.is_dir()):
-        return doc, [f"{SEALS}: not a folder of host seals"]
+        return Folded(doc, [f"{SEALS}: not a folder of host seals"], [])
     for path in sorted(folder.iterdir()) if folder.is_dir() else []:
         name = f"{SEALS}/{path.name}"
         if is_temporary(path.name) and not path.is_symlink():
@@ -182,6 +189,7 @@ def fold_seals(root: Path | str, manifest: dict) -> tuple[dict, list[str]]:
         except (OSError, ValueError, KeyError, TypeError, UnicodeError, FileTooLarge):
             problems.append(f"{name}: not a seal of a host of this run")
             continue
+        counted.append(path)
         if seq <= records[host].get("seq", 0):
             continue
         records[host].update(record, seq=seq)
@@ -190,12 +198,12 @@ def fold_seals(root: Path | str, manifest: dict) -> tuple[dict, list[str]]:
         if "seq" in record:
             record["files"] = sum(1 for f in doc["files"] if host_of(f) == host)
     doc["file_count"] = manifest.get("file_count", 0) + len(doc["files"]) - len(manifest["files"])
-    return doc, problems
+    return Folded(doc, problems, counted)
 
 
 def current_manifest(root: Path | str) -> dict:
     """The manifest with its hosts' seals folded in: what a resume, a rollback or a report reads."""
-    return fold_seals(root, load_manifest(root))[0]
+    return fold_seals(root, load_manifest(root)).doc
 
 
 def _no_duplicate_keys(pairs: list) -> dict:
@@ -287,7 +295,7 @@ def verify(root: Path | str, secrets: Iterable[str] = (), *, expected_key: str |
     root = Path(root)
     signed = load_manifest(root)
     result = VerifyResult(root, signature=signing.check(signed, expected_key), scan_notes=list(scan_notes))
-    manifest, result.problems = fold_seals(root, signed)
+    manifest, result.problems, _ = fold_seals(root, signed)
     expected: dict[str, str] = manifest["files"]
     result.problems += _shape_problems(manifest)
     hosts = [h for h in manifest.get("hosts", []) if isinstance(h, dict)]

@@ -102,3 +102,15 @@ def test_a_seal_signed_with_another_key_or_for_another_host_fails_verify(live, t
     assert "seals/srv03.json: not a seal of a host of this run" in problems
     assert "seals/notes.txt: not a seal of a host of this run" in problems
     assert record(live.root, "srv01")["state"] == "pending"
+
+
+def test_a_seal_that_does_not_count_is_kept_when_the_run_folds_so_verify_still_names_it(live):
+    live.seal_hosts({"srv01": {"state": "done"}, "srv02": {"state": "done"}}, finished=True)
+    path = evidence.seal_path(live.root, "srv02")
+    seal = json.loads(path.read_text())
+    seal["record"]["outcome"] = "fixed"
+    path.write_text(json.dumps(seal))
+    live.update(run_files=True, fold=True, complete=True)
+    assert not evidence.seal_path(live.root, "srv01").exists() and path.is_file()
+    result = evidence.verify(live.root)
+    assert not result.ok and any(p.startswith("seals/srv02.json: the seal does not match") for p in result.problems)

@@ -240,3 +240,15 @@ def test_reference_check_accepts_exactly_what_resolve_credential_accepts(referen
     finally:
         keyring.set_keyring(previous)
     assert reference_problem(reference) == expected
+
+
+def test_yaml_inventories_are_parsed_by_libyaml_where_pyyaml_has_it_with_the_same_refusals(write_inventory):
+    """Every notebook of every host reads the whole inventory: the C parser keeps that small at fleet width."""
+    import yaml
+
+    from runbook_lib.remote.inventory_formats import _Loader
+
+    assert yaml.__with_libyaml__, "PyYAML without LibYAML: the inventories parse in pure Python"
+    assert issubclass(_Loader, yaml.CSafeLoader)
+    duplicate = write_inventory("inventory.yml", "hosts:\n  - name: web01\n    name: web02\n")
+    assert "line 3: key 'name' appears twice" in refusal(duplicate)

@@ -170,12 +170,14 @@ def fold_seals(root: Path | str, manifest: dict) -> Folded:
         return Folded(doc, [f"{SEALS}: not a folder of host seals"], [])
     for path in sorted(folder.iterdir()) if folder.is_dir() else []:
         name = f"{SEALS}/{path.name}"
-        if is_temporary(path.name) and not path.is_symlink():
+        if is_temporary(path.name) and not path.is_symlink() and manifest.get("complete") is not True:
             continue  # a seal being written (or a killed writer's debris): the previous one still stands
         try:
+            if path.is_symlink():
+                raise ValueError
             seal = json.loads(read_limited(path, MAX_SEAL_BYTES).decode("utf-8"), object_pairs_hook=_no_duplicate_keys)
             host = seal["host"]
-            if path.is_symlink() or path.name != f"{host}.json" or seal.get("schema") != SEAL_SCHEMA:
+            if path.name != f"{host}.json" or seal.get("schema") != SEAL_SCHEMA:
                 raise ValueError
             check = signing.check(seal, expected, subject="the seal")
             if not check.valid:
@@ -194,9 +196,12 @@ def fold_seals(root: Path | str, manifest: dict) -> Folded:
             continue
         records[host].update(record, seq=seq)
         doc["files"].update(files)
+    per_host: dict[str | None, int] = {}
+    for name in doc["files"]:
+        per_host[host_of(name)] = per_host.get(host_of(name), 0) + 1
     for host, record in records.items():
         if "seq" in record:
-            record["files"] = sum(1 for f in doc["files"] if host_of(f) == host)
+            record["files"] = per_host.get(host, 0)
     doc["file_count"] = manifest.get("file_count", 0) + len(doc["files"]) - len(manifest["files"])
     return Folded(doc, problems, counted)
 

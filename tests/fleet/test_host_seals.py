@@ -114,3 +114,21 @@ def test_a_seal_that_does_not_count_is_kept_when_the_run_folds_so_verify_still_n
     assert not evidence.seal_path(live.root, "srv01").exists() and path.is_file()
     result = evidence.verify(live.root)
     assert not result.ok and any(p.startswith("seals/srv02.json: the seal does not match") for p in result.problems)
+
+
+def test_a_link_in_the_seals_folder_is_not_followed_and_fails_verify(live):
+    private_folder(live.root / evidence.SEALS)
+    evidence.seal_path(live.root, "srv01").symlink_to(live.root / "hosts" / "srv01" / "facts.json")
+    assert "seals/srv01.json: not a seal of a host of this run" in evidence.verify(live.root).problems
+    assert record(live.root, "srv01")["state"] == "pending"
+
+
+def test_an_unfinished_seal_is_passed_over_while_the_run_is_written_and_named_once_it_is_complete(live):
+    live.seal_hosts({"srv01": {"state": "done"}, "srv02": {"state": "done"}}, finished=True)
+    leftover = live.root / evidence.SEALS / ".srv01.json.99999.tmp"
+    leftover.write_text("{}")
+    assert evidence.verify(live.root).ok
+    live.update(run_files=True, complete=True)  # a killed writer's leftover is debris: removed
+    assert not leftover.exists()
+    leftover.write_text("{}")  # one put there after the run
+    assert "seals/.srv01.json.99999.tmp: not a seal of a host of this run" in evidence.verify(live.root).problems

@@ -127,7 +127,8 @@ class LocalExecutor:
         worker.progress.clear()
         if worker.result is None and worker.process.is_alive() and time.monotonic() <= worker.deadline:
             return
-        if worker.result is not None:
+        sealed = worker.result is not None  # the worker sealed this record before it sent it
+        if sealed:
             row = worker.result
             worker.host = None
         else:
@@ -136,7 +137,7 @@ class LocalExecutor:
         if row.get("awaiting_reboot"):
             self._await_restart(host)
         else:
-            self._finish(host, row)
+            self._finish(host, row, sealed=sealed)
 
     def _lost_worker(self, worker: Worker, host: str) -> dict:
         """The worker died or ran past the host's time limit; it is replaced by a new one when needed."""
@@ -152,11 +153,12 @@ class LocalExecutor:
         self.progress.update(host, "host", row["outcome"])
         return row
 
-    def _finish(self, host: str, row: dict) -> None:
+    def _finish(self, host: str, row: dict, sealed: bool = False) -> None:
         self.flights.pop(host, None)
         self.waiting.pop(host, None)
         self.results[host] = row
-        self.live.seal_hosts({host: host_record(row)}, finished=True)
+        if not sealed:
+            self.live.seal_hosts({host: host_record(row)}, finished=True)
 
     # --- restarts -------------------------------------------------------------------------------------------
     def _await_restart(self, host: str) -> None:

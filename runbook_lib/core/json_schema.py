@@ -18,15 +18,18 @@ from referencing import Registry, Resource
 
 SCHEMA_BASE = "https://schemas.tls-runbook.invalid/"  # .invalid never resolves: nothing is ever fetched
 CORE = ("runbook_lib.core",)
+_SUFFIX = ".schema.json"
+
+
+def _schema_files(packages: tuple[str, ...]):
+    for package in packages:
+        yield from (item for item in resources.files(package).joinpath("schemas").iterdir()
+                    if item.name.endswith(_SUFFIX))
 
 
 @lru_cache(maxsize=None)
 def _registry(packages: tuple[str, ...]) -> Registry:
-    documents = []
-    for package in packages:
-        folder = resources.files(package).joinpath("schemas")
-        documents += [json.loads(item.read_text(encoding="utf-8")) for item in folder.iterdir()
-                      if item.name.endswith(".schema.json")]
+    documents = [json.loads(item.read_text(encoding="utf-8")) for item in _schema_files(packages)]
     return Registry().with_resources((doc["$id"], Resource.from_contents(doc)) for doc in documents)
 
 
@@ -34,7 +37,14 @@ def _registry(packages: tuple[str, ...]) -> Registry:
 def validator(name: str, packages: tuple[str, ...] = CORE) -> Draft202012Validator:
     """The validator of schema file ``<name>.schema.json``, found in the ``schemas`` folders of ``packages``."""
     registry = _registry(packages)
-    return Draft202012Validator(registry.contents(f"{SCHEMA_BASE}{name}.schema.json"), registry=registry)
+    return Draft202012Validator(registry.contents(f"{SCHEMA_BASE}{name}{_SUFFIX}"), registry=registry)
+
+
+def load_validators(packages: tuple[str, ...] = CORE) -> None:
+    """Read the schemas of ``packages`` and build their validators now rather than at first use: the kernel
+    template does it once, and every kernel forked from it starts with them."""
+    for item in _schema_files(packages):
+        validator(item.name[: -len(_SUFFIX)], packages)
 
 
 def _field(parts) -> str:

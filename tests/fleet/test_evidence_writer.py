@@ -65,3 +65,19 @@ def test_a_credential_that_appears_in_a_cell_already_saved_is_removed_from_the_n
     assert saved.metadata.papermill.parameters.note == REDACTED
     writer.write(nbformat.writes(later), prefix + str(target))  # papermill's own final write, as nbformat text
     assert nbformat.read(target, as_version=4) == saved
+
+
+def test_papermills_final_write_of_the_notebook_last_saved_scans_no_cell_again(tmp_path):
+    writer, prefix = _writer()
+    target = tmp_path / "02.ipynb"
+    notebook = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell("read()\ncheck()"),
+                                               nbformat.v4.new_markdown_cell("# two\nlines")])
+    notebook.cells[0].outputs = [nbformat.v4.new_output("stream", name="stdout", text="one\ntwo\n")]
+    writer.write_notebook(notebook, prefix + str(target))
+    saved = target.read_bytes()
+    scanned = []
+    scan = writer.scrubber.scrub_bytes
+    writer.scrubber.scrub_bytes = lambda data: scanned.append(data) or scan(data)
+    writer.write(nbformat.writes(notebook), prefix + str(target))  # its lines split into lists, as papermill sends it
+    assert target.read_bytes() == saved
+    assert scanned and not [data for data in scanned if b"check()" in data or b"lines" in data or b"two\\n" in data]

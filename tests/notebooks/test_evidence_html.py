@@ -81,3 +81,12 @@ def test_table_cells_are_aligned_left_once_by_the_stylesheet_not_inline_in_each_
     assert inline > 10, "JupyterLab right-aligns output tables: the notebook keeps its inline alignment"
     assert "text-align:left'" not in body.replace("text-align:left;", "")
     assert re.search(r"th,td\{[^}]*text-align:left", body)
+
+
+def test_a_render_validates_the_notebook_once_not_after_each_preprocessor(chain_03, monkeypatch):
+    notebook, body = chain_03
+    validations = []
+    validate = nbformat.validate
+    monkeypatch.setattr(nbformat, "validate", lambda *a, **k: validations.append(1) or validate(*a, **k))
+    assert notebook_html.render(notebook) == body
+    assert len(validations) == 1

@@ -31,10 +31,12 @@ from .signing import SigningKey
 MAX_LOG_BYTES = 4 * 1024 * 1024
 EXIT = "exit"
 # What a worker imports before its first job: with a fork server it is imported once and every worker is a fork
-# of it (a start in milliseconds, the pages shared) instead of a new interpreter importing it all again. The last
-# one freezes what the others imported (see there).
+# of it (a start in milliseconds, the pages shared) instead of a new interpreter importing it all again. IPython.paths
+# is where jupyter_client finds kernel specs (it imports IPython whole). The last one does a worker's first-notebook
+# work and freezes what the others imported (see there).
 PRELOAD = ["runbook_lib.fleet.workers", "runbook_lib.fleet.evidence_engine", "runbook_lib.runbook.notebook_html",
-           "papermill", "nbconvert", "jupyter_client", "runbook_lib.fleet.fork_server_ready"]
+           "runbook_lib.runbook.kernels", "papermill", "nbconvert", "jupyter_client", "ipykernel.kernelspec",
+           "IPython.paths", "runbook_lib.fleet.fork_server_ready"]
 
 
 def worker_context():

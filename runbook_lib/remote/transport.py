@@ -151,6 +151,8 @@ class Transport(ABC):
 
 # requests sets os.environ["no_proxy"] for a moment while pywinrm builds a session: two threads doing it at once
 # (boot watches) failed with a KeyError. Sessions are built one at a time; the NTLM handshake at the end is not.
+# Every request sent afterwards did the same while requests looked for proxies in the environment (200 hosts in
+# threads, one in a few thousand requests): a session that uses no proxy no longer looks (see build_session).
 _SESSION_BUILD_LOCK = threading.Lock()
 
 
@@ -165,6 +167,8 @@ class _NoRedirectTransport(winrm_transport.Transport):
             return self.session
         with _SESSION_BUILD_LOCK:
             session = super().build_session()
+        if self.proxy is None:  # pywinrm's "no proxy": requests would otherwise check the environment at each send
+            session.trust_env = False
         deferred, self._handshake_for = self._handshake_for, None
         if deferred is not None:
             super().setup_encryption(deferred)

@@ -146,3 +146,33 @@ def test_transports_in_many_threads_build_their_sessions_one_at_a_time(serve, mo
     with ThreadPoolExecutor(6) as pool:
         assert list(pool.map(one, range(6))) == [FACTS] * 6
     assert most[0] == 1
+
+
+def test_a_transport_changes_the_process_environment_only_while_it_builds_a_session(serve, monkeypatch):
+    """requests also set and removed os.environ["no_proxy"] around every request of a session without a proxy, so
+    threads removed each other's (a KeyError about once in a few thousand requests, 200 hosts in threads). Only the
+    session's build touches it now, one thread at a time."""
+    import os
+    import threading
+
+    from runbook_lib.remote import transport as transport_module
+
+    server, _ = serve(strict=True)
+    client, unlocked = threading.current_thread(), []
+
+    class WatchedEnvironment(dict):  # the simulated host's threads change it too (its NTLM user file): not counted
+        def __setitem__(self, key, value):
+            self._note(key)
+            super().__setitem__(key, value)
+
+        def __delitem__(self, key):
+            self._note(key)
+            super().__delitem__(key)
+
+        def _note(self, key):
+            if threading.current_thread() is client and not transport_module._SESSION_BUILD_LOCK.locked():
+                unlocked.append(key)
+
+    monkeypatch.setattr(os, "environ", WatchedEnvironment(os.environ))
+    assert transport_for(server).run("inspect", INSPECT).data == FACTS
+    assert unlocked == []

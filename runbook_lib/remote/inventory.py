@@ -114,7 +114,14 @@ class Inventory:
         return matched
 
 
+_last_loaded: dict[tuple[str, str], Inventory] = {}
+
+
 def load_inventory(path: Path | str) -> Inventory:
+    """The inventory in the file as it is now. A notebook reads it twice (its parameters are checked, then the
+    host is connected to), a fleet run's worker once more, with hundreds of hosts: the file is read every time, but
+    parsed again only when its bytes changed. Inventory and HostEntry are frozen, and nothing changes an entry's
+    ``variables``, so the same object can be handed out again."""
     path = Path(path)
     try:
         raw = read_limited(path, MAX_INVENTORY_BYTES)
@@ -122,6 +129,16 @@ def load_inventory(path: Path | str) -> Inventory:
         raise InputError(f"inventory {path.name}: {exc}") from None
     except OSError as exc:
         raise InputError(f"inventory {path.name}: cannot read it: {exc.strerror or type(exc).__name__}") from None
+    key = (str(path), hashlib.sha256(raw).hexdigest())
+    inventory = _last_loaded.get(key)
+    if inventory is None:
+        inventory = _parsed(path, raw, key[1])
+        _last_loaded.clear()
+        _last_loaded[key] = inventory
+    return inventory
+
+
+def _parsed(path: Path, raw: bytes, digest: str) -> Inventory:
     try:
         fmt, hosts = parse(path, decode(raw))
         if not hosts:
@@ -133,7 +150,7 @@ def load_inventory(path: Path | str) -> Inventory:
         raise InputError(f"inventory {path.name}: {exc}") from None
     except RecursionError:
         raise InputError(f"inventory {path.name}: nested too deeply") from None
-    return Inventory(path, fmt, hashlib.sha256(raw).hexdigest(), tuple(hosts))
+    return Inventory(path, fmt, digest, tuple(hosts))
 
 _REPEATS = ("MAX_REPEAT", "MIN_REPEAT", "POSSESSIVE_REPEAT")
 _LONGEST_NAME = 253  # host and group names

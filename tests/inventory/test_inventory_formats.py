@@ -47,6 +47,24 @@ def test_digest_is_sha256_of_the_file_bytes(fixture_path):
     assert load_inventory(path).digest == hashlib.sha256(path.read_bytes()).hexdigest()
 
 
+def test_a_file_is_parsed_again_only_when_its_bytes_changed(write_inventory, monkeypatch):
+    """A notebook loads the inventory twice and a worker once more: hundreds of hosts parsed three times each."""
+    from runbook_lib.remote import inventory as inventory_module
+
+    parsed = []
+    parse = inventory_module.parse
+    monkeypatch.setattr(inventory_module, "parse", lambda *args: parsed.append(1) or parse(*args))
+    path = write_inventory("hosts.yml", "hosts:\n  - name: web01\n")
+    first, second = load_inventory(path), load_inventory(path)
+    assert second is first and len(parsed) == 1
+    write_inventory("hosts.yml", "hosts:\n  - name: web02\n")
+    assert [h.name for h in load_inventory(path).hosts] == ["web02"] and len(parsed) == 2
+    write_inventory("hosts.yml", "hosts:\n  - name: [web03\n")
+    with pytest.raises(InputError):
+        load_inventory(path)  # a file broken since is refused, not answered from before
+    assert len(parsed) == 3
+
+
 @pytest.mark.parametrize("name", ["hosts", "inventory", "prod.ini", "site.cfg", "fleet.txt"])
 def test_files_without_a_yaml_or_csv_extension_are_read_as_ansible_ini(write_inventory, name):
     path = write_inventory(name, "[web]\nweb01 ansible_port=5985\n")

@@ -404,8 +404,8 @@ class SimulatedHost:
         last_boot = _utc(self.last_boot)
         if self.shutdown_scheduled:  # shutdown.exe: "A system shutdown has already been scheduled." (1190)
             return {"scheduled": False, "already_scheduled": True, "last_boot": last_boot}
-        if not self.reboot_aborted:
-            threading.Timer(min(float(args.get("delay_s", 1)), 2.0), self.reboot).start()
+        if not self.reboot_aborted:  # shutdown.exe /r /t N: the restart begins N seconds later, as reboot.ps1 asked
+            threading.Timer(float(args["delay_s"]), self.reboot).start()
         return {"scheduled": True, "already_scheduled": False, "last_boot": last_boot}
 
     def _op_last_boot(self, args: dict) -> dict:

@@ -98,3 +98,23 @@ def test_restore_undoes_a_write_the_process_made_but_never_journaled(host):
     assert [r["status"] for r in run(host, "restore", {"apply_id": "a-5", "values": values})["results"]] == \
         ["deleted", "deleted"]
     assert host.snapshot() == original
+
+
+def test_a_scheduled_restart_begins_after_the_delay_shutdown_exe_was_given(host, monkeypatch):
+    """shutdown.exe /r /t 5 keeps WinRM up for five seconds, long enough for the answer that scheduled it to get out.
+    The simulated host used to go down after two: a loaded client lost that answer ("connection lost after the
+    command was sent") where a real host would have given it."""
+    from runbook_lib.simulator import host as host_module
+
+    timers = []
+
+    class Timer:
+        def __init__(self, interval, function):
+            timers.append((interval, function))
+
+        def start(self):
+            pass
+
+    monkeypatch.setattr(host_module.threading, "Timer", Timer)
+    assert run(host, "reboot", {"delay_s": 5})["scheduled"]
+    assert [interval for interval, _ in timers] == [5.0] and timers[0][1] == host.reboot

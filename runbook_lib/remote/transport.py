@@ -60,20 +60,6 @@ _OLD_TLS = {"TLSv1": "TLS 1.0", "TLSv1.1": "TLS 1.1"}
 _CONNECTING, _SENDING, _RUNNING = "connecting", "sending", "running"
 
 
-def load_message_cipher() -> None:
-    """Load what NTLM message encryption needs (RC4 through cryptography, on OpenSSL) now rather than at a
-    process's first encrypted message: the kernel template does it once for every kernel forked from it. The
-    cipher is made as pyspnego makes it, through ``default_backend`` (whose import loads the OpenSSL bindings)."""
-    from cryptography.hazmat.backends import default_backend
-    from cryptography.hazmat.primitives.ciphers import Cipher
-
-    try:
-        from cryptography.hazmat.decrepit.ciphers.algorithms import ARC4
-    except ImportError:  # cryptography before 43
-        from cryptography.hazmat.primitives.ciphers.algorithms import ARC4
-    Cipher(ARC4(bytes(16)), mode=None, backend=default_backend()).encryptor().update(b"\0")
-
-
 @dataclass(frozen=True)
 class OperationResult:
     """The parsed result of one operation, how long the round trip took, and what the script warned about."""

@@ -341,12 +341,24 @@ def _warm_up() -> None:
     try:
         from runbook_lib.core import json_schema
         from runbook_lib.remote.contract import PACKAGES
-        from runbook_lib.remote.transport import load_message_cipher
     except ImportError:
         return  # not the runbook's environment: its kernels have nothing of it to share
     json_schema.load_validators(json_schema.CORE)
     json_schema.load_validators(PACKAGES)
-    load_message_cipher()
+    _load_ntlm_cipher()
+
+
+def _load_ntlm_cipher() -> None:
+    """An RC4 cipher made as pyspnego makes one for NTLM message encryption: through cryptography's
+    ``default_backend``, whose import loads the OpenSSL bindings."""
+    from cryptography.hazmat.backends import default_backend
+    from cryptography.hazmat.primitives.ciphers import Cipher
+
+    try:
+        from cryptography.hazmat.decrepit.ciphers.algorithms import ARC4
+    except ImportError:  # cryptography before 43
+        from cryptography.hazmat.primitives.ciphers.algorithms import ARC4
+    Cipher(ARC4(bytes(16)), mode=None, backend=default_backend()).encryptor().update(b"\0")
 
 
 def main(argv: list[str]) -> None:

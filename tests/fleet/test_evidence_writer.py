@@ -47,13 +47,19 @@ def test_an_executed_notebook_is_saved_compact_valid_and_without_the_credential(
     assert [c.metadata.papermill.status for c in notebook.cells] == ["completed"] * 4
 
 
+def _saved(writer: _EvidenceIO, path: str, cells: list, stdout: str) -> nbformat.NotebookNode:
+    """A notebook whose first cell printed ``stdout``, as the engine saves it."""
+    notebook = nbformat.v4.new_notebook(cells=cells)
+    notebook.cells[0].outputs = [nbformat.v4.new_output("stream", name="stdout", text=stdout)]
+    writer.write_notebook(notebook, path)
+    return notebook
+
+
 def test_a_credential_that_appears_in_a_cell_already_saved_is_removed_from_the_next_save(tmp_path):
     writer, prefix = _writer()
     target = tmp_path / "03.ipynb"
-    notebook = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell("read()"),
-                                               nbformat.v4.new_code_cell("apply()")])
-    notebook.cells[0].outputs = [nbformat.v4.new_output("stream", name="stdout", text="read\n")]
-    writer.write_notebook(notebook, prefix + str(target))
+    notebook = _saved(writer, prefix + str(target),
+                      [nbformat.v4.new_code_cell("read()"), nbformat.v4.new_code_cell("apply()")], "read\n")
     later = copy.deepcopy(notebook)
     later.cells[0].outputs.append(nbformat.v4.new_output("stream", name="stderr", text=f"pw={SECRET}\n"))
     later.metadata["papermill"] = {"parameters": {"note": SECRET}}
@@ -70,10 +76,9 @@ def test_a_credential_that_appears_in_a_cell_already_saved_is_removed_from_the_n
 def test_papermills_final_write_of_the_notebook_last_saved_scans_no_cell_again(tmp_path):
     writer, prefix = _writer()
     target = tmp_path / "02.ipynb"
-    notebook = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell("read()\ncheck()"),
-                                               nbformat.v4.new_markdown_cell("# two\nlines")])
-    notebook.cells[0].outputs = [nbformat.v4.new_output("stream", name="stdout", text="one\ntwo\n")]
-    writer.write_notebook(notebook, prefix + str(target))
+    notebook = _saved(writer, prefix + str(target),
+                      [nbformat.v4.new_code_cell("read()\ncheck()"), nbformat.v4.new_markdown_cell("# two\nlines")],
+                      "one\ntwo\n")
     saved = target.read_bytes()
     scanned = []
     scan = writer.scrubber.scrub_bytes

@@ -165,6 +165,7 @@ class LiveBundle:
             seal = json.loads(evidence.seal_path(self.root, host).read_bytes())
             return int(seal["seq"]), dict(seal["record"]), dict(seal["files"])
         doc = evidence.load_manifest(self.root)
+        self._run_id = self._run_id or str(doc.get("run_id"))  # read once for both
         record = next(dict(entry) for entry in doc["hosts"] if entry["name"] == host)
         return (int(record.pop("seq", 0)), record,
                 {name: digest for name, digest in doc["files"].items() if name.startswith(prefix)})

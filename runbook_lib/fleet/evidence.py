@@ -14,7 +14,7 @@ import json
 import os
 import stat
 from dataclasses import dataclass, field
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Iterable, NamedTuple
 
 from . import signing
@@ -248,6 +248,7 @@ class VerifyResult:
     changed: list[str] = field(default_factory=list)
     missing: list[str] = field(default_factory=list)
     added: list[str] = field(default_factory=list)
+    unfinished: list[str] = field(default_factory=list)
     refused: list[str] = field(default_factory=list)
     secrets_found: list[str] = field(default_factory=list)
     problems: list[str] = field(default_factory=list)
@@ -273,6 +274,8 @@ class VerifyResult:
     def lines(self) -> list[str]:
         out = [f"changed: {p}" for p in self.changed] + [f"missing: {p}" for p in self.missing]
         out += [f"added: {p}" for p in self.added] + [f"refused: {p}" for p in self.refused]
+        out += [f"unfinished write (a stopped writer's, not evidence; --resume removes it): {p}"
+                for p in self.unfinished]
         out += [f"credential found in: {p}" for p in self.secrets_found] + [f"problem: {p}" for p in self.problems]
         if self.signature is not None:
             out.append(self.signature.line())
@@ -321,7 +324,12 @@ def verify(root: Path | str, secrets: Iterable[str] = (), *, expected_key: str |
                 result.changed.append(name)
         except NotARegularFile:
             result.refused.append(f"{name} (not a regular file)")
-    result.added = sorted(set(present) - set(expected))
+    unlisted = sorted(set(present) - set(expected))
+    if result.complete:
+        result.added = unlisted
+    else:  # a writer killed with the run leaves its staging file; what it replaces (or nothing) still stands
+        result.unfinished = [n for n in unlisted if is_temporary(PurePosixPath(n).name)]
+        result.added = [n for n in unlisted if n not in result.unfinished]
     for name in sorted(present):
         result.checked += 1
         if not result.credentials_scanned:

@@ -132,3 +132,23 @@ def test_an_unfinished_seal_is_passed_over_while_the_run_is_written_and_named_on
     assert not leftover.exists()
     leftover.write_text("{}")  # one put there after the run
     assert "seals/.srv01.json.99999.tmp: not a seal of a host of this run" in evidence.verify(live.root).problems
+
+
+def test_a_killed_writers_staging_file_in_a_host_folder_is_named_but_passes_while_the_run_is_unfinished(live):
+    """A worker killed with its runner mid-write leaves ``.<name>.<pid>.tmp``: the file it was replacing (or
+    nothing) still stands, so a partial bundle verifies and says so; once the run is complete it is an addition."""
+    live.seal_hosts({"srv01": {"state": "running"}, "srv02": {"state": "running"}})
+    leftover = live.root / "hosts" / "srv01" / ".facts-after.json.99999.tmp"
+    leftover.write_text('{"half": ')
+    result = evidence.verify(live.root)
+    assert result.ok, result.lines()
+    assert result.unfinished == ["hosts/srv01/.facts-after.json.99999.tmp"] and not result.added
+    assert any(line.startswith("unfinished write") and line.endswith(".facts-after.json.99999.tmp")
+               for line in result.lines())
+    live.seal_hosts({"srv01": {"state": "done"}, "srv02": {"state": "done"}}, finished=True)
+    assert not leftover.exists()  # the host's own finish removes its folder's debris
+    leftover.write_text('{"half": ')  # one put there after the run
+    live.update(run_files=True, fold=True, complete=True)
+    leftover.write_text('{"half": ')
+    result = evidence.verify(live.root)
+    assert not result.ok and result.added == ["hosts/srv01/.facts-after.json.99999.tmp"]

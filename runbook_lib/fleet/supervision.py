@@ -41,14 +41,21 @@ def die_with_parent(runner_pid: int) -> None:
 
 
 def kill_children() -> None:
-    """Kill every process this one started (kernels lead their own sessions, so their groups too) and reap them."""
-    children = psutil.Process().children(recursive=True)
-    for child in children:
+    """Kill every process this one started and theirs (kernels lead their own sessions, so their groups too), and
+    reap them. All are stopped before any is killed: the kernel template forks kernels, and one forked after the
+    list was read would, once the template died, belong to nobody and go on writing into the host's folder."""
+    stopped: dict[int, psutil.Process] = {}
+    while fresh := [c for c in psutil.Process().children(recursive=True) if c.pid not in stopped]:
+        for child in fresh:
+            with contextlib.suppress(psutil.Error):
+                child.suspend()
+            stopped[child.pid] = child
+    for child in stopped.values():
         with contextlib.suppress(psutil.Error, OSError):
             if hasattr(os, "killpg") and os.getpgid(child.pid) == child.pid:
                 os.killpg(child.pid, signal.SIGKILL)
             child.kill()
-    psutil.wait_procs(children, timeout=5)
+    psutil.wait_procs(list(stopped.values()), timeout=5)
 
 
 class WorkerGuard:

@@ -12,7 +12,7 @@ beside the run folder, so no update is lost.
 from __future__ import annotations
 
 import contextlib
-import json
+import itertools
 import os
 import shutil
 import time
@@ -159,11 +159,19 @@ class LiveBundle:
         return self._run_id
 
     def _sealed(self, host: str) -> tuple[int, dict, dict[str, str]]:
-        """The host's last seal, else its record in the manifest (its first change in this run or this resume)."""
+        """The host's last seal, else its record in the manifest (its first change in this run or this resume).
+
+        A seal is built on only if this run's key signed it for this host: one edited, re-signed with another key or
+        unreadable is set aside (``<host>.json~refused-N``, which verify names) and the host starts again from its
+        record in the manifest, so the run never signs what someone else wrote."""
+        path = evidence.seal_path(self.root, host)
+        if path.exists() or path.is_symlink():
+            try:
+                seal = evidence.checked_seal(path, self._run(), self.key.fingerprint, (host,))
+                return seal["seq"], dict(seal["record"]), dict(seal["files"])
+            except evidence.SealRefused:
+                _set_aside(path)
         prefix = f"hosts/{host}/"
-        with contextlib.suppress(OSError, ValueError, KeyError, TypeError):
-            seal = json.loads(evidence.seal_path(self.root, host).read_bytes())
-            return int(seal["seq"]), dict(seal["record"]), dict(seal["files"])
         doc = evidence.load_manifest(self.root)
         self._run_id = self._run_id or str(doc.get("run_id"))  # read once for both
         record = next(dict(entry) for entry in doc["hosts"] if entry["name"] == host)
@@ -234,6 +242,15 @@ class LiveBundle:
     def release(self) -> None:
         with contextlib.suppress(OSError):
             self.lock_path.unlink()
+
+
+def _set_aside(seal: Path) -> None:
+    """Keep a refused seal where verify will name it, under a name no host's seal can have."""
+    for number in itertools.count(1):
+        aside = seal.with_name(f"{seal.name}~refused-{number}")
+        if not (aside.exists() or aside.is_symlink()):
+            seal.rename(aside)
+            return
 
 
 def _remove_debris(folder: Path, everything: bool, below: bool = True) -> None:

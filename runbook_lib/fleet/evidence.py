@@ -15,7 +15,7 @@ import os
 import stat
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
-from typing import Iterable, NamedTuple
+from typing import Container, Iterable, NamedTuple
 
 from . import signing
 from ..core.errors import InputError, one_line
@@ -144,6 +144,34 @@ def make_seal(run_id: str, host: str, seq: int, record: dict, files: dict[str, s
     return (json.dumps(signing.sign(doc, key), ensure_ascii=False, allow_nan=False) + "\n").encode("utf-8")
 
 
+class SealRefused(Exception):
+    """A file in ``seals/`` that does not count for its host; the message is the line verify prints."""
+
+
+def checked_seal(path: Path, run_id: object, expected: str | None, hosts: Container[str]) -> dict:
+    """The seal at ``path`` if ``expected``'s key signed it, for one of ``hosts`` in run ``run_id``, naming only that
+    host's files; else :class:`SealRefused`."""
+    name = f"{SEALS}/{path.name}"
+    try:
+        if path.is_symlink():
+            raise ValueError
+        seal = json.loads(read_limited(path, MAX_SEAL_BYTES).decode("utf-8"), object_pairs_hook=_no_duplicate_keys)
+        host = seal["host"]
+        if path.name != f"{host}.json" or seal.get("schema") != SEAL_SCHEMA:
+            raise ValueError
+        check = signing.check(seal, expected, subject="the seal")
+        if not check.valid:
+            raise SealRefused(f"{name}: {check.problem}")
+        seq, record, files = seal["seq"], seal["record"], seal["files"]
+        if host not in hosts or seal.get("run_id") != run_id or not isinstance(seq, int) \
+                or not isinstance(record, dict) or not isinstance(files, dict) \
+                or any(host_of(f) != host or not isinstance(d, str) for f, d in files.items()):
+            raise ValueError
+    except (OSError, ValueError, KeyError, TypeError, UnicodeError, FileTooLarge):
+        raise SealRefused(f"{name}: not a seal of a host of this run") from None
+    return seal
+
+
 class Folded(NamedTuple):
     doc: dict
     problems: list[str]
@@ -169,28 +197,14 @@ def fold_seals(root: Path | str, manifest: dict) -> Folded:
     if folder.is_symlink() or (folder.exists() and not folder.is_dir()):
         return Folded(doc, [f"{SEALS}: not a folder of host seals"], [])
     for path in sorted(folder.iterdir()) if folder.is_dir() else []:
-        name = f"{SEALS}/{path.name}"
         if is_temporary(path.name) and not path.is_symlink() and manifest.get("complete") is not True:
             continue  # a seal being written (or a killed writer's debris): the previous one still stands
         try:
-            if path.is_symlink():
-                raise ValueError
-            seal = json.loads(read_limited(path, MAX_SEAL_BYTES).decode("utf-8"), object_pairs_hook=_no_duplicate_keys)
-            host = seal["host"]
-            if path.name != f"{host}.json" or seal.get("schema") != SEAL_SCHEMA:
-                raise ValueError
-            check = signing.check(seal, expected, subject="the seal")
-            if not check.valid:
-                problems.append(f"{name}: {check.problem}")
-                continue
-            seq, record, files = seal["seq"], seal["record"], seal["files"]
-            if host not in records or seal.get("run_id") != manifest.get("run_id") or not isinstance(seq, int) \
-                    or not isinstance(record, dict) or not isinstance(files, dict) \
-                    or any(host_of(f) != host or not isinstance(d, str) for f, d in files.items()):
-                raise ValueError
-        except (OSError, ValueError, KeyError, TypeError, UnicodeError, FileTooLarge):
-            problems.append(f"{name}: not a seal of a host of this run")
+            seal = checked_seal(path, manifest.get("run_id"), expected, records)
+        except SealRefused as refused:
+            problems.append(str(refused))
             continue
+        host, seq, record, files = seal["host"], seal["seq"], seal["record"], seal["files"]
         counted.append(path)
         if seq <= records[host].get("seq", 0):
             continue

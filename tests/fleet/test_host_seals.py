@@ -7,7 +7,7 @@ import shutil
 import pytest
 
 from runbook_lib.core.files import private_folder
-from runbook_lib.fleet import evidence
+from runbook_lib.fleet import evidence, signing
 from runbook_lib.fleet.bundle import LiveBundle
 from runbook_lib.fleet.signing import new_run_key
 
@@ -152,3 +152,31 @@ def test_a_killed_writers_staging_file_in_a_host_folder_is_named_but_passes_whil
     leftover.write_text('{"half": ')
     result = evidence.verify(live.root)
     assert not result.ok and result.added == ["hosts/srv01/.facts-after.json.99999.tmp"]
+
+
+def _edited(seal: dict) -> dict:
+    seal["record"]["outcome"] = "fixed"
+    seal["files"]["hosts/srv01/planted.txt"] = "0" * 64
+    return seal
+
+
+def _re_signed_with_another_key(seal: dict) -> dict:
+    seal = _edited(seal)
+    del seal["signature"]
+    return signing.sign(seal, new_run_key())
+
+
+@pytest.mark.parametrize("tamper", [_edited, _re_signed_with_another_key])
+def test_a_seal_changed_during_the_run_is_set_aside_not_re_signed_and_verify_names_it(live, tamper):
+    live.seal_hosts({"srv01": {"state": "running"}})
+    path = evidence.seal_path(live.root, "srv01")
+    path.write_text(json.dumps(tamper(json.loads(path.read_text()))))
+    live.seal_hosts({"srv01": {"state": "done"}}, finished=True)
+    assert "outcome" not in record(live.root, "srv01")
+    live.seal_hosts({"srv01": {"state": "done", "outcome": "blocked"}}, finished=True)  # the new seal is built on
+    assert record(live.root, "srv01")["outcome"] == "blocked"
+    assert "hosts/srv01/planted.txt" not in evidence.current_manifest(live.root)["files"]
+    aside = path.with_name("srv01.json~refused-1")
+    assert json.loads(aside.read_text())["record"]["outcome"] == "fixed"
+    assert not path.with_name("srv01.json~refused-2").exists()
+    assert "seals/srv01.json~refused-1: not a seal of a host of this run" in evidence.verify(live.root).problems

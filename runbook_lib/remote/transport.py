@@ -165,7 +165,20 @@ class _NoRedirectTransport(winrm_transport.Transport):
 
     def _send_message_request(self, session: requests.Session, prepared_request: requests.PreparedRequest):
         session.max_redirects = 0
+        if self.encryption is not None and prepared_request.body:  # not the empty POST that logs the session on
+            prepared_request.hooks["response"].insert(0, _lost_connection_if_challenged)  # before requests_ntlm's
         return super()._send_message_request(session, prepared_request)
+
+
+def _lost_connection_if_challenged(response: requests.Response, **_) -> None:
+    """NTLM over http logs on the TCP connection, and each message is encrypted for that logon. A 401 to one means it
+    went out on a new connection (urllib3 silently reopens a dropped one): the session's own was lost. Left alone,
+    requests_ntlm logs on again and resends the message, which the host cannot decrypt for the new logon, and the
+    failure reads as "HTTP 400", a bad request, when it is a lost connection with the command's state unknown."""
+    if response.status_code == 401:
+        response.close()
+        raise requests.exceptions.ConnectionError("the connection was lost: the message went out on a new one, "
+                                                  "which the host had not logged on", response=response)
 
 
 def _redirect_target(response: requests.Response | None, endpoint: str) -> str:

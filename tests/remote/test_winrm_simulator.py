@@ -176,3 +176,21 @@ def test_a_transport_changes_the_process_environment_only_while_it_builds_a_sess
     monkeypatch.setattr(os, "environ", WatchedEnvironment(os.environ))
     assert transport_for(server).run("inspect", INSPECT).data == FACTS
     assert unlocked == []
+
+
+def test_a_message_that_goes_out_on_a_new_connection_mid_session_reads_as_a_lost_connection(serve):
+    """NTLM logs on the connection: once it drops, urllib3 opens a new one and the next encrypted message meets a 401
+    there. That is a lost connection (the command's state unknown), not the "HTTP 400" that requests_ntlm's logon
+    and resend of the undecryptable message would end in."""
+    import time
+
+    import requests
+
+    server, _ = serve(strict=True)
+    protocol = transport_for(server)._protocol()
+    shell = protocol.open_shell()
+    server.interrupt_network(0)  # the connection is cut; the shell lives on, as on Windows
+    time.sleep(0.2)  # the close reaches the client, so its pool sees the connection dropped
+    with pytest.raises(requests.exceptions.ConnectionError, match="went out on a new one"):
+        protocol.run_command(shell, "ipconfig")
+    protocol.transport.close_session()

@@ -39,6 +39,7 @@ class ScheduledReboot:
     last_boot_before: str
     scheduled_at: str  # UTC, when the runbook asked
     delay_s: int
+    answer_lost: bool = False  # the host's answer never arrived: last_boot_before is the one its facts reported
 
     def to_json(self) -> dict:
         return {"state": "scheduled", **asdict(self)}
@@ -46,10 +47,16 @@ class ScheduledReboot:
     @classmethod
     def from_json(cls, doc: dict) -> "ScheduledReboot":
         return cls(str(doc["host"]), bool(doc["simulated"]), str(doc["last_boot_before"]), str(doc["scheduled_at"]),
-                   int(doc["delay_s"]))
+                   int(doc["delay_s"]), doc.get("answer_lost") is True)
 
     def render_text(self) -> str:
         prefix = SIMULATED_TEXT + "\n" if self.simulated else ""
+        if self.answer_lost:
+            return (f"{prefix}Restart asked of {self.host} at {self.scheduled_at} (in {self.delay_s} s), but its "
+                    "answer was lost on the way back, so whether it was scheduled is unknown. The boot time decides: "
+                    f"a later one than {self.last_boot_before} (read from the host just before) proves the restart; "
+                    "the same one long after the restart was due means it did not happen. The fleet runner waits for "
+                    "it, holding no kernel, and records it in reboot.json; notebook 04 then reads the restarted host.")
         return (f"{prefix}Restart scheduled on {self.host} at {self.scheduled_at} (in {self.delay_s} s; last boot "
                 f"{self.last_boot_before}). The fleet runner waits for a new boot time, holding no kernel, and "
                 "records it in reboot.json; notebook 04 then reads the restarted host.")
@@ -83,14 +90,24 @@ class RebootReport:
         return f"{SIMULATED_BANNER_HTML if self.simulated else ''}<p>{html.escape(self.render_text().splitlines()[-1])}</p>"
 
 
-def schedule_reboot(target: Target, delay_s: int = DELAY_S) -> ScheduledReboot:
-    scheduled = target.run("reboot", {"delay_s": delay_s})
+def schedule_reboot(target: Target, delay_s: int = DELAY_S, *, boot_seen: str | None = None) -> ScheduledReboot:
+    """Ask the host to restart in ``delay_s`` seconds.
+
+    ``boot_seen`` is the boot time the host reported moments before (its facts). A host about to go down, or a link
+    that drops, can lose the answer to the request while the restart goes ahead; failing the host then would be a
+    guess. With ``boot_seen`` the boot time decides instead, as it does for every restart."""
+    asked_at = datetime.now(timezone.utc).isoformat(timespec="seconds")
+    try:
+        scheduled = target.run("reboot", {"delay_s": delay_s})
+    except TimedOut:
+        if boot_seen is None:
+            raise
+        return ScheduledReboot(target.name, target.simulated, boot_seen, asked_at, delay_s, answer_lost=True)
     if scheduled["already_scheduled"]:
         raise RebootFailed(target.name, "a shutdown was already scheduled on the host (shutdown.exe exit 1190), so "
                                         "the runbook scheduled none; it may be a power-off: let it happen or cancel "
                                         "it (shutdown /a), then run again")
-    return ScheduledReboot(target.name, target.simulated, scheduled["last_boot"],
-                           datetime.now(timezone.utc).isoformat(timespec="seconds"), delay_s)
+    return ScheduledReboot(target.name, target.simulated, scheduled["last_boot"], asked_at, delay_s)
 
 
 class BootWatch:
@@ -129,10 +146,11 @@ class BootWatch:
             return RebootReport(self.scheduled.host, self.scheduled.simulated, before, now, elapsed,
                                 self.unreachable_after_s)
         if now == before and elapsed > self.scheduled.delay_s + self.down_timeout_s:
+            why = ("its answer to the request was lost, and the request may never have run" if self.scheduled.answer_lost
+                   else "cancelled with shutdown /a, or blocked")
             raise RebootFailed(self.scheduled.host, f"the host still reports the boot time {before} {elapsed:.0f} s "
-                                                    "after the restart was scheduled: the restart did not happen "
-                                                    "(cancelled with shutdown /a, or blocked); restart it, then run "
-                                                    "again")
+                                                    f"after the restart was asked for: the restart did not happen "
+                                                    f"({why}); restart it, then run again")
         if elapsed > self.scheduled.delay_s + self.up_timeout_s:
             raise TimedOut(self.scheduled.host, f"no answer with a new boot time within {elapsed:.0f} s of "
                                                 "scheduling the restart", started=True)
@@ -153,9 +171,9 @@ def _port_answers(endpoint: str, timeout_s: float = PORT_TIMEOUT_S) -> bool:
 
 
 def reboot_and_wait(target: Target, *, delay_s: int = DELAY_S, down_timeout_s: float = DOWN_TIMEOUT_S,
-                    up_timeout_s: float = UP_TIMEOUT_S, poll_s: float = 2) -> RebootReport:
+                    up_timeout_s: float = UP_TIMEOUT_S, poll_s: float = 2, boot_seen: str | None = None) -> RebootReport:
     """Schedule a restart and wait, in this process, until the host reports a new boot time."""
-    watch = BootWatch(schedule_reboot(target, delay_s), down_timeout_s, up_timeout_s)
+    watch = BootWatch(schedule_reboot(target, delay_s, boot_seen=boot_seen), down_timeout_s, up_timeout_s)
     while (report := watch.check(target)) is None:
         time.sleep(poll_s)
     return report

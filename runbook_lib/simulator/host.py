@@ -149,6 +149,7 @@ class SimulatedHost:
         self.last_boot = datetime.now(timezone.utc).replace(microsecond=0) - timedelta(days=3)
         self.shutdown_scheduled = bool(profile.faults.get("shutdown_scheduled"))  # shutdown.exe then exits 1190
         self.reboot_aborted = bool(profile.faults.get("reboot_aborted"))  # scheduled, then cancelled (shutdown /a)
+        self.drop_reboot_answer = bool(profile.faults.get("drop_reboot_answer"))  # restart taken, answer lost
         self.on_reboot: Callable[[float, Callable[[], None]], None] | None = None  # (down for, then boot)
         self.on_network_drop: Callable[[float], None] | None = None
         self._processes: dict[int, Process] = {}
@@ -406,6 +407,9 @@ class SimulatedHost:
             return {"scheduled": False, "already_scheduled": True, "last_boot": last_boot}
         if not self.reboot_aborted:  # shutdown.exe /r /t N: the restart begins N seconds later, as reboot.ps1 asked
             threading.Timer(float(args["delay_s"]), self.reboot).start()
+        if self.drop_reboot_answer and self.on_network_drop:
+            self.drop_reboot_answer = False  # one drop per fault
+            self.on_network_drop(self.network_down_s)  # the answer below never reaches the client
         return {"scheduled": True, "already_scheduled": False, "last_boot": last_boot}
 
     def _op_last_boot(self, args: dict) -> dict:

@@ -2,7 +2,7 @@
 
 import pytest
 
-from runbook_lib.core.errors import RebootFailed
+from runbook_lib.core.errors import RebootFailed, TimedOut
 from runbook_lib.runbook.operations import inspect_host
 from runbook_lib.runbook.reboot import reboot_and_wait
 from runbook_lib.remote.target import connect
@@ -39,6 +39,29 @@ def test_a_network_blip_is_not_a_restart_and_a_cancelled_restart_is_reported_as_
     node.server.interrupt_network(0.5)  # WinRM goes away and comes back, as it would for a restart
     with pytest.raises(RebootFailed, match="still reports the boot time .* the restart did not happen"):
         reboot_and_wait(connect(node.url), delay_s=5, down_timeout_s=1, poll_s=0.2)
+    assert node.host.reboots == 0
+
+
+def test_a_lost_answer_to_the_restart_request_is_settled_by_the_boot_time_the_host_reported_before(simulated):
+    node = simulated("ws2016_untouched")
+    target = connect(node.url)
+    before = inspect_host(target).os.last_boot
+    node.host.drop_reboot_answer = True  # shutdown.exe takes it; the network drops before the answer gets out
+    report = reboot_and_wait(target, poll_s=0.2, boot_seen=before)
+    assert node.host.reboots == 1 and report.last_boot_before == before < report.last_boot_after
+
+
+def test_a_lost_answer_with_no_restart_after_it_fails_as_not_restarted_and_without_a_boot_time_stays_unknown(
+        simulated):
+    node = simulated("ws2016_untouched")
+    target = connect(node.url)
+    before = inspect_host(target).os.last_boot
+    node.host.reboot_aborted = node.host.drop_reboot_answer = True
+    with pytest.raises(RebootFailed, match=f"still reports the boot time {before} .* answer to the request was lost"):
+        reboot_and_wait(target, delay_s=5, down_timeout_s=1, poll_s=0.2, boot_seen=before)
+    node.host.drop_reboot_answer = True
+    with pytest.raises(TimedOut, match="connection lost after the command was sent"):
+        reboot_and_wait(target, poll_s=0.2)  # nothing to decide by: the host's state is unknown, and said so
     assert node.host.reboots == 0
 
 

@@ -194,14 +194,14 @@ def reboot_if_needed(session: Session) -> None:
                      "value until they restart.")
         card = Card(f"<p>{html.escape(text)}</p>", text)
     elif session.params.reboot and not session.params.wait_for_reboot:
-        scheduled = schedule_reboot(session.target)
+        scheduled = schedule_reboot(session.target, boot_seen=after.os.last_boot if after else None)
         session.save_json(REBOOT_FILE, scheduled.to_json())
         session.reboot_scheduled = True
         card = Card(scheduled._repr_html_(), scheduled.render_text())
     elif session.params.reboot:
         with step(f"reboot {session.host}", "03_registry_remediation.ipynb", session.simulated,
                   total=1) as progress:
-            report = reboot_and_wait(session.target, poll_s=0.5)
+            report = reboot_and_wait(session.target, poll_s=0.5, boot_seen=after.os.last_boot if after else None)
             progress.advance("WinRM answers again")
         session.rebooted = True
         card = Card(report._repr_html_(), report.render_text())

@@ -61,3 +61,20 @@ def test_in_flight_caps_the_hosts_started_and_one_windows_host_under_two_names_w
     executor.pending.remove("b")
     assert executor._next_new_host() is None  # two in flight: the cap
     executor.polls.shutdown()
+
+
+def test_a_restart_whose_answer_is_lost_is_proven_by_the_boot_time_and_the_host_goes_on_to_04(
+        simulated_fleet, credential, tmp_path):
+    nodes, inventory = simulated_fleet(["win7_wmf51"], base=150)
+    nodes[0].host.drop_reboot_answer = True  # shutdown.exe takes the restart; the answer never gets out
+    run = run_fleet(inventory, RunOptions(apply=True, reboot=True, parallel=1), tmp_path / "out",
+                    notebooks_dir=NOTEBOOKS_DIR, secrets=[credential.password])
+    assert run.exit_code == 0 and run.verify.ok, [(r.host, r.outcome, r.error) for r in run.rows]
+    assert [r.outcome for r in run.rows] == ["fixed_after_reboot"] and nodes[0].host.reboots == 1
+    host = run.root / "hosts" / nodes[0].name
+    proof = json.loads((host / "reboot.json").read_text())
+    assert proof["answer_lost"] is True and proof["state"] == "restarted"
+    facts = json.loads((host / "facts-after.json").read_text())
+    assert proof["last_boot_before"] == facts["os"]["last_boot"] < proof["last_boot_after"]
+    notebook_03 = nbformat.read(host / "03_registry_remediation.ipynb", as_version=4)
+    assert "but its answer was lost on the way back" in json.dumps(notebook_03.cells)

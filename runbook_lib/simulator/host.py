@@ -406,6 +406,7 @@ class SimulatedHost:
         if self.shutdown_scheduled:  # shutdown.exe: "A system shutdown has already been scheduled." (1190)
             return {"scheduled": False, "already_scheduled": True, "last_boot": last_boot}
         if not self.reboot_aborted:  # shutdown.exe /r /t N: the restart begins N seconds later, as reboot.ps1 asked
+            self.shutdown_scheduled = True  # until then a second shutdown.exe exits 1190, as on Windows
             threading.Timer(float(args["delay_s"]), self.reboot).start()
         if self.drop_reboot_answer and self.on_network_drop:
             self.drop_reboot_answer = False  # one drop per fault
@@ -438,6 +439,7 @@ class SimulatedHost:
             self.registry = self.policy.process(self.registry, force=True)
             self.boot_registry = self.registry
             self.reboots += 1
+            self.shutdown_scheduled = False  # the shutdown that was pending is the one that happened
             # LastBootUpTime has whole seconds here; a restart within the same second as the last one cannot happen
             self.last_boot = max(datetime.now(timezone.utc).replace(microsecond=0),
                                  self.last_boot + timedelta(seconds=1))

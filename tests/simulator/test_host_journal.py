@@ -118,3 +118,20 @@ def test_a_scheduled_restart_begins_after_the_delay_shutdown_exe_was_given(host,
     monkeypatch.setattr(host_module.threading, "Timer", Timer)
     assert run(host, "reboot", {"delay_s": 5})["scheduled"]
     assert [interval for interval, _ in timers] == [5.0] and timers[0][1] == host.reboot
+
+
+def test_a_second_restart_asked_for_while_one_is_pending_is_refused_until_the_host_has_booted(host, monkeypatch):
+    """Windows keeps one pending shutdown: shutdown.exe /r asked again before it happens exits 1190 ("A system
+    shutdown has already been scheduled"); after the boot a restart can be scheduled again."""
+    from runbook_lib.simulator import host as host_module
+
+    pending = []
+    monkeypatch.setattr(host_module.threading, "Timer", lambda interval, function: pending.append(function) or
+                        type("Started", (), {"start": lambda self: None})())
+    first = run(host, "reboot", {"delay_s": 5})
+    second = run(host, "reboot", {"delay_s": 5})
+    assert first["scheduled"] and not second["scheduled"] and second["already_scheduled"]
+    assert len(pending) == 1
+    host.on_reboot = None
+    pending[0]()  # the restart begins
+    assert host.reboots == 1 and run(host, "reboot", {"delay_s": 5})["scheduled"]

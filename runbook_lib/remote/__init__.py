@@ -16,9 +16,9 @@ from runbook_lib.remote.scripts import (
     render_output,
     validate_args,
 )
+from runbook_lib.remote.local_transport import LocalTransport
 from runbook_lib.remote.transport import (
     AUTH_METHODS,
-    LocalTransport,
     OperationResult,
     Transport,
     WinRMTransport,

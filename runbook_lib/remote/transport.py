@@ -3,7 +3,7 @@
 ``WinRMTransport`` drives pywinrm's ``Protocol`` directly rather than ``Session.run_ps``: that gives a wall-clock
 limit per command, the script on stdin (never on the command line), and control over which failures may be retried
 (only those before a command started: an ``apply`` whose command may have run is never sent twice).
-``LocalTransport`` is for an operator whose JupyterLab runs on the Windows host itself.
+``LocalTransport`` (:mod:`.local_transport`) is for an operator whose JupyterLab runs on the Windows host itself.
 
 Every error leaves here as one of the exceptions in :mod:`runbook_lib.core.errors`, with text built here, because
 requests and pywinrm exceptions can carry URLs, headers and response bodies.
@@ -11,18 +11,15 @@ requests and pywinrm exceptions can carry URLs, headers and response bodies.
 
 from __future__ import annotations
 
-import codecs
 import contextlib
 import math
 import socket
 import ssl
-import subprocess
 import threading
 import time
 import warnings
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
-from typing import Sequence
 from urllib.parse import urljoin, urlsplit, urlunsplit
 
 import requests
@@ -470,43 +467,3 @@ class WinRMTransport(Transport):
             return RemoteError(host, f"{operation}: WinRM client error ({type(exc).__name__}){unknown}")
         return RemoteError(host, f"{operation}: unexpected {type(exc).__name__} talking to WinRM{unknown}")
 
-
-def _console_codec() -> str:
-    """The OEM code page a console program's redirected output is in on Windows ("oem"), UTF-8 elsewhere."""
-    try:
-        return codecs.lookup("oem").name
-    except LookupError:
-        return "utf-8"
-
-
-class LocalTransport(Transport):
-    """Runs operations on this machine through a Windows PowerShell process."""
-
-    def __init__(self, executable: str | Sequence[str] = "powershell.exe", *, timeout_s: float = 600.0, host: str = "localhost"):
-        self.command = [executable] if isinstance(executable, str) else list(executable)
-        if not self.command or not all(isinstance(part, str) and part for part in self.command):
-            raise InputError("local: executable must be a path or a non-empty list of arguments")
-        self.timeout_s = timeout_s
-        self.host = host
-
-    def run(self, operation: str, args: dict) -> OperationResult:
-        """The script goes in as plain text on stdin, as over WinRM; ``executable`` may be pwsh.exe."""
-        started_at = time.monotonic()
-        run = invocation(compose(operation, args))
-        argv = self.command + run.argv[1:]
-        try:
-            proc = subprocess.run(
-                argv,
-                input=run.stdin,
-                capture_output=True,
-                timeout=self.timeout_s,
-                creationflags=getattr(subprocess, "CREATE_NO_WINDOW", 0),
-            )
-        except subprocess.TimeoutExpired:
-            raise TimedOut(self.host, f"{operation} did not finish within {self.timeout_s:g} s; state unknown",
-                           started=True) from None
-        except OSError as exc:
-            raise HostUnreachable(self.host, f"cannot start {self.command[0]}: {type(exc).__name__}") from None
-        output = read_output(operation, proc.stdout, proc.stderr, proc.returncode, host=self.host,
-                             encoding=_console_codec())
-        return OperationResult(output.data, time.monotonic() - started_at, output.warnings)

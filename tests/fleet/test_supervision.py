@@ -1,5 +1,6 @@
 """What a worker leaves when it is told to stop: none of the processes it started, even ones started meanwhile."""
 
+import os
 import subprocess
 import sys
 import time
@@ -38,7 +39,7 @@ def _alive(pid: int) -> bool:
         return False
 
 
-@pytest.mark.skipif(not hasattr(__import__("os"), "fork"), reason="the kernel template forks on POSIX only")
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="the kernel template forks on POSIX only")
 def test_killing_a_workers_children_leaves_no_kernel_its_fork_server_forked_while_they_were_killed(tmp_path):
     output, errors = tmp_path / "forked.txt", tmp_path / "errors.txt"
     with output.open("w") as stdout, errors.open("w") as stderr:  # files: a survivor holding a pipe would hang run

@@ -35,7 +35,7 @@ from runbook_lib.core.engine import assess  # noqa: E402
 from runbook_lib.core.plan import RemediationPlan  # noqa: E402
 from runbook_lib.remote.credentials import Credential  # noqa: E402
 from runbook_lib.simulator.fleet import FleetProcess, write_inventory  # noqa: E402
-from runbook_lib.simulator.host import builtin_profile, builtin_profile_names  # noqa: E402
+from runbook_lib.simulator.profile import builtin_profile, builtin_profile_names  # noqa: E402
 from runbook_lib.fleet.scheduler import BOOT_POLL_S  # noqa: E402
 from runbook_lib.runbook.operations import apply_plan, inspect_host, session_fix  # noqa: E402
 from runbook_lib.runbook.reboot import reboot_and_wait  # noqa: E402

@@ -141,7 +141,7 @@ def _cmd_check(args: argparse.Namespace) -> int:
 def _cmd_simulate(args: argparse.Namespace) -> int:
     from .remote.credentials import simulator_credential
     from .simulator import fleet
-    from .simulator.host import builtin_profile, builtin_profile_names
+    from .simulator.profile import builtin_profile, builtin_profile_names
 
     if args.list:
         for name in builtin_profile_names():
@@ -269,7 +269,7 @@ def _cmd_notebook(args: argparse.Namespace) -> int:
 
 def _cmd_recordings_make(args: argparse.Namespace) -> int:
     from .fidelity import make_simulator_recordings
-    from .simulator.host import builtin_profile_names
+    from .simulator.profile import builtin_profile_names
 
     names = args.profile or builtin_profile_names()
     operations = tuple(op.strip() for op in args.operations.split(","))

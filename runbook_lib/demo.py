@@ -17,7 +17,7 @@ from pathlib import Path
 from .fleet.report import render_text
 from .fleet.runner import RunOptions, run_fleet
 from .simulator.fleet import FleetProcess, write_inventory
-from .simulator.host import builtin_profile, builtin_profile_names
+from .simulator.profile import builtin_profile, builtin_profile_names
 
 DEMO_USER = "demo-admin"
 EXPECTED = {"fixable": ("fixed", "fixed_after_reboot"), "compliant": ("compliant",), "blocked": ("blocked",),

@@ -16,7 +16,7 @@ def compare_with_simulator(replayed: list[Replayed], profile_name: str) -> list[
     import secrets
 
     from .simulator.fleet import start_node
-    from .simulator.host import builtin_profile
+    from .simulator.profile import builtin_profile
     from .remote.target import connect
 
     credential = Credential("recording-compare", secrets.token_urlsafe(18))
@@ -39,7 +39,7 @@ def make_simulator_recordings(folder: Path | str, profile_names: list[str], oper
     import secrets
 
     from .simulator.fleet import start_node
-    from .simulator.host import builtin_profile
+    from .simulator.profile import builtin_profile
     from .runbook.operations import inspect_host, probe_host
     from .remote.target import connect
 

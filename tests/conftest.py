@@ -5,7 +5,7 @@ import pytest
 
 from runbook_lib.remote.credentials import Credential
 from runbook_lib.simulator.fleet import start_node
-from runbook_lib.simulator.host import builtin_profile
+from runbook_lib.simulator.profile import builtin_profile
 
 FACTS_DIR = Path(__file__).parent / "facts"
 

@@ -35,9 +35,9 @@ TOP_LEVEL = {"runbook_lib": "root", "runbook_lib.notebook": "runbook", "runbook_
 ALLOWED_EXCEPTIONS = {
     ("runbook_lib.runbook.session", "runbook_lib.simulator.fleet"):
         "an empty target parameter means 'a built-in simulated host': the session starts one in the kernel",
-    ("runbook_lib.runbook.session", "runbook_lib.simulator.host"):
+    ("runbook_lib.runbook.session", "runbook_lib.simulator.profile"):
         "the simulator_profile parameter names a built-in profile; the session checks and loads it",
-    ("runbook_lib.runbook.parameters", "runbook_lib.simulator.host"):
+    ("runbook_lib.runbook.parameters", "runbook_lib.simulator.profile"):
         "validating simulator_profile needs the names of the built-in profiles",
 }
 

@@ -20,7 +20,8 @@ from runbook_lib.core.verdict import PROFILES, Verdict
 from runbook_lib.remote import recording
 from runbook_lib.remote.contract import contract_problem
 from runbook_lib.remote.scripts import LANGUAGE_MODE_ERROR, RESULT_END, RESULT_START, compose, invocation
-from runbook_lib.simulator.host import SimulatedHost, builtin_profile, builtin_profile_names
+from runbook_lib.simulator.host import SimulatedHost
+from runbook_lib.simulator.profile import builtin_profile, builtin_profile_names
 
 TESTS = Path(__file__).parent
 FACTS_FILES = sorted((TESTS / "facts").glob("*.json"))

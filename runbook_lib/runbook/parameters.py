@@ -84,7 +84,7 @@ def validate_parameters(**values: Any) -> Parameters:
     if p["profile"] not in PROFILES:
         raise InputError(f"profile must be one of {', '.join(PROFILES)}, got {one_line(repr(p['profile']), 40)}")
     if not target:
-        from ..simulator.host import builtin_profile_names
+        from ..simulator.profile import builtin_profile_names
 
         names = builtin_profile_names()
         if p["simulator_profile"] not in names:

@@ -106,7 +106,7 @@ def connect_target(params: Parameters, credential: Credential | None) -> tuple[T
     """The target, and the simulated node when the built-in host was started for it (None for a real target)."""
     if params.simulated:
         from ..simulator.fleet import start_node
-        from ..simulator.host import builtin_profile
+        from ..simulator.profile import builtin_profile
 
         generated = Credential(SIMULATOR_USER, secrets.token_urlsafe(18))
         node = start_node(builtin_profile(params.simulator_profile), [(generated.username, generated.password)],

@@ -15,7 +15,8 @@ from typing import Iterable
 
 from ..core.errors import InputError
 from .group_policy import DEFAULT_REFRESH_S
-from .host import HostProfile, SimulatedHost, builtin_profile, builtin_profile_names
+from .host import SimulatedHost
+from .profile import HostProfile, builtin_profile, builtin_profile_names
 from .wsman import Faults, WSManServer
 
 FIRST_FLEET_ADDRESS = ipaddress.IPv4Address("127.0.0.2")

@@ -6,7 +6,7 @@ import json
 import pytest
 
 from runbook_lib.simulator.fleet import start_node, write_inventory
-from runbook_lib.simulator.host import builtin_profile
+from runbook_lib.simulator.profile import builtin_profile
 
 FLEET_PROFILES = ["win7_wmf51", "ws2016_untouched", "ws2022_healthy", "ws2019_tls12_disabled_by_gpo",
                   "ws2012r2_net452", "ws2016_wow6432node_only"]

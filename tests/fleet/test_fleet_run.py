@@ -10,7 +10,7 @@ import pytest
 
 from runbook_lib.fleet import evidence
 from runbook_lib.fleet.runner import RunOptions, run_fleet
-from runbook_lib.simulator.host import builtin_profile
+from runbook_lib.simulator.profile import builtin_profile
 
 from conftest import FLEET_PROFILES, INTENDED
 from leak_forms import written_forms
@@ -173,7 +173,7 @@ def test_a_locked_down_host_fails_with_its_reason_and_a_winrm_2_host_listed_twic
 @pytest.mark.parametrize("inventory", ["ansible_fleet.ini", "ansible_fleet.yml"])
 def test_ansible_inventories_run_unchanged(inventory, simulated_fleet, credential, tmp_path):
     from runbook_lib.simulator.fleet import start_node
-    from runbook_lib.simulator.host import builtin_profile as profile
+    from runbook_lib.simulator.profile import builtin_profile as profile
 
     nodes = [start_node(profile(name), [(credential.username, credential.password)], hostname=host, address=address, port=5985,
                         strict=True)

@@ -71,7 +71,7 @@ def test_bad_targets_are_bad_input(password):
 
 
 def test_simulate_lists_profiles_and_runs_a_fleet_folder_one_address_each(password, tmp_path):
-    from runbook_lib.simulator.host import builtin_profile_names
+    from runbook_lib.simulator.profile import builtin_profile_names
 
     env = {**without_runbook_variables(), "TLS_RUNBOOK_USER": "runbook-admin", "TLS_RUNBOOK_PASSWORD": password,
            "TLS_RUNBOOK_SIM_USER": "runbook-admin", "TLS_RUNBOOK_SIM_PASSWORD": password}

@@ -13,7 +13,7 @@ from runbook_lib.remote.recording import replay_host
 from runbook_lib.remote.scripts import LANGUAGE_MODE_ERROR
 from runbook_lib.remote.transport import LARGEST_REQUEST_KB
 from runbook_lib.simulator.fleet import SimulatedFleet, start_node
-from runbook_lib.simulator.host import builtin_profile, builtin_profile_names
+from runbook_lib.simulator.profile import builtin_profile, builtin_profile_names
 from runbook_lib.simulator.journal_folder import JournalFolder
 from runbook_lib.remote.target import connect
 

@@ -10,7 +10,7 @@ from runbook_lib.core.errors import AuthenticationFailed, RemoteScriptFailed
 from runbook_lib.core.facts import probe_from_dict
 from runbook_lib.core.plan import RemediationPlan
 from runbook_lib.remote.scripts import OPERATIONS, compose, invocation
-from runbook_lib.simulator.host import builtin_profile, builtin_profile_names
+from runbook_lib.simulator.profile import builtin_profile, builtin_profile_names
 from runbook_lib.runbook.operations import apply_plan, inspect_host, probe_host, session_fix
 from runbook_lib.runbook.reboot import reboot_and_wait
 from runbook_lib.remote.target import connect

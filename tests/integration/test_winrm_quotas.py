@@ -11,7 +11,7 @@ from winrm.protocol import Protocol
 from runbook_lib.core.errors import QuotaExceeded
 from runbook_lib.remote import WinRMTransport
 from runbook_lib.simulator.fleet import start_node
-from runbook_lib.simulator.host import builtin_profile
+from runbook_lib.simulator.profile import builtin_profile
 from runbook_lib.simulator.wsman import WINRM_2_QUOTAS
 
 

@@ -13,7 +13,7 @@ import pytest
 from notebook_runs import PARALLEL, PROFILES, USER, papermill
 
 from runbook_lib.simulator.fleet import start_node
-from runbook_lib.simulator.host import builtin_profile
+from runbook_lib.simulator.profile import builtin_profile
 
 
 @pytest.fixture(scope="session")

@@ -17,7 +17,7 @@ import pytest
 from runbook_lib.core.errors import RedirectRefused
 from runbook_lib.remote import WinRMTransport
 from runbook_lib.simulator.fleet import start_node
-from runbook_lib.simulator.host import builtin_profile
+from runbook_lib.simulator.profile import builtin_profile
 from runbook_lib.simulator.wsman import Faults
 
 

@@ -15,7 +15,8 @@ from runbook_lib.core import facts
 from runbook_lib.core import knowledge as k
 from runbook_lib.core.errors import InputError
 from runbook_lib.remote import scripts
-from runbook_lib.simulator.host import HostProfile, SimulatedHost, builtin_profile
+from runbook_lib.simulator.host import SimulatedHost
+from runbook_lib.simulator.profile import HostProfile, builtin_profile
 
 SCH_CLIENT = k.schannel_key("TLS 1.2", "Client")
 NET4 = k.netfx_key(k.CLR4, False)

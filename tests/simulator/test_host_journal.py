@@ -8,7 +8,8 @@ import pytest
 
 from runbook_lib.core.errors import RemoteScriptFailed
 from runbook_lib.remote import POWERSHELL_COMMAND, compose, invocation, read_output
-from runbook_lib.simulator.host import SimulatedHost, builtin_profile
+from runbook_lib.simulator.host import SimulatedHost
+from runbook_lib.simulator.profile import builtin_profile
 from runbook_lib.simulator.journal_folder import JournalFolder
 
 KEY = "HKLM\\SOFTWARE\\Microsoft\\.NETFramework\\v4.0.30319"

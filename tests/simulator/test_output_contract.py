@@ -19,7 +19,8 @@ from runbook_lib.core.facts import Probe
 from runbook_lib.core.knowledge import values_read
 from runbook_lib.remote.contract import contract_problem
 from runbook_lib.remote.scripts import RESULT_END, RESULT_START, compose, invocation, read_output, render_output
-from runbook_lib.simulator.host import HostProfile, SimulatedHost, builtin_profile, builtin_profile_names
+from runbook_lib.simulator.host import SimulatedHost
+from runbook_lib.simulator.profile import HostProfile, builtin_profile, builtin_profile_names
 
 ENDPOINTS = ["login.microsoftonline.com:443", "graph.microsoft.com:443", "nowhere.example:443"]
 # What Get-TrErrorText can report from these probes on an English Windows: the innermost exception's message.

@@ -149,7 +149,7 @@ class BootWatch:
             why = ("its answer to the request was lost, and the request may never have run" if self.scheduled.answer_lost
                    else "cancelled with shutdown /a, or blocked")
             raise RebootFailed(self.scheduled.host, f"the host still reports the boot time {before} {elapsed:.0f} s "
-                                                    f"after the restart was asked for: the restart did not happen "
+                                                    "after the restart was asked for: the restart did not happen "
                                                     f"({why}); restart it, then run again")
         if elapsed > self.scheduled.delay_s + self.up_timeout_s:
             raise TimedOut(self.scheduled.host, f"no answer with a new boot time within {elapsed:.0f} s of "

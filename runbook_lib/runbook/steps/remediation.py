@@ -187,6 +187,7 @@ def reboot_if_needed(session: Session) -> None:
     # shows now (values in place, a fresh process still failing) asks for a reboot on their behalf.
     pending = (written and restart == "reboot") or (after is not None and verdict_after is not None
                                                     and reboot_pending(after, verdict_after))
+    boot_seen = after.os.last_boot if after else None  # decides the restart if the answer to the request is lost
     if not pending:
         text = "No reboot needed."
         if written and restart == "new_process":
@@ -194,14 +195,14 @@ def reboot_if_needed(session: Session) -> None:
                      "value until they restart.")
         card = Card(f"<p>{html.escape(text)}</p>", text)
     elif session.params.reboot and not session.params.wait_for_reboot:
-        scheduled = schedule_reboot(session.target, boot_seen=after.os.last_boot if after else None)
+        scheduled = schedule_reboot(session.target, boot_seen=boot_seen)
         session.save_json(REBOOT_FILE, scheduled.to_json())
         session.reboot_scheduled = True
         card = Card(scheduled._repr_html_(), scheduled.render_text())
     elif session.params.reboot:
         with step(f"reboot {session.host}", "03_registry_remediation.ipynb", session.simulated,
                   total=1) as progress:
-            report = reboot_and_wait(session.target, poll_s=0.5, boot_seen=after.os.last_boot if after else None)
+            report = reboot_and_wait(session.target, poll_s=0.5, boot_seen=boot_seen)
             progress.advance("WinRM answers again")
         session.rebooted = True
         card = Card(report._repr_html_(), report.render_text())
